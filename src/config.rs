@@ -1,0 +1,414 @@
+//! Configuration: one typed struct, one table of environment variables (name, default,
+//! meaning), parsed from an injected key-value source and validated at cold start.
+//!
+//! The README's configuration table is generated from [`VARS`] (`make config-table`), so
+//! the documentation and the parser cannot drift apart.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One environment variable the functions read.
+pub struct Var {
+    pub name: &'static str,
+    /// `None` = required.
+    pub default: Option<&'static str>,
+    pub doc: &'static str,
+}
+
+/// Every variable, in the order the README lists them.
+pub const VARS: &[Var] = &[
+    Var { name: "ASG_NAMES", default: None, doc: "Comma-separated Auto Scaling group names of the Jibri pool(s). The controller manages the first; the guard acts on events of any of them and ignores other groups." },
+    Var { name: "JICOFO_STATS_URLS", default: Some(""), doc: "Comma-separated Jicofo `/stats` URLs (one per shard sharing the pool), e.g. `http://10.0.1.10:8888/stats`. Empty: no Jicofo (no refusal metric, scale-in still allowed)." },
+    Var { name: "JIBRI_HEALTH_URL", default: Some("http://{private_ip}:2222/jibri/api/v1.0/health"), doc: "Template of a recorder's health URL; `{private_ip}` and `{instance_id}` are filled in." },
+    Var { name: "JIBRI_INTERNAL_URL", default: Some("http://{private_ip}:3333/jibri/api/internal/v1.0"), doc: "Template of a recorder's internal API base (`/gracefulShutdown` is appended)." },
+    Var { name: "PROBE_TIMEOUT_MS", default: Some("2000"), doc: "Timeout of one HTTP call to a Jibri or Jicofo (connect + answer)." },
+    Var { name: "PROBE_CONCURRENCY", default: Some("64"), doc: "Recorders probed at once." },
+    Var { name: "MAX_BODY_BYTES", default: Some("262144"), doc: "Largest Jibri/Jicofo body read; larger is an error (treated as busy)." },
+    Var { name: "SPARE_MODE", default: Some("adaptive"), doc: "`fixed` (keep `SPARE_FIXED` idle) or `adaptive` (Poisson spare over the boot latency, see README)." },
+    Var { name: "SPARE_FIXED", default: Some("2"), doc: "Idle recorders kept in `fixed` mode." },
+    Var { name: "SPARE_MIN", default: Some("1"), doc: "Lower bound of the adaptive spare target." },
+    Var { name: "SPARE_MAX", default: Some("20"), doc: "Upper bound of the adaptive spare target." },
+    Var { name: "SPARE_PROBABILITY", default: Some("0.99"), doc: "Adaptive: probability that the recording starts arriving during one boot latency all find an idle recorder." },
+    Var { name: "SPARE_FLOOR_SCHEDULE", default: Some(""), doc: "Time-of-day floors for the spare target, UTC: `HH:MM-HH:MM=N` separated by commas, e.g. `07:30-18:00=4`." },
+    Var { name: "BOOT_LATENCY_S", default: Some("240"), doc: "Seconds from launch until a new recorder takes recordings." },
+    Var { name: "RATE_SHORT_WINDOW_S", default: Some("600"), doc: "Adaptive: short window of the recording-start rate estimate." },
+    Var { name: "RATE_LONG_WINDOW_S", default: Some("3600"), doc: "Adaptive: long window (the history kept); the rate used is the larger of both." },
+    Var { name: "IDLE_GRACE_S", default: Some("600"), doc: "A recorder must be idle this long before it may be scaled in." },
+    Var { name: "SCALE_IN_MAX_PER_TICK", default: Some("2"), doc: "Recorders removed by scale-in per tick at most." },
+    Var { name: "UNHEALTHY_GRACE_S", default: Some("300"), doc: "UNHEALTHY, EXPIRED or unreachable this long: graceful shutdown and replacement (never while BUSY)." },
+    Var { name: "REPLACE_MAX_PER_TICK", default: Some("1"), doc: "Replacements started per tick at most." },
+    Var { name: "HEARTBEAT_INTERVAL_S", default: Some("300"), doc: "Held terminate hooks get a heartbeat this often; must be below the hook's HeartbeatTimeout." },
+    Var { name: "MAX_HOOK_HOLD_S", default: Some("43200"), doc: "A busy terminating recorder is held this long, then ABANDON (retained when the group's policy is `retain`). At most 48 h (AWS's cap)." },
+    Var { name: "LAUNCH_MAX_WAIT_S", default: Some("900"), doc: "A launch hook is completed ABANDON if the recorder is not healthy by then." },
+    Var { name: "METRICS_SINK", default: Some("emf"), doc: "`emf` (CloudWatch Embedded Metric Format on stdout, no API call) or `cloudwatch` (PutMetricData)." },
+    Var { name: "METRICS_NAMESPACE", default: Some("JibriAutoscaler"), doc: "CloudWatch namespace of the metrics." },
+    Var { name: "STATE_BUCKET", default: Some(""), doc: "S3 bucket of the controller's state. Empty: state is kept in memory only (local runs)." },
+    Var { name: "STATE_PREFIX", default: Some("jibri-autoscaler/state/"), doc: "Key prefix of the state object (`<prefix><group>.json`)." },
+    Var { name: "DRY_RUN", default: Some("false"), doc: "`true`: observe and plan, log the plan, change nothing." },
+    Var { name: "TICK_BUDGET_MS", default: Some("45000"), doc: "Time budget of one controller tick, retries included (keep below the Lambda timeout)." },
+    Var { name: "LOG_FORMAT", default: Some("json"), doc: "`json` (CloudWatch Logs) or `text`." },
+];
+
+/// How the spare target is chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpareMode {
+    Fixed(u32),
+    Adaptive { min: u32, max: u32, probability: f64 },
+}
+
+/// A daily UTC window with a spare floor, e.g. `07:30-18:00=4` (may wrap midnight).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloorWindow {
+    pub start_min: u32,
+    pub end_min: u32,
+    pub floor: u32,
+}
+
+impl FloorWindow {
+    pub fn contains(&self, minute_of_day: u32) -> bool {
+        if self.start_min <= self.end_min {
+            (self.start_min..self.end_min).contains(&minute_of_day)
+        } else {
+            minute_of_day >= self.start_min || minute_of_day < self.end_min
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsSinkKind {
+    Emf,
+    CloudWatch,
+}
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub groups: Vec<String>,
+    pub jicofo_stats_urls: Vec<String>,
+    pub jibri_health_url: String,
+    pub jibri_internal_url: String,
+    pub probe_timeout: Duration,
+    pub probe_concurrency: usize,
+    pub max_body_bytes: usize,
+    pub spare: SpareMode,
+    pub spare_floors: Vec<FloorWindow>,
+    pub boot_latency_s: u64,
+    pub rate_short_window_s: u64,
+    pub rate_long_window_s: u64,
+    pub idle_grace_s: u64,
+    pub scale_in_max_per_tick: u32,
+    pub unhealthy_grace_s: u64,
+    pub replace_max_per_tick: u32,
+    pub heartbeat_interval_s: u64,
+    pub max_hook_hold_s: u64,
+    pub launch_max_wait_s: u64,
+    pub metrics_sink: MetricsSinkKind,
+    pub metrics_namespace: String,
+    pub state_bucket: Option<String>,
+    pub state_prefix: String,
+    pub dry_run: bool,
+    pub tick_budget: Duration,
+    pub log_json: bool,
+}
+
+/// A configuration error always names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+/// AWS's global cap on a lifecycle action: 48 hours.
+pub const AWS_MAX_HOOK_HOLD_S: u64 = 48 * 3600;
+
+impl Config {
+    /// Parses from the process environment (binaries only; tests use [`Config::from_source`]).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(|k| std::env::var(k).ok())
+    }
+
+    /// Parses from a map, e.g. in tests.
+    pub fn from_map(map: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_source(|k| map.get(k).cloned())
+    }
+
+    pub fn from_source(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let r = Reader { get: &get };
+        let groups = r.list("ASG_NAMES")?;
+        if groups.is_empty() {
+            return Err(err("ASG_NAMES", "at least one Auto Scaling group name is required"));
+        }
+        let jicofo_stats_urls = r.list("JICOFO_STATS_URLS")?;
+        for u in &jicofo_stats_urls {
+            check_http_url("JICOFO_STATS_URLS", u)?;
+        }
+        let jibri_health_url = r.string("JIBRI_HEALTH_URL")?;
+        check_template("JIBRI_HEALTH_URL", &jibri_health_url)?;
+        let jibri_internal_url = r.string("JIBRI_INTERNAL_URL")?;
+        check_template("JIBRI_INTERNAL_URL", &jibri_internal_url)?;
+        let spare = match r.string("SPARE_MODE")?.as_str() {
+            "fixed" => SpareMode::Fixed(r.num("SPARE_FIXED", 0, 1000)? as u32),
+            "adaptive" => {
+                let min = r.num("SPARE_MIN", 0, 1000)? as u32;
+                let max = r.num("SPARE_MAX", 0, 1000)? as u32;
+                if max < min {
+                    return Err(err("SPARE_MAX", format!("{max} is below SPARE_MIN {min}")));
+                }
+                let probability = r.float("SPARE_PROBABILITY")?;
+                if !(probability > 0.0 && probability < 1.0) {
+                    return Err(err("SPARE_PROBABILITY", "must be strictly between 0 and 1"));
+                }
+                SpareMode::Adaptive { min, max, probability }
+            }
+            other => return Err(err("SPARE_MODE", format!("{other:?} is neither `fixed` nor `adaptive`"))),
+        };
+        let rate_short_window_s = r.num("RATE_SHORT_WINDOW_S", 60, 86_400)?;
+        let rate_long_window_s = r.num("RATE_LONG_WINDOW_S", 60, 7 * 86_400)?;
+        if rate_long_window_s < rate_short_window_s {
+            return Err(err("RATE_LONG_WINDOW_S", "must not be shorter than RATE_SHORT_WINDOW_S"));
+        }
+        let max_hook_hold_s = r.num("MAX_HOOK_HOLD_S", 60, AWS_MAX_HOOK_HOLD_S)?;
+        let heartbeat_interval_s = r.num("HEARTBEAT_INTERVAL_S", 10, 7200)?;
+        let metrics_sink = match r.string("METRICS_SINK")?.as_str() {
+            "emf" => MetricsSinkKind::Emf,
+            "cloudwatch" => MetricsSinkKind::CloudWatch,
+            other => return Err(err("METRICS_SINK", format!("{other:?} is neither `emf` nor `cloudwatch`"))),
+        };
+        let state_bucket = Some(r.string("STATE_BUCKET")?).filter(|b| !b.is_empty());
+        Ok(Config {
+            groups,
+            jicofo_stats_urls,
+            jibri_health_url,
+            jibri_internal_url,
+            probe_timeout: Duration::from_millis(r.num("PROBE_TIMEOUT_MS", 50, 60_000)?),
+            probe_concurrency: r.num("PROBE_CONCURRENCY", 1, 1024)? as usize,
+            max_body_bytes: r.num("MAX_BODY_BYTES", 1024, 16 << 20)? as usize,
+            spare,
+            spare_floors: parse_floors(&r.string("SPARE_FLOOR_SCHEDULE")?)?,
+            boot_latency_s: r.num("BOOT_LATENCY_S", 1, 3600)?,
+            rate_short_window_s,
+            rate_long_window_s,
+            idle_grace_s: r.num("IDLE_GRACE_S", 0, 86_400)?,
+            scale_in_max_per_tick: r.num("SCALE_IN_MAX_PER_TICK", 0, 1000)? as u32,
+            unhealthy_grace_s: r.num("UNHEALTHY_GRACE_S", 0, 86_400)?,
+            replace_max_per_tick: r.num("REPLACE_MAX_PER_TICK", 0, 1000)? as u32,
+            heartbeat_interval_s,
+            max_hook_hold_s,
+            launch_max_wait_s: r.num("LAUNCH_MAX_WAIT_S", 30, 7200)?,
+            metrics_sink,
+            metrics_namespace: r.string("METRICS_NAMESPACE")?,
+            state_bucket,
+            state_prefix: r.string("STATE_PREFIX")?,
+            dry_run: r.boolean("DRY_RUN")?,
+            tick_budget: Duration::from_millis(r.num("TICK_BUDGET_MS", 1000, 900_000)?),
+            log_json: match r.string("LOG_FORMAT")?.as_str() {
+                "json" => true,
+                "text" => false,
+                other => return Err(err("LOG_FORMAT", format!("{other:?} is neither `json` nor `text`"))),
+            },
+        })
+    }
+
+    /// The group the controller manages.
+    pub fn pool_group(&self) -> &str {
+        &self.groups[0]
+    }
+}
+
+fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError { var, message: message.into() }
+}
+
+fn check_http_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(err(var, format!("{url:?} is not an http(s) URL")))
+    }
+}
+
+fn check_template(var: &'static str, t: &str) -> Result<(), ConfigError> {
+    check_http_url(var, t)?;
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').ok_or_else(|| err(var, "unclosed `{` in template"))?;
+        let key = &rest[open + 1..open + close];
+        if key != "private_ip" && key != "instance_id" {
+            return Err(err(var, format!("unknown placeholder {{{key}}}; use {{private_ip}} or {{instance_id}}")));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(())
+}
+
+/// Fills a URL template for one instance; `None` when it needs an IP the instance lacks.
+pub fn fill_template(template: &str, instance_id: &str, private_ip: Option<&str>) -> Option<String> {
+    if template.contains("{private_ip}") {
+        let ip = private_ip.filter(|ip| !ip.is_empty())?;
+        Some(template.replace("{private_ip}", ip).replace("{instance_id}", instance_id))
+    } else {
+        Some(template.replace("{instance_id}", instance_id))
+    }
+}
+
+fn parse_floors(s: &str) -> Result<Vec<FloorWindow>, ConfigError> {
+    const VAR: &str = "SPARE_FLOOR_SCHEDULE";
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || err(VAR, format!("{part:?} is not `HH:MM-HH:MM=N`"));
+        let (range, n) = part.split_once('=').ok_or_else(bad)?;
+        let (a, b) = range.split_once('-').ok_or_else(bad)?;
+        let minute = |hm: &str| -> Option<u32> {
+            let (h, m) = hm.trim().split_once(':')?;
+            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+            (h <= 24 && m < 60 && h * 60 + m <= 1440).then_some(h * 60 + m)
+        };
+        let (start_min, end_min) = (minute(a).ok_or_else(bad)?, minute(b).ok_or_else(bad)?);
+        let floor = n.trim().parse::<u32>().map_err(|_| bad())?;
+        out.push(FloorWindow { start_min, end_min: end_min % 1440, floor });
+    }
+    Ok(out)
+}
+
+struct Reader<'a, F: Fn(&str) -> Option<String>> {
+    get: &'a F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
+    fn string(&self, name: &'static str) -> Result<String, ConfigError> {
+        let var = VARS.iter().find(|v| v.name == name).expect("every variable read is listed in VARS");
+        match ((self.get)(name), var.default) {
+            (Some(v), _) => Ok(v.trim().to_string()),
+            (None, Some(d)) => Ok(d.to_string()),
+            (None, None) => Err(err(name, "is required")),
+        }
+    }
+
+    fn list(&self, name: &'static str) -> Result<Vec<String>, ConfigError> {
+        Ok(self.string(name)?.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+    }
+
+    fn num(&self, name: &'static str, min: u64, max: u64) -> Result<u64, ConfigError> {
+        let s = self.string(name)?;
+        let n: u64 = s.parse().map_err(|_| err(name, format!("{s:?} is not a whole number")))?;
+        if n < min || n > max {
+            return Err(err(name, format!("{n} is outside [{min}, {max}]")));
+        }
+        Ok(n)
+    }
+
+    fn float(&self, name: &'static str) -> Result<f64, ConfigError> {
+        let s = self.string(name)?;
+        s.parse().map_err(|_| err(name, format!("{s:?} is not a number")))
+    }
+
+    fn boolean(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.string(name)?.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" | "" => Ok(false),
+            other => Err(err(name, format!("{other:?} is not true/false"))),
+        }
+    }
+}
+
+/// A Markdown table of [`VARS`] for the README.
+pub fn markdown_table() -> String {
+    let mut s = String::from("| variable | default | meaning |\n|---|---|---|\n");
+    for v in VARS {
+        let d = match v.default {
+            None => "(required)".to_string(),
+            Some("") => "(empty)".to_string(),
+            Some(d) => format!("`{d}`"),
+        };
+        s.push_str(&format!("| `{}` | {} | {} |\n", v.name, d, v.doc));
+    }
+    s
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn config_with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut m: BTreeMap<String, String> = BTreeMap::new();
+        m.insert("ASG_NAMES".into(), "jibri-pool".into());
+        for (k, v) in pairs {
+            m.insert(k.to_string(), v.to_string());
+        }
+        Config::from_map(&m)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = config_with(&[]).unwrap();
+        assert_eq!(c.pool_group(), "jibri-pool");
+        assert_eq!(c.probe_timeout, Duration::from_secs(2));
+        assert!(matches!(c.spare, SpareMode::Adaptive { min: 1, max: 20, .. }));
+        assert_eq!(c.metrics_sink, MetricsSinkKind::Emf);
+        assert!(!c.dry_run);
+        assert_eq!(c.state_bucket, None);
+    }
+
+    #[test]
+    fn missing_group_names_the_variable() {
+        let e = Config::from_map(&BTreeMap::new()).unwrap_err();
+        assert_eq!(e.var, "ASG_NAMES");
+        assert!(e.to_string().contains("ASG_NAMES"));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (k, v) in [
+            ("PROBE_TIMEOUT_MS", "abc"),
+            ("PROBE_TIMEOUT_MS", "0"),
+            ("SPARE_MODE", "magic"),
+            ("SPARE_PROBABILITY", "1.5"),
+            ("MAX_HOOK_HOLD_S", "200000"),
+            ("JIBRI_HEALTH_URL", "http://{ip}:2222/"),
+            ("JIBRI_HEALTH_URL", "ftp://x"),
+            ("JICOFO_STATS_URLS", "10.0.0.1:8888/stats"),
+            ("SPARE_FLOOR_SCHEDULE", "8-18=3"),
+            ("DRY_RUN", "maybe"),
+            ("METRICS_SINK", "statsd"),
+        ] {
+            let e = config_with(&[(k, v)]).unwrap_err();
+            assert_eq!(e.var, k, "{k}={v}: {e}");
+        }
+        let e = config_with(&[("SPARE_MIN", "5"), ("SPARE_MAX", "2")]).unwrap_err();
+        assert_eq!(e.var, "SPARE_MAX");
+    }
+
+    #[test]
+    fn floor_windows_parse_and_wrap_midnight() {
+        let c = config_with(&[("SPARE_FLOOR_SCHEDULE", "07:30-18:00=4, 22:00-02:00=1")]).unwrap();
+        assert_eq!(c.spare_floors.len(), 2);
+        assert!(c.spare_floors[0].contains(7 * 60 + 30));
+        assert!(!c.spare_floors[0].contains(18 * 60));
+        assert!(c.spare_floors[1].contains(23 * 60));
+        assert!(c.spare_floors[1].contains(60));
+        assert!(!c.spare_floors[1].contains(3 * 60));
+    }
+
+    #[test]
+    fn templates_fill_ip_and_id() {
+        assert_eq!(
+            fill_template("http://{private_ip}:2222/x", "i-1", Some("10.0.0.5")).as_deref(),
+            Some("http://10.0.0.5:2222/x")
+        );
+        assert_eq!(fill_template("http://{private_ip}:2222/x", "i-1", None), None);
+        assert_eq!(
+            fill_template("http://127.0.0.1:9/jibri/{instance_id}/h", "i-1", None).as_deref(),
+            Some("http://127.0.0.1:9/jibri/i-1/h")
+        );
+    }
+
+    #[test]
+    fn every_variable_has_a_doc_and_the_table_lists_it() {
+        let t = markdown_table();
+        for v in VARS {
+            assert!(!v.doc.is_empty());
+            assert!(t.contains(&format!("`{}`", v.name)));
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The termination guard's decision for one lifecycle action, pure.
+//!
+//! The guard is stateless: each event is judged on what the instance says now. A recorder
+//! that is busy, uploading or unknown is held (heartbeat) and asked to drain; the
+//! controller's sweep re-checks held hooks every tick and releases them when idle.
+
+use crate::core::plan::safe_to_release;
+use crate::domain::{EpochSecs, InstanceObservation, Probe};
+
+/// Which transition a lifecycle action is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    Launching,
+    Terminating,
+}
+
+/// What the guard does with one lifecycle action.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "decision")]
+pub enum GuardDecision {
+    /// `gracefulShutdown`, a final re-probe, then `CONTINUE` (terminate) if still idle.
+    Release { why: String },
+    /// Busy, uploading or unknown: `gracefulShutdown` (no new recording lands on it),
+    /// heartbeat, and leave it to the controller's sweep.
+    Hold { why: String, drain: bool },
+    /// Held too long: `ABANDON` (retained when the group's policy says so).
+    Abandon { why: String },
+    /// Launch: recorder healthy, `CONTINUE`.
+    LaunchReady,
+    /// Launch: not ready yet; the controller's sweep completes it later.
+    LaunchNotReady { why: String },
+}
+
+/// Decides a terminate or launch action. `action_started` is the event's time.
+pub fn decide(
+    transition: Transition,
+    instance: &InstanceObservation,
+    action_started: EpochSecs,
+    max_hold_s: u64,
+    launch_max_wait_s: u64,
+    now: EpochSecs,
+) -> GuardDecision {
+    let age = now.saturating_sub(action_started);
+    match transition {
+        Transition::Launching => match &instance.probe {
+            Probe::Status(s) if s.is_available() => GuardDecision::LaunchReady,
+            _ if age >= launch_max_wait_s => GuardDecision::Abandon { why: format!("recorder not healthy {age}s after launch") },
+            other => GuardDecision::LaunchNotReady { why: format!("{other:?}") },
+        },
+        Transition::Terminating => match safe_to_release(instance) {
+            Ok(()) => GuardDecision::Release { why: "not recording".into() },
+            Err(why) if age >= max_hold_s => GuardDecision::Abandon { why: format!("held {age}s, {why}") },
+            Err(why) => GuardDecision::Hold {
+                drain: !instance.drain_requested && !matches!(instance.probe, Probe::Failed(crate::domain::ProbeFailure::Refused)),
+                why,
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::testkit::inst;
+    use crate::domain::LifecycleState;
+
+    fn t(probe: &str) -> InstanceObservation {
+        inst("i-1", LifecycleState::TerminatingWait, probe)
+    }
+
+    #[test]
+    fn idle_recorder_is_released() {
+        assert!(matches!(decide(Transition::Terminating, &t("idle"), 0, 3600, 900, 10), GuardDecision::Release { .. }));
+    }
+
+    #[test]
+    fn expired_and_unhealthy_idle_recorders_are_released() {
+        for p in ["expired", "unhealthy"] {
+            assert!(matches!(decide(Transition::Terminating, &t(p), 0, 3600, 900, 10), GuardDecision::Release { .. }), "{p}");
+        }
+    }
+
+    #[test]
+    fn busy_recorder_is_held_and_drained() {
+        let d = decide(Transition::Terminating, &t("busy"), 0, 3600, 900, 10);
+        assert_eq!(d, GuardDecision::Hold { why: "busy".into(), drain: true });
+    }
+
+    #[test]
+    fn unknown_is_never_released() {
+        for p in ["timeout", "refused", "garbage", "http500", "unprobed"] {
+            let d = decide(Transition::Terminating, &t(p), 0, 3600, 900, 10);
+            assert!(matches!(d, GuardDecision::Hold { .. }), "{p}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn idle_with_upload_pending_is_held() {
+        let mut i = t("idle");
+        i.upload_pending = true;
+        assert!(matches!(decide(Transition::Terminating, &i, 0, 3600, 900, 10), GuardDecision::Hold { .. }));
+    }
+
+    #[test]
+    fn refused_after_drain_means_the_jibri_finished_and_exited() {
+        let mut i = t("refused");
+        i.drain_requested = true;
+        assert!(matches!(decide(Transition::Terminating, &i, 0, 3600, 900, 10), GuardDecision::Release { .. }));
+        let mut i = t("timeout");
+        i.drain_requested = true;
+        assert!(matches!(decide(Transition::Terminating, &i, 0, 3600, 900, 10), GuardDecision::Hold { drain: false, .. }));
+    }
+
+    #[test]
+    fn held_past_the_maximum_is_abandoned() {
+        assert!(matches!(decide(Transition::Terminating, &t("busy"), 0, 3600, 900, 3600), GuardDecision::Abandon { .. }));
+    }
+
+    #[test]
+    fn launch_waits_for_a_healthy_idle_recorder() {
+        let l = |p| inst("i-1", LifecycleState::PendingWait, p);
+        assert_eq!(decide(Transition::Launching, &l("idle"), 0, 3600, 900, 10), GuardDecision::LaunchReady);
+        assert!(matches!(decide(Transition::Launching, &l("refused"), 0, 3600, 900, 10), GuardDecision::LaunchNotReady { .. }));
+        assert!(matches!(decide(Transition::Launching, &l("unhealthy"), 0, 3600, 900, 900), GuardDecision::Abandon { .. }));
+    }
+}

@@ -1,0 +1,507 @@
+//! `plan(observation, state, config, now) -> Plan`: the controller's decision, pure.
+//!
+//! Small ordered rules classify each instance; every instance kept from removal carries a
+//! typed [`KeepReason`]. Fail safe: a recorder whose status is unknown is busy; a partial
+//! observation (a Jicofo shard did not answer) allows scale-out but never scale-in.
+
+use crate::config::Config;
+use crate::core::spare::{spare_target, SpareTarget};
+use crate::core::state::{HeldHook, PoolState, STATE_VERSION};
+use crate::domain::{EpochSecs, InstanceId, InstanceObservation, LifecycleState, Observation, Probe, ProbeFailure};
+use crate::jitsi::{BusyStatus, HealthStatus};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// What one recorder is, for the pool.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// Launching (`Pending*`): will be a spare once booted.
+    Launching,
+    /// Healthy and idle: a spare, or a scale-in candidate.
+    Idle,
+    /// Recording, finalizing, uploading, or unknown (treated as busy).
+    Busy,
+    /// Answers, but cannot record: UNHEALTHY, or EXPIRED (single-use, done).
+    Broken,
+    /// `Terminating:Wait`: a terminate hook we hold or release.
+    HeldHook,
+    /// `Terminating:Retained`: kept by the group's retain policy.
+    Retained,
+    /// Standby, detaching, warm pool...: not ours to decide.
+    Other,
+}
+
+/// Why an instance is not removed this tick.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum KeepReason {
+    Busy,
+    UploadPending,
+    ProbeFailed { failure: String },
+    Launching,
+    NotIdleLongEnough { idle_for_s: u64 },
+    SpareTarget,
+    ScaleInBudgetSpent,
+    AtMinSize,
+    ObservationIncomplete,
+    Broken { since_s: u64 },
+    NotInService { state: String },
+}
+
+impl fmt::Display for KeepReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Busy => f.write_str("busy"),
+            Self::UploadPending => f.write_str("upload-pending"),
+            Self::ProbeFailed { failure } => write!(f, "probe-failed({failure})"),
+            Self::Launching => f.write_str("launching"),
+            Self::NotIdleLongEnough { idle_for_s } => write!(f, "idle-only-{idle_for_s}s"),
+            Self::SpareTarget => f.write_str("spare"),
+            Self::ScaleInBudgetSpent => f.write_str("scale-in-budget-spent"),
+            Self::AtMinSize => f.write_str("at-min-size"),
+            Self::ObservationIncomplete => f.write_str("observation-incomplete"),
+            Self::Broken { since_s } => write!(f, "broken-for-{since_s}s"),
+            Self::NotInService { state } => write!(f, "not-in-service({state})"),
+        }
+    }
+}
+
+/// What to do with a lifecycle action (terminate or launch hook) this tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookVerdict {
+    /// Safe to proceed (`CompleteLifecycleAction CONTINUE`), after a final re-probe.
+    Continue,
+    /// Still busy or unknown: `RecordLifecycleActionHeartbeat`.
+    Heartbeat,
+    /// Still busy, heartbeat not due yet.
+    Wait,
+    /// Held for the maximum: `CompleteLifecycleAction ABANDON`.
+    Abandon,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HookAction {
+    pub instance: InstanceId,
+    pub transition: HookTransition,
+    pub verdict: HookVerdict,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookTransition {
+    Launching,
+    Terminating,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Replacement {
+    pub instance: InstanceId,
+    pub why: String,
+}
+
+/// Counts per pool, for logs and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PoolCounts {
+    pub total: u32,
+    pub launching: u32,
+    pub busy: u32,
+    pub idle: u32,
+    pub unknown: u32,
+    pub broken: u32,
+    pub held_hooks: u32,
+    pub retained: u32,
+    pub upload_pending: u32,
+    pub jicofo_available: Option<u64>,
+    pub jicofo_count: Option<u64>,
+    pub refused: u64,
+    pub starts: u32,
+    pub stats_unavailable: u32,
+}
+
+/// The whole decision of one tick. [`Plan::is_noop`] is the explicit no-op.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Plan {
+    pub group: String,
+    pub desired_before: u32,
+    /// New desired capacity, if it changes.
+    pub desired: Option<u32>,
+    pub spare: SpareTarget,
+    /// Instances to protect from scale-in (batched).
+    pub protect: Vec<InstanceId>,
+    /// Chosen idle victims: unprotected right before the desired capacity drops.
+    pub victims: Vec<InstanceId>,
+    pub hooks: Vec<HookAction>,
+    /// Graceful shutdown then `TerminateInstanceInAutoScalingGroup` without decrement.
+    pub replace: Vec<Replacement>,
+    /// Busy recorders on their way out: `gracefulShutdown` so no new recording lands.
+    pub drain: Vec<InstanceId>,
+    /// Retained instances now idle: `TerminateInstanceInAutoScalingGroup`.
+    pub terminate_retained: Vec<InstanceId>,
+    pub kept: Vec<(InstanceId, KeepReason)>,
+    pub counts: PoolCounts,
+    /// Log-worthy conditions (e.g. ABANDON without a retain policy).
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Nothing to change on AWS or on any recorder.
+    pub fn is_noop(&self) -> bool {
+        self.desired.is_none()
+            && self.protect.is_empty()
+            && self.victims.is_empty()
+            && self.hooks.iter().all(|h| h.verdict == HookVerdict::Wait)
+            && self.replace.is_empty()
+            && self.drain.is_empty()
+            && self.terminate_retained.is_empty()
+    }
+
+    /// The plan as one log line.
+    pub fn summary(&self) -> String {
+        let ids = |v: &[InstanceId]| v.iter().map(|i| i.0.as_str()).collect::<Vec<_>>().join(",");
+        let mut s = format!(
+            "plan group={} desired={}{} spare={} (rate {:.2}/min, floor {}) busy={} idle={} launching={} unknown={} broken={} held={} retained={} refused={}",
+            self.group,
+            self.desired_before,
+            self.desired.map(|d| format!("->{d}")).unwrap_or_default(),
+            self.spare.target,
+            self.spare.rate_per_min,
+            self.spare.floor,
+            self.counts.busy,
+            self.counts.idle,
+            self.counts.launching,
+            self.counts.unknown,
+            self.counts.broken,
+            self.counts.held_hooks,
+            self.counts.retained,
+            self.counts.refused,
+        );
+        if self.is_noop() {
+            s.push_str(" action=none");
+        }
+        for (label, v) in [("protect", &self.protect), ("victims", &self.victims), ("drain", &self.drain), ("terminate_retained", &self.terminate_retained)] {
+            if !v.is_empty() {
+                s.push_str(&format!(" {label}=[{}]", ids(v)));
+            }
+        }
+        for r in &self.replace {
+            s.push_str(&format!(" replace={}({})", r.instance, r.why));
+        }
+        for h in &self.hooks {
+            s.push_str(&format!(" hook={}:{:?}:{:?}({})", h.instance, h.transition, h.verdict, h.why));
+        }
+        if !self.kept.is_empty() {
+            let kept: Vec<String> = self.kept.iter().map(|(i, r)| format!("{i}:{r}")).collect();
+            s.push_str(&format!(" kept=[{}]", kept.join(",")));
+        }
+        s
+    }
+}
+
+/// Classifies an instance by its lifecycle state, tags and probe (rules in order).
+pub fn classify(i: &InstanceObservation) -> Class {
+    match i.lifecycle {
+        LifecycleState::Pending | LifecycleState::PendingWait | LifecycleState::PendingProceed => Class::Launching,
+        LifecycleState::TerminatingWait => Class::HeldHook,
+        LifecycleState::TerminatingRetained => Class::Retained,
+        LifecycleState::InService => {
+            if i.upload_pending {
+                return Class::Busy;
+            }
+            match &i.probe {
+                Probe::Status(s) if s.busy == BusyStatus::Busy => Class::Busy,
+                Probe::Status(s) if s.busy == BusyStatus::Expired => Class::Broken,
+                Probe::Status(s) if s.health == HealthStatus::Unhealthy => Class::Broken,
+                Probe::Status(_) => Class::Idle,
+                Probe::Failed(_) | Probe::NotProbed => Class::Busy,
+            }
+        }
+        _ => Class::Other,
+    }
+}
+
+/// Whether a recorder on its way out may go now: nothing recording, nothing uploading.
+/// `Refused` only counts as gone when a graceful shutdown was requested: then it is how a
+/// Jibri that finished its session and finalize and exited looks.
+pub fn safe_to_release(i: &InstanceObservation) -> Result<(), String> {
+    if i.upload_pending {
+        return Err("upload pending".into());
+    }
+    match &i.probe {
+        Probe::Status(s) if s.busy == BusyStatus::Busy => Err("busy".into()),
+        Probe::Status(_) => Ok(()),
+        Probe::Failed(ProbeFailure::Refused) if i.drain_requested => Ok(()),
+        Probe::Failed(f) => Err(format!("probe failed: {f}")),
+        Probe::NotProbed => Err("not probed".into()),
+    }
+}
+
+fn probe_unknown(i: &InstanceObservation) -> Option<String> {
+    match &i.probe {
+        Probe::Failed(f) => Some(f.to_string()),
+        Probe::NotProbed => Some("not probed".into()),
+        Probe::Status(_) => None,
+    }
+}
+
+/// The decision of one tick, and the state to carry to the next.
+pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -> (Plan, PoolState) {
+    let g = &obs.group;
+    let mut next = PoolState { version: STATE_VERSION, initialized: true, ..PoolState::default() };
+    let mut counts = PoolCounts {
+        total: obs.instances.len() as u32,
+        jicofo_available: obs.jicofo.stats.jibri_available,
+        jicofo_count: obs.jicofo.stats.jibri_count,
+        stats_unavailable: obs.jicofo.shards_failed as u32,
+        ..PoolCounts::default()
+    };
+    let mut kept: Vec<(InstanceId, KeepReason)> = Vec::new();
+    let mut hooks = Vec::new();
+    let mut drain = Vec::new();
+    let mut terminate_retained = Vec::new();
+    let mut warnings = Vec::new();
+    let mut idle: Vec<(&InstanceObservation, EpochSecs)> = Vec::new();
+    let mut troubled: Vec<(&InstanceObservation, EpochSecs, String)> = Vec::new();
+
+    for i in &obs.instances {
+        let class = classify(i);
+        if i.upload_pending {
+            counts.upload_pending += 1;
+        }
+        match class {
+            Class::Launching => {
+                counts.launching += 1;
+                kept.push((i.id.clone(), KeepReason::Launching));
+                if i.lifecycle == LifecycleState::PendingWait {
+                    let since = *prev.launching.get(&i.id).unwrap_or(&now);
+                    next.launching.insert(i.id.clone(), since);
+                    hooks.push(launch_hook(i, since, cfg, now));
+                }
+            }
+            Class::Idle => {
+                counts.idle += 1;
+                let since = *prev.idle_since.get(&i.id).unwrap_or(&now);
+                next.idle_since.insert(i.id.clone(), since);
+                idle.push((i, since));
+            }
+            Class::Busy => {
+                next.busy.insert(i.id.clone());
+                if let Some(why) = probe_unknown(i).filter(|_| !i.upload_pending) {
+                    counts.unknown += 1;
+                    let since = *prev.troubled_since.get(&i.id).unwrap_or(&now);
+                    next.troubled_since.insert(i.id.clone(), since);
+                    troubled.push((i, since, format!("unreachable: {why}")));
+                    kept.push((i.id.clone(), KeepReason::ProbeFailed { failure: why }));
+                } else {
+                    counts.busy += 1;
+                    let r = if i.upload_pending { KeepReason::UploadPending } else { KeepReason::Busy };
+                    kept.push((i.id.clone(), r));
+                }
+            }
+            Class::Broken => {
+                counts.broken += 1;
+                let since = *prev.troubled_since.get(&i.id).unwrap_or(&now);
+                next.troubled_since.insert(i.id.clone(), since);
+                let what = match &i.probe {
+                    Probe::Status(s) if s.busy == BusyStatus::Expired => "expired",
+                    _ => "unhealthy",
+                };
+                troubled.push((i, since, what.to_string()));
+                kept.push((i.id.clone(), KeepReason::Broken { since_s: now.saturating_sub(since) }));
+            }
+            Class::HeldHook => {
+                counts.held_hooks += 1;
+                let held = prev.held.get(&i.id).copied().unwrap_or(HeldHook { since: now, last_heartbeat: None });
+                let (action, held) = terminate_hook(i, held, g.retain_on_abandon, cfg, now, &mut warnings);
+                if action.verdict != HookVerdict::Continue && !i.drain_requested && i.probe != Probe::Failed(ProbeFailure::Refused) {
+                    drain.push(i.id.clone());
+                }
+                next.held.insert(i.id.clone(), held);
+                hooks.push(action);
+            }
+            Class::Retained => {
+                counts.retained += 1;
+                match safe_to_release(i) {
+                    Ok(()) => terminate_retained.push(i.id.clone()),
+                    Err(why) => {
+                        if matches!(i.probe, Probe::Status(s) if s.busy == BusyStatus::Busy) && !i.drain_requested {
+                            drain.push(i.id.clone());
+                        }
+                        kept.push((i.id.clone(), KeepReason::NotInService { state: format!("retained, {why}") }));
+                    }
+                }
+            }
+            Class::Other => kept.push((i.id.clone(), KeepReason::NotInService { state: i.lifecycle.as_str().to_string() })),
+        }
+    }
+
+    // Demand: recorders newly busy since the last tick, plus requests Jicofo refused.
+    let mut starts = 0u32;
+    if prev.initialized {
+        starts += next.busy.difference(&prev.busy).count() as u32;
+    }
+    if obs.jicofo.complete() && obs.jicofo.shards_configured > 0 {
+        let total = obs.jicofo.stats.jibri_failures_total;
+        if let Some(before) = prev.jicofo_failures_total {
+            // A lower total means Jicofo restarted: its counters began again at zero.
+            counts.refused = if total >= before { total - before } else { total };
+        }
+        next.jicofo_failures_total = Some(total);
+    } else {
+        next.jicofo_failures_total = prev.jicofo_failures_total;
+    }
+    starts += counts.refused.min(u64::from(u32::MAX)) as u32;
+    counts.starts = starts;
+    let minute = now - now % 60;
+    let horizon = now.saturating_sub(cfg.rate_long_window_s);
+    next.starts = prev.starts.iter().copied().filter(|(t, _)| *t >= horizon).collect();
+    if starts > 0 {
+        match next.starts.last_mut() {
+            Some((t, c)) if *t == minute => *c += starts,
+            _ => next.starts.push((minute, starts)),
+        }
+    }
+    let spare = spare_target(cfg, &next.starts, now);
+
+    // Capacity: desired covers busy (unknown included) + broken (until replaced) + spare.
+    let occupied = counts.busy + counts.unknown + counts.broken;
+    let needed = (occupied + spare.target).clamp(g.min, g.max.max(g.min));
+    let mut desired = None;
+    let mut victims: Vec<InstanceId> = Vec::new();
+    idle.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
+    let observation_complete = obs.jicofo.complete();
+    if needed > g.desired {
+        desired = Some(needed);
+    } else if needed < g.desired && observation_complete {
+        let excess = g.desired - needed;
+        let room = g.desired.saturating_sub(g.min);
+        let budget = excess.min(cfg.scale_in_max_per_tick).min(room);
+        for (i, since) in &idle {
+            let idle_for_s = now.saturating_sub(*since);
+            if idle_for_s < cfg.idle_grace_s {
+                kept.push((i.id.clone(), KeepReason::NotIdleLongEnough { idle_for_s }));
+            } else if (victims.len() as u32) < budget {
+                victims.push(i.id.clone());
+            } else if (victims.len() as u32) < excess.min(room) {
+                kept.push((i.id.clone(), KeepReason::ScaleInBudgetSpent));
+            } else if room == 0 {
+                kept.push((i.id.clone(), KeepReason::AtMinSize));
+            } else {
+                kept.push((i.id.clone(), KeepReason::SpareTarget));
+            }
+        }
+        if !victims.is_empty() {
+            desired = Some(g.desired - victims.len() as u32);
+        }
+    } else {
+        let reason = if needed < g.desired { KeepReason::ObservationIncomplete } else { KeepReason::SpareTarget };
+        for (i, _) in &idle {
+            kept.push((i.id.clone(), reason.clone()));
+        }
+    }
+
+    // Replacement of broken and unreachable recorders, never of busy ones, never while
+    // the same tick scales in (one kind of removal at a time keeps the count simple).
+    let mut replace = Vec::new();
+    if victims.is_empty() {
+        troubled.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
+        for (i, since, what) in troubled {
+            if replace.len() as u32 >= cfg.replace_max_per_tick {
+                break;
+            }
+            if now.saturating_sub(since) >= cfg.unhealthy_grace_s {
+                replace.push(Replacement { instance: i.id.clone(), why: format!("{what} for {}s", now - since) });
+            }
+        }
+    }
+
+    // Protection reconciled: everything in service or launching is protected, except the
+    // victims, which the act phase unprotects right before the desired capacity drops.
+    let victim_set: BTreeSet<&InstanceId> = victims.iter().collect();
+    let protect: Vec<InstanceId> = obs
+        .instances
+        .iter()
+        .filter(|i| (i.lifecycle == LifecycleState::InService || i.lifecycle.is_launching()) && !i.protected_from_scale_in)
+        .filter(|i| !victim_set.contains(&i.id))
+        .map(|i| i.id.clone())
+        .collect();
+
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    kept.dedup_by(|a, b| a.0 == b.0);
+    let plan = Plan {
+        group: g.name.clone(),
+        desired_before: g.desired,
+        desired,
+        spare,
+        protect,
+        victims,
+        hooks,
+        replace,
+        drain,
+        terminate_retained,
+        kept,
+        counts,
+        warnings,
+    };
+    (plan, next)
+}
+
+fn terminate_hook(
+    i: &InstanceObservation,
+    mut held: HeldHook,
+    retain: bool,
+    cfg: &Config,
+    now: EpochSecs,
+    warnings: &mut Vec<String>,
+) -> (HookAction, HeldHook) {
+    let action = |verdict, why: String| HookAction { instance: i.id.clone(), transition: HookTransition::Terminating, verdict, why };
+    match safe_to_release(i) {
+        Ok(()) => (action(HookVerdict::Continue, "not recording".into()), held),
+        Err(why) => {
+            let held_for = now.saturating_sub(held.since);
+            if held_for >= cfg.max_hook_hold_s {
+                if !retain {
+                    warnings.push(format!(
+                        "ABANDON of {} after {held_for}s while {why}: the group has no TerminateHookAbandon=retain policy, so the instance terminates",
+                        i.id
+                    ));
+                }
+                return (action(HookVerdict::Abandon, format!("held {held_for}s, {why}")), held);
+            }
+            let due = held.last_heartbeat.map_or(true, |t| now.saturating_sub(t) >= cfg.heartbeat_interval_s);
+            if due {
+                held.last_heartbeat = Some(now);
+                (action(HookVerdict::Heartbeat, why), held)
+            } else {
+                (action(HookVerdict::Wait, why), held)
+            }
+        }
+    }
+}
+
+fn launch_hook(i: &InstanceObservation, since: EpochSecs, cfg: &Config, now: EpochSecs) -> HookAction {
+    let action = |verdict, why: String| HookAction { instance: i.id.clone(), transition: HookTransition::Launching, verdict, why };
+    match &i.probe {
+        Probe::Status(s) if s.is_available() => action(HookVerdict::Continue, "recorder healthy and idle".into()),
+        other => {
+            let waited = now.saturating_sub(since);
+            let why = match other {
+                Probe::Status(s) => format!("{:?}/{:?}", s.busy, s.health),
+                Probe::Failed(f) => f.to_string(),
+                Probe::NotProbed => "not probed".into(),
+            };
+            if waited >= cfg.launch_max_wait_s {
+                action(HookVerdict::Abandon, format!("not healthy after {waited}s: {why}"))
+            } else {
+                action(HookVerdict::Wait, format!("booting ({waited}s): {why}"))
+            }
+        }
+    }
+}
+
+/// Instances of this plan by class, for tests and the simulator.
+pub fn classes(obs: &Observation) -> BTreeMap<InstanceId, Class> {
+    obs.instances.iter().map(|i| (i.id.clone(), classify(i))).collect()
+}

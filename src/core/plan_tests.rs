@@ -1,0 +1,380 @@
+//! Table tests, one or more per rule of the plan, and a property test over random
+//! observation sequences.
+
+use crate::config::tests::config_with;
+use crate::config::Config;
+use crate::core::plan::*;
+use crate::core::state::{HeldHook, PoolState};
+use crate::core::testkit::*;
+use crate::domain::*;
+use proptest::prelude::*;
+
+const NOW: EpochSecs = 1_800_000_000;
+
+fn fixed(spare: u32) -> Config {
+    let s = spare.to_string();
+    config_with(&[("SPARE_MODE", "fixed"), ("SPARE_FIXED", &s), ("IDLE_GRACE_S", "600")]).unwrap()
+}
+
+/// A state in which every idle instance has been idle for an hour.
+fn long_idle(obs: &Observation) -> PoolState {
+    let mut s = PoolState { initialized: true, ..PoolState::default() };
+    for i in &obs.instances {
+        s.idle_since.insert(i.id.clone(), NOW - 3600);
+    }
+    s
+}
+
+fn ids(v: &[&str]) -> Vec<InstanceId> {
+    v.iter().map(|s| InstanceId::from(*s)).collect()
+}
+
+#[test]
+fn steady_pool_plans_nothing() {
+    let obs = observation(group(1, 10, 3), vec![svc("i-a", "busy"), svc("i-b", "idle"), svc("i-c", "idle")]);
+    let (p, _) = plan(&obs, &long_idle(&obs), &fixed(2), NOW);
+    assert!(p.is_noop(), "{}", p.summary());
+    assert!(p.summary().contains("action=none"));
+}
+
+#[test]
+fn below_spare_target_scales_out_at_once() {
+    let obs = observation(group(1, 10, 3), vec![svc("i-a", "busy"), svc("i-b", "busy"), svc("i-c", "idle")]);
+    let (p, _) = plan(&obs, &long_idle(&obs), &fixed(3), NOW);
+    assert_eq!(p.desired, Some(5));
+    assert!(p.victims.is_empty());
+}
+
+#[test]
+fn launches_in_flight_count_toward_the_spare() {
+    let obs = observation(group(1, 10, 4), vec![
+        svc("i-a", "busy"), svc("i-b", "idle"),
+        inst("i-c", LifecycleState::Pending, "unprobed"), inst("i-d", LifecycleState::Pending, "unprobed"),
+    ]);
+    let (p, _) = plan(&obs, &long_idle(&obs), &fixed(3), NOW);
+    assert_eq!(p.desired, None, "{}", p.summary());
+}
+
+#[test]
+fn scale_out_is_capped_at_max() {
+    let obs = observation(group(1, 4, 4), vec![svc("i-a", "busy"), svc("i-b", "busy"), svc("i-c", "busy"), svc("i-d", "busy")]);
+    let (p, _) = plan(&obs, &long_idle(&obs), &fixed(2), NOW);
+    assert_eq!(p.desired, None);
+}
+
+#[test]
+fn scale_in_takes_only_long_idle_recorders_longest_idle_first() {
+    let obs = observation(group(0, 10, 5), vec![
+        svc("i-a", "busy"), svc("i-b", "idle"), svc("i-c", "idle"), svc("i-d", "idle"), svc("i-e", "idle"),
+    ]);
+    let mut st = long_idle(&obs);
+    st.idle_since.insert("i-b".into(), NOW - 100); // not idle long enough
+    st.idle_since.insert("i-e".into(), NOW - 7200); // idle longest
+    let (p, _) = plan(&obs, &st, &fixed(1), NOW);
+    assert_eq!(p.victims, ids(&["i-e", "i-c"]), "{}", p.summary());
+    assert_eq!(p.desired, Some(3));
+    assert!(p.kept.contains(&("i-b".into(), KeepReason::NotIdleLongEnough { idle_for_s: 100 })));
+    assert!(p.kept.contains(&("i-a".into(), KeepReason::Busy)));
+}
+
+#[test]
+fn scale_in_is_capped_per_tick() {
+    let obs = observation(group(0, 10, 6), (0..6).map(|n| svc(&format!("i-{n}"), "idle")).collect());
+    let (p, _) = plan(&obs, &long_idle(&obs), &fixed(1), NOW);
+    assert_eq!(p.victims.len(), 2);
+    assert_eq!(p.desired, Some(4));
+    assert!(p.kept.iter().any(|(_, r)| *r == KeepReason::ScaleInBudgetSpent));
+}
+
+#[test]
+fn scale_in_never_goes_below_min() {
+    let obs = observation(group(3, 10, 3), (0..3).map(|n| svc(&format!("i-{n}"), "idle")).collect());
+    let (p, _) = plan(&obs, &long_idle(&obs), &fixed(0), NOW);
+    assert!(p.victims.is_empty());
+    assert_eq!(p.desired, None);
+}
+
+#[test]
+fn fresh_idle_recorder_gets_its_idle_grace() {
+    let obs = observation(group(0, 10, 3), vec![svc("i-a", "idle"), svc("i-b", "idle"), svc("i-c", "idle")]);
+    let (p, next) = plan(&obs, &PoolState::default(), &fixed(1), NOW);
+    assert!(p.victims.is_empty());
+    assert_eq!(next.idle_since.get(&InstanceId::from("i-a")), Some(&NOW));
+}
+
+#[test]
+fn busy_and_unknown_recorders_are_never_victims() {
+    let obs = observation(group(0, 10, 6), vec![
+        svc("i-busy", "busy"), svc("i-t", "timeout"), svc("i-g", "garbage"), svc("i-5", "http500"),
+        svc("i-r", "refused"), svc("i-idle", "idle"),
+    ]);
+    let (p, _) = plan(&obs, &long_idle(&obs), &fixed(0), NOW);
+    assert_eq!(p.victims, ids(&["i-idle"]));
+    assert_eq!(p.counts.unknown, 4);
+}
+
+#[test]
+fn upload_pending_counts_as_busy() {
+    let mut up = svc("i-up", "idle");
+    up.upload_pending = true;
+    let obs = observation(group(0, 10, 2), vec![up, svc("i-b", "idle")]);
+    let (p, _) = plan(&obs, &long_idle(&obs), &fixed(0), NOW);
+    assert_eq!(p.victims, ids(&["i-b"]));
+    assert!(p.kept.contains(&("i-up".into(), KeepReason::UploadPending)));
+}
+
+#[test]
+fn jicofo_down_forbids_scale_in_but_not_scale_out() {
+    let mut obs = observation(group(0, 10, 4), (0..4).map(|n| svc(&format!("i-{n}"), "idle")).collect());
+    obs.jicofo.shards_failed = 1;
+    let (p, _) = plan(&obs, &long_idle(&obs), &fixed(1), NOW);
+    assert!(p.victims.is_empty());
+    assert_eq!(p.counts.stats_unavailable, 1);
+    assert!(p.kept.iter().all(|(_, r)| *r == KeepReason::ObservationIncomplete));
+
+    let mut obs = observation(group(0, 10, 2), vec![svc("i-a", "busy"), svc("i-b", "busy")]);
+    obs.jicofo.shards_failed = 1;
+    let (p, _) = plan(&obs, &PoolState::default(), &fixed(1), NOW);
+    assert_eq!(p.desired, Some(3));
+}
+
+#[test]
+fn unprotected_instances_are_protected_except_victims() {
+    let mut a = svc("i-a", "busy");
+    a.protected_from_scale_in = false;
+    let mut b = svc("i-b", "idle");
+    b.protected_from_scale_in = false;
+    let mut c = inst("i-c", LifecycleState::Pending, "unprobed");
+    c.protected_from_scale_in = false;
+    let obs = observation(group(0, 10, 4), vec![a, b, c, svc("i-d", "idle")]);
+    let (p, _) = plan(&obs, &long_idle(&obs), &fixed(1), NOW);
+    // busy + spare 1 (the launch in flight) = 2: both idle recorders go.
+    assert_eq!(p.victims, ids(&["i-b", "i-d"]), "{}", p.summary());
+    assert_eq!(p.protect, ids(&["i-a", "i-c"]));
+}
+
+#[test]
+fn broken_recorders_are_replaced_after_the_grace_never_busy_ones() {
+    let obs = observation(group(0, 10, 4), vec![
+        svc("i-u", "unhealthy"), svc("i-x", "expired"), svc("i-b", "busy-unhealthy"), svc("i-i", "idle"),
+    ]);
+    let cfg = config_with(&[("SPARE_MODE", "fixed"), ("SPARE_FIXED", "1"), ("REPLACE_MAX_PER_TICK", "5")]).unwrap();
+    let (p, next) = plan(&obs, &PoolState::default(), &cfg, NOW);
+    assert!(p.replace.is_empty(), "grace not elapsed yet");
+    let (p, _) = plan(&obs, &next, &cfg, NOW + 301);
+    let replaced: Vec<_> = p.replace.iter().map(|r| r.instance.0.as_str()).collect();
+    assert_eq!(replaced, vec!["i-u", "i-x"]);
+}
+
+#[test]
+fn replacements_are_capped_per_tick() {
+    let obs = observation(group(0, 10, 3), vec![svc("i-u", "unhealthy"), svc("i-v", "unhealthy"), svc("i-t", "timeout")]);
+    let mut st = PoolState::default();
+    for i in &obs.instances {
+        st.troubled_since.insert(i.id.clone(), NOW - 1000);
+    }
+    let (p, _) = plan(&obs, &st, &fixed(1), NOW);
+    assert_eq!(p.replace.len(), 1);
+}
+
+#[test]
+fn held_idle_hook_is_continued() {
+    let obs = observation(group(0, 10, 1), vec![svc("i-a", "idle"), inst("i-h", LifecycleState::TerminatingWait, "idle")]);
+    let (p, _) = plan(&obs, &long_idle(&obs), &fixed(1), NOW);
+    assert_eq!(p.hooks.len(), 1);
+    assert_eq!(p.hooks[0].verdict, HookVerdict::Continue);
+}
+
+#[test]
+fn held_busy_hook_gets_heartbeats_at_the_interval_and_a_drain() {
+    let obs = observation(group(0, 10, 1), vec![svc("i-a", "idle"), inst("i-h", LifecycleState::TerminatingWait, "busy")]);
+    let cfg = fixed(1);
+    let (p, next) = plan(&obs, &PoolState::default(), &cfg, NOW);
+    assert_eq!(p.hooks[0].verdict, HookVerdict::Heartbeat);
+    assert_eq!(p.drain, ids(&["i-h"]));
+    let (p, next) = plan(&obs, &next, &cfg, NOW + 60);
+    assert_eq!(p.hooks[0].verdict, HookVerdict::Wait);
+    let (p, _) = plan(&obs, &next, &cfg, NOW + 300);
+    assert_eq!(p.hooks[0].verdict, HookVerdict::Heartbeat);
+}
+
+#[test]
+fn held_hook_past_max_hold_is_abandoned_with_a_warning_without_retain() {
+    let mut obs = observation(group(0, 10, 0), vec![inst("i-h", LifecycleState::TerminatingWait, "busy")]);
+    obs.group.retain_on_abandon = false;
+    let mut st = PoolState::default();
+    st.held.insert("i-h".into(), HeldHook { since: NOW - 43_200, last_heartbeat: Some(NOW - 10) });
+    let (p, _) = plan(&obs, &st, &fixed(0), NOW);
+    assert_eq!(p.hooks[0].verdict, HookVerdict::Abandon);
+    assert_eq!(p.warnings.len(), 1);
+}
+
+#[test]
+fn held_recorder_that_exited_after_drain_is_continued() {
+    let mut h = inst("i-h", LifecycleState::TerminatingWait, "refused");
+    h.drain_requested = true;
+    let obs = observation(group(0, 10, 0), vec![h]);
+    let (p, _) = plan(&obs, &PoolState::default(), &fixed(0), NOW);
+    assert_eq!(p.hooks[0].verdict, HookVerdict::Continue);
+}
+
+#[test]
+fn retained_instances_are_terminated_once_idle_and_drained_while_busy() {
+    let obs = observation(group(0, 10, 0), vec![
+        inst("i-idle", LifecycleState::TerminatingRetained, "idle"),
+        inst("i-busy", LifecycleState::TerminatingRetained, "busy"),
+        inst("i-unk", LifecycleState::TerminatingRetained, "timeout"),
+    ]);
+    let (p, _) = plan(&obs, &PoolState::default(), &fixed(0), NOW);
+    assert_eq!(p.terminate_retained, ids(&["i-idle"]));
+    assert_eq!(p.drain, ids(&["i-busy"]));
+    assert_eq!(p.counts.retained, 3);
+}
+
+#[test]
+fn launch_hook_is_continued_when_healthy_and_abandoned_after_the_wait() {
+    let obs = observation(group(0, 10, 2), vec![
+        inst("i-ok", LifecycleState::PendingWait, "idle"), inst("i-slow", LifecycleState::PendingWait, "refused"),
+    ]);
+    let cfg = fixed(2);
+    let (p, next) = plan(&obs, &PoolState::default(), &cfg, NOW);
+    let v: Vec<_> = p.hooks.iter().map(|h| h.verdict).collect();
+    assert_eq!(v, vec![HookVerdict::Continue, HookVerdict::Wait]);
+    let (p, _) = plan(&obs, &next, &cfg, NOW + 900);
+    assert_eq!(p.hooks[1].verdict, HookVerdict::Abandon);
+}
+
+#[test]
+fn new_busy_recorders_and_refusals_are_counted_as_starts() {
+    let cfg = config_with(&[]).unwrap();
+    let mut obs = observation(group(0, 50, 3), vec![svc("i-a", "idle"), svc("i-b", "idle"), svc("i-c", "idle")]);
+    obs.jicofo.stats.jibri_failures_total = 5;
+    let (_, st) = plan(&obs, &PoolState::default(), &cfg, NOW);
+    assert!(st.starts.is_empty());
+    let mut obs2 = observation(group(0, 50, 3), vec![svc("i-a", "busy"), svc("i-b", "busy"), svc("i-c", "idle")]);
+    obs2.jicofo.stats.jibri_failures_total = 8;
+    let (p, st) = plan(&obs2, &st, &cfg, NOW + 60);
+    assert_eq!(p.counts.refused, 3);
+    assert_eq!(p.counts.starts, 5);
+    assert_eq!(st.starts.iter().map(|(_, c)| c).sum::<u32>(), 5);
+    assert!(p.spare.target > 1, "{:?}", p.spare);
+    // A Jicofo restart resets its counters: the new total is the refusals since.
+    let mut obs3 = obs2.clone();
+    obs3.jicofo.stats.jibri_failures_total = 1;
+    let (p, _) = plan(&obs3, &st, &cfg, NOW + 120);
+    assert_eq!(p.counts.refused, 1);
+}
+
+#[test]
+fn state_forgets_instances_that_left() {
+    let obs = observation(group(0, 10, 1), vec![svc("i-a", "idle")]);
+    let mut st = long_idle(&obs);
+    st.idle_since.insert("i-gone".into(), NOW - 10);
+    st.held.insert("i-gone2".into(), HeldHook { since: 0, last_heartbeat: None });
+    let (_, next) = plan(&obs, &st, &fixed(1), NOW);
+    assert_eq!(next.idle_since.len(), 1);
+    assert!(next.held.is_empty());
+}
+
+#[test]
+fn plan_serializes_for_logs() {
+    let obs = observation(group(0, 10, 2), vec![svc("i-a", "idle"), svc("i-b", "timeout")]);
+    let (p, _) = plan(&obs, &long_idle(&obs), &fixed(1), NOW);
+    let j = serde_json::to_value(&p).unwrap();
+    assert_eq!(j["group"], "jibri-pool");
+    assert!(p.summary().contains("i-b:probe-failed(timeout)"), "{}", p.summary());
+}
+
+fn arb_probe() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["idle", "busy", "expired", "unhealthy", "busy-unhealthy", "timeout", "refused", "http500", "garbage", "unprobed"])
+}
+
+fn arb_lifecycle() -> impl Strategy<Value = LifecycleState> {
+    prop::sample::select(vec![
+        LifecycleState::InService, LifecycleState::InService, LifecycleState::InService, LifecycleState::Pending,
+        LifecycleState::PendingWait, LifecycleState::TerminatingWait, LifecycleState::TerminatingRetained, LifecycleState::Standby,
+    ])
+}
+
+fn arb_instance(n: usize) -> impl Strategy<Value = InstanceObservation> {
+    (arb_lifecycle(), arb_probe(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(move |(l, p, prot, up, drain)| {
+        let mut i = inst(&format!("i-{n:03}"), l, p);
+        i.protected_from_scale_in = prot;
+        i.upload_pending = up;
+        i.drain_requested = drain;
+        i
+    })
+}
+
+fn arb_obs() -> impl Strategy<Value = Observation> {
+    (0u32..5, 0u32..30, prop::collection::vec(any::<u8>(), 0..25), any::<bool>(), 0u64..20).prop_flat_map(|(min, extra, seeds, jicofo_ok, fails)| {
+        let n = seeds.len();
+        let insts: Vec<_> = (0..n).map(arb_instance).collect();
+        (insts, Just(min), Just(extra), Just(jicofo_ok), Just(fails))
+    }).prop_map(|(instances, min, extra, jicofo_ok, fails)| {
+        let max = min + extra;
+        let desired = instances.iter().filter(|i| i.lifecycle == LifecycleState::InService || i.lifecycle.is_launching()).count() as u32;
+        let mut o = observation(group(min, max, desired.clamp(min, max)), instances);
+        o.jicofo.shards_failed = usize::from(!jicofo_ok);
+        o.jicofo.stats.jibri_failures_total = fails;
+        o
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Over random sequences of observations: a busy or unknown recorder is never
+    /// unprotected or chosen; capacity stays within [min, max]; nothing unsafe is continued.
+    #[test]
+    fn busy_or_unknown_is_never_removed_and_capacity_stays_in_bounds(
+        seq in prop::collection::vec(arb_obs(), 1..6),
+        mode in prop::sample::select(vec!["fixed", "adaptive"]),
+        dt in 0u64..2000,
+    ) {
+        let cfg = config_with(&[("SPARE_MODE", mode), ("IDLE_GRACE_S", "300")]).unwrap();
+        let mut state = PoolState::default();
+        let mut now = NOW;
+        for obs in &seq {
+            let (p, next) = plan(obs, &state, &cfg, now);
+            let by_id = |id: &InstanceId| obs.instances.iter().find(|i| &i.id == id).unwrap();
+            for v in &p.victims {
+                let i = by_id(v);
+                prop_assert_eq!(classify(i), Class::Idle, "victim {} is not idle: {}", v, p.summary());
+                prop_assert!(i.lifecycle == LifecycleState::InService);
+                prop_assert!(!i.upload_pending);
+                prop_assert!(!p.protect.contains(v));
+            }
+            if !p.victims.is_empty() {
+                prop_assert!(obs.jicofo.complete());
+            }
+            for i in &obs.instances {
+                let c = classify(i);
+                if (c == Class::Busy || c == Class::Launching) && !i.protected_from_scale_in {
+                    prop_assert!(p.protect.contains(&i.id), "{} not protected: {}", i.id, p.summary());
+                }
+            }
+            for h in &p.hooks {
+                if h.verdict == HookVerdict::Continue && h.transition == HookTransition::Terminating {
+                    prop_assert!(safe_to_release(by_id(&h.instance)).is_ok());
+                }
+            }
+            for r in &p.replace {
+                let i = by_id(&r.instance);
+                prop_assert!(!matches!(&i.probe, Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy));
+                prop_assert!(!i.upload_pending);
+            }
+            for t in &p.terminate_retained {
+                prop_assert!(safe_to_release(by_id(t)).is_ok());
+            }
+            if let Some(d) = p.desired {
+                prop_assert!(d >= obs.group.min && d <= obs.group.max, "desired {} outside [{}, {}]", d, obs.group.min, obs.group.max);
+                if d < obs.group.desired {
+                    prop_assert_eq!(obs.group.desired - d, p.victims.len() as u32);
+                }
+            }
+            state = next;
+            now += dt;
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The controller's durable state: what must outlive one invocation.
+//!
+//! Stored as one JSON object per pool in S3 and written with a conditional PUT
+//! (`If-Match` the ETag read at the start of the tick), which doubles as the lease:
+//! of two overlapping ticks only the one whose write lands may act. Per-instance marks
+//! that must follow the instance (upload pending, drain requested) are EC2 tags instead,
+//! so they vanish with it. Everything here is rebuilt from the observation every tick:
+//! entries for instances that left are dropped (level-triggered, no stale marks).
+
+use crate::domain::{EpochSecs, InstanceId};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PoolState {
+    pub version: u32,
+    /// When each healthy idle recorder was first seen idle.
+    pub idle_since: BTreeMap<InstanceId, EpochSecs>,
+    /// When each UNHEALTHY, EXPIRED or unreachable recorder was first seen so.
+    pub troubled_since: BTreeMap<InstanceId, EpochSecs>,
+    /// Terminate hooks being held (instance in `Terminating:Wait`).
+    pub held: BTreeMap<InstanceId, HeldHook>,
+    /// Launch hooks seen (instance in `Pending:Wait`), with when first seen.
+    pub launching: BTreeMap<InstanceId, EpochSecs>,
+    /// Recorders busy at the last tick: a recorder busy now and not then is a new start.
+    pub busy: BTreeSet<InstanceId>,
+    /// Jicofo's summed failure counters at the last tick that read them.
+    pub jicofo_failures_total: Option<u64>,
+    /// Recording starts (new busy + refused) per minute: `(minute start, count)`.
+    pub starts: Vec<(EpochSecs, u32)>,
+    /// Set once a tick has written this state; a fresh pool has no busy baseline.
+    pub initialized: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeldHook {
+    pub since: EpochSecs,
+    pub last_heartbeat: Option<EpochSecs>,
+}
+
+/// The state as read from the store, with the version tag a conditional write needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub state: PoolState,
+    /// `None`: no object yet (write with `If-None-Match: *`).
+    pub etag: Option<String>,
+}

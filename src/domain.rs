@@ -1,0 +1,179 @@
+//! Domain types: what one tick observes about a pool, in the product's own words.
+//!
+//! SDK and wire types are converted into these at the edge (adapters), once, so the
+//! decision core sees nothing but data.
+
+use crate::jitsi::{JibriStatus, JicofoStats};
+use std::fmt;
+
+/// Seconds since the Unix epoch. The core never reads a clock: time is a parameter.
+pub type EpochSecs = u64;
+
+/// An EC2 instance id, e.g. `i-0123456789abcdef0`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct InstanceId(pub String);
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for InstanceId {
+    fn from(s: &str) -> Self {
+        InstanceId(s.to_string())
+    }
+}
+
+/// An Auto Scaling instance lifecycle state (`LifecycleState` in DescribeAutoScalingGroups).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LifecycleState {
+    Pending,
+    PendingWait,
+    PendingProceed,
+    InService,
+    TerminatingWait,
+    TerminatingProceed,
+    /// Kept by the instance lifecycle policy after an abandoned terminate hook;
+    /// outside desired capacity until `TerminateInstanceInAutoScalingGroup`.
+    TerminatingRetained,
+    Terminating,
+    Terminated,
+    Standby,
+    /// Any warm-pool, detaching or future state, kept verbatim.
+    Other(String),
+}
+
+impl LifecycleState {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "Pending" => Self::Pending,
+            "Pending:Wait" => Self::PendingWait,
+            "Pending:Proceed" => Self::PendingProceed,
+            "InService" => Self::InService,
+            "Terminating:Wait" => Self::TerminatingWait,
+            "Terminating:Proceed" => Self::TerminatingProceed,
+            "Terminating:Retained" => Self::TerminatingRetained,
+            "Terminating" => Self::Terminating,
+            "Terminated" => Self::Terminated,
+            "Standby" => Self::Standby,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Pending => "Pending",
+            Self::PendingWait => "Pending:Wait",
+            Self::PendingProceed => "Pending:Proceed",
+            Self::InService => "InService",
+            Self::TerminatingWait => "Terminating:Wait",
+            Self::TerminatingProceed => "Terminating:Proceed",
+            Self::TerminatingRetained => "Terminating:Retained",
+            Self::Terminating => "Terminating",
+            Self::Terminated => "Terminated",
+            Self::Standby => "Standby",
+            Self::Other(s) => s,
+        }
+    }
+
+    /// Launching: counts toward desired capacity and will be a spare once booted.
+    pub fn is_launching(&self) -> bool {
+        matches!(self, Self::Pending | Self::PendingWait | Self::PendingProceed)
+    }
+}
+
+/// Why a probe of a recorder gave no status. All of them mean "treat as busy".
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum ProbeFailure {
+    /// No answer within the probe timeout (hung process, dropped packets).
+    Timeout,
+    /// Connection refused or reset: nothing listens. After a graceful shutdown was
+    /// requested this is how a Jibri that finished and exited looks.
+    Refused,
+    /// An HTTP status other than 200 (Jibri's health always answers 200).
+    HttpStatus(u16),
+    /// A 200 whose body is not Jibri's health document.
+    Garbage(String),
+    /// A body larger than the configured cap.
+    TooLarge,
+    /// The instance has no private IP (or the URL template could not be filled).
+    NoAddress,
+    /// Any other transport error.
+    Transport(String),
+}
+
+impl fmt::Display for ProbeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("timeout"),
+            Self::Refused => f.write_str("refused"),
+            Self::HttpStatus(s) => write!(f, "http {s}"),
+            Self::Garbage(e) => write!(f, "garbage body ({e})"),
+            Self::TooLarge => f.write_str("body too large"),
+            Self::NoAddress => f.write_str("no address"),
+            Self::Transport(e) => write!(f, "transport ({e})"),
+        }
+    }
+}
+
+/// The result of asking one Jibri for its health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    NotProbed,
+    Status(JibriStatus),
+    Failed(ProbeFailure),
+}
+
+/// One instance of the group, as EC2 Auto Scaling, EC2 and its Jibri describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceObservation {
+    pub id: InstanceId,
+    pub lifecycle: LifecycleState,
+    pub protected_from_scale_in: bool,
+    pub private_ip: Option<String>,
+    pub launch_time: Option<EpochSecs>,
+    /// The recorder's uploader has sessions not yet safely in S3 (instance tag).
+    pub upload_pending: bool,
+    /// A graceful shutdown was requested earlier (instance tag set by this product).
+    pub drain_requested: bool,
+    pub probe: Probe,
+}
+
+/// The group's own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupObservation {
+    pub name: String,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    pub new_instances_protected: bool,
+    /// Instance lifecycle policy `TerminateHookAbandon = retain`.
+    pub retain_on_abandon: bool,
+}
+
+/// What the Jicofo shards said this tick.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JicofoObservation {
+    /// Summed over the shards that answered.
+    pub stats: JicofoStats,
+    pub shards_configured: usize,
+    pub shards_failed: usize,
+}
+
+impl JicofoObservation {
+    /// Every configured shard answered (vacuously true when none is configured).
+    pub fn complete(&self) -> bool {
+        self.shards_failed == 0
+    }
+}
+
+/// Everything one tick knows, plus the durable state carried from earlier ticks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub group: GroupObservation,
+    pub instances: Vec<InstanceObservation>,
+    pub jicofo: JicofoObservation,
+}

@@ -1,0 +1,12 @@
+//! jibri-autoscaler: keeps a pool of Jitsi Jibri recorders right-sized on EC2 Auto Scaling,
+//! and never lets the autoscaler kill a busy recorder.
+//!
+//! Layout: [`core`] is the pure decision core (no I/O); [`ports`] are the narrow traits
+//! through which the handlers see the world, each with one AWS/HTTP adapter
+//! ([`aws`], [`http`]) and one fake ([`fake`]); [`controller`] and [`guard`] are the
+//! observe → plan → act handlers the Lambda mains wire up.
+
+pub mod config;
+pub mod core;
+pub mod domain;
+pub mod jitsi;
