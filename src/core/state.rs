@@ -32,6 +32,15 @@ pub struct PoolState {
     pub starts: Vec<(EpochSecs, u32)>,
     /// Set once a tick has written this state; a fresh pool has no busy baseline.
     pub initialized: bool,
+    /// The tick that is acting now, until when. Another tick that finds an unexpired lease
+    /// observes and reports but does not act (see the README, "State and the lease").
+    pub lease: Option<Lease>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Lease {
+    pub holder: String,
+    pub until: EpochSecs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

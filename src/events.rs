@@ -1,0 +1,229 @@
+//! Incoming events, parsed strictly enough to act on and leniently enough to accept every
+//! way AWS delivers them: the EventBridge envelope, an EventBridge Scheduler's bare input,
+//! and lifecycle notifications through SNS or SQS (including `autoscaling:TEST_NOTIFICATION`).
+
+use crate::domain::{EpochSecs, InstanceId};
+use serde_json::Value;
+
+/// A lifecycle action to judge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleAction {
+    pub group: String,
+    pub hook: String,
+    pub instance: InstanceId,
+    pub token: Option<String>,
+    pub transition: ActionTransition,
+    /// `Origin`/`Destination` (absent in events from older set-ups).
+    pub origin: Option<String>,
+    pub destination: Option<String>,
+    /// When the action started (the event's time), if given.
+    pub time: Option<EpochSecs>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionTransition {
+    Launching,
+    Terminating,
+}
+
+/// One thing a guard invocation was handed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    Action(LifecycleAction),
+    /// AWS's first message to an SNS/SQS hook target: acknowledged, nothing to do.
+    TestNotification { group: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("not a lifecycle event: {0}")]
+    Unrecognized(String),
+    #[error("lifecycle event lacks `{0}`")]
+    Missing(&'static str),
+    #[error("unknown lifecycle transition {0:?}")]
+    Transition(String),
+    #[error("record {index}: {source}")]
+    Record { index: usize, source: Box<EventError> },
+}
+
+/// Parses whatever reached the guard into the actions it carries (several for an SQS batch).
+pub fn parse_lifecycle(event: &Value) -> Result<Vec<Incoming>, EventError> {
+    if let Some(records) = event.get("Records").and_then(Value::as_array) {
+        let mut out = Vec::new();
+        for (index, r) in records.iter().enumerate() {
+            let wrap = |e: EventError| EventError::Record { index, source: Box::new(e) };
+            let body = r
+                .pointer("/Sns/Message")
+                .or_else(|| r.get("body"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| wrap(EventError::Unrecognized("record has neither Sns.Message nor body".into())))?;
+            let inner: Value = serde_json::from_str(body).map_err(|e| wrap(EventError::Unrecognized(format!("message is not JSON: {e}"))))?;
+            out.push(parse_detail(&inner, None).map_err(wrap)?);
+        }
+        return Ok(out);
+    }
+    match event.get("detail-type").and_then(Value::as_str) {
+        Some("EC2 Instance-terminate Lifecycle Action") | Some("EC2 Instance-launch Lifecycle Action") => {
+            let detail = event.get("detail").ok_or(EventError::Missing("detail"))?;
+            let time = event.get("time").and_then(Value::as_str).and_then(parse_rfc3339);
+            Ok(vec![parse_detail(detail, time)?])
+        }
+        Some(other) => Err(EventError::Unrecognized(format!("detail-type {other:?}"))),
+        // A notification delivered raw (e.g. an SQS message body handed over directly).
+        None => Ok(vec![parse_detail(event, None)?]),
+    }
+}
+
+/// The notification body, common to EventBridge `detail` and SNS/SQS messages.
+fn parse_detail(d: &Value, time: Option<EpochSecs>) -> Result<Incoming, EventError> {
+    let s = |k: &'static str| d.get(k).and_then(Value::as_str).map(str::to_string);
+    if s("Event").as_deref() == Some("autoscaling:TEST_NOTIFICATION") {
+        return Ok(Incoming::TestNotification { group: s("AutoScalingGroupName").unwrap_or_default() });
+    }
+    let transition = match s("LifecycleTransition").as_deref() {
+        Some("autoscaling:EC2_INSTANCE_TERMINATING") => ActionTransition::Terminating,
+        Some("autoscaling:EC2_INSTANCE_LAUNCHING") => ActionTransition::Launching,
+        Some(other) => return Err(EventError::Transition(other.to_string())),
+        None => return Err(EventError::Missing("LifecycleTransition")),
+    };
+    let time = time.or_else(|| s("Time").as_deref().and_then(parse_rfc3339));
+    Ok(Incoming::Action(LifecycleAction {
+        group: s("AutoScalingGroupName").ok_or(EventError::Missing("AutoScalingGroupName"))?,
+        hook: s("LifecycleHookName").ok_or(EventError::Missing("LifecycleHookName"))?,
+        instance: InstanceId(s("EC2InstanceId").ok_or(EventError::Missing("EC2InstanceId"))?),
+        token: s("LifecycleActionToken"),
+        transition,
+        origin: s("Origin"),
+        destination: s("Destination"),
+        time,
+    }))
+}
+
+/// A scheduled tick: the EventBridge scheduled-rule envelope or a Scheduler's bare input.
+/// Anything else is refused, so a misrouted lifecycle event never drives the controller.
+pub fn parse_schedule(event: &Value) -> Result<(), EventError> {
+    match event.get("detail-type").and_then(Value::as_str) {
+        Some("Scheduled Event") => Ok(()),
+        Some(other) => Err(EventError::Unrecognized(format!("detail-type {other:?} is not a schedule"))),
+        None if event.is_object() && event.get("Records").is_none() && event.get("LifecycleTransition").is_none() => Ok(()),
+        None if event.is_null() => Ok(()),
+        None => Err(EventError::Unrecognized("expected a Scheduled Event or a Scheduler input object".into())),
+    }
+}
+
+/// RFC 3339 (`2021-01-19T00:35:52Z`, fractional seconds and offsets allowed) to epoch seconds.
+pub fn parse_rfc3339(s: &str) -> Option<EpochSecs> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b't') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, se) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600 + o.get(4..6)?.parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * (mo + if mo > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let t = days * 86_400 + h * 3600 + mi * 60 + se - offset;
+    u64::try_from(t).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws_event(name: &str) -> Value {
+        let p = format!("{}/../shared/fixtures/aws-events/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn terminate_fixture_parses() {
+        let v = parse_lifecycle(&aws_event("asg-terminate-lifecycle.json")).unwrap();
+        let Incoming::Action(a) = &v[0] else { panic!() };
+        assert_eq!(a.group, "my-asg");
+        assert_eq!(a.hook, "my-lifecycle-hook");
+        assert_eq!(a.instance.0, "i-1234567890abcdef0");
+        assert_eq!(a.token.as_deref(), Some("87654321-4321-4321-4321-210987654321"));
+        assert_eq!(a.transition, ActionTransition::Terminating);
+        assert_eq!(a.destination.as_deref(), Some("EC2"));
+        assert_eq!(a.time, Some(1_611_016_552));
+    }
+
+    #[test]
+    fn launch_fixture_parses() {
+        let v = parse_lifecycle(&aws_event("asg-launch-lifecycle.json")).unwrap();
+        assert!(matches!(&v[0], Incoming::Action(a) if a.transition == ActionTransition::Launching));
+    }
+
+    #[test]
+    fn test_notification_via_sns_and_sqs() {
+        let msg = aws_event("asg-test-notification.json").to_string();
+        let sns = serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": msg}}]});
+        assert_eq!(parse_lifecycle(&sns).unwrap(), vec![Incoming::TestNotification { group: "my-asg".into() }]);
+        let sqs = serde_json::json!({"Records": [{"eventSource": "aws:sqs", "body": msg}]});
+        assert_eq!(parse_lifecycle(&sqs).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sqs_lifecycle_message_without_origin_parses() {
+        let body = serde_json::json!({
+            "AutoScalingGroupName": "pool", "Service": "AWS Auto Scaling", "Time": "2026-01-02T03:04:05.678Z",
+            "AccountId": "123456789012", "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+            "RequestId": "r", "LifecycleActionToken": "t", "EC2InstanceId": "i-1", "LifecycleHookName": "h"
+        }).to_string();
+        let v = parse_lifecycle(&serde_json::json!({"Records": [{"body": body}]})).unwrap();
+        let Incoming::Action(a) = &v[0] else { panic!() };
+        assert_eq!(a.origin, None);
+        assert_eq!(a.time, parse_rfc3339("2026-01-02T03:04:05Z"));
+    }
+
+    #[test]
+    fn malformed_events_are_clear_errors() {
+        assert!(matches!(parse_lifecycle(&serde_json::json!({"detail-type": "EC2 Instance-terminate Lifecycle Action"})), Err(EventError::Missing("detail"))));
+        let mut e = aws_event("asg-terminate-lifecycle.json");
+        e["detail"].as_object_mut().unwrap().remove("EC2InstanceId");
+        assert_eq!(parse_lifecycle(&e), Err(EventError::Missing("EC2InstanceId")));
+        assert!(parse_lifecycle(&aws_event("scheduled-event.json")).is_err());
+        assert!(parse_lifecycle(&serde_json::json!({"Records": [{"body": "not json"}]})).is_err());
+        assert!(parse_lifecycle(&serde_json::json!([1, 2])).is_err());
+    }
+
+    #[test]
+    fn schedules_accept_rule_envelope_and_scheduler_input_only() {
+        assert!(parse_schedule(&aws_event("scheduled-event.json")).is_ok());
+        assert!(parse_schedule(&serde_json::json!({})).is_ok());
+        assert!(parse_schedule(&Value::Null).is_ok());
+        assert!(parse_schedule(&aws_event("asg-terminate-lifecycle.json")).is_err());
+        assert!(parse_schedule(&serde_json::json!("tick")).is_err());
+    }
+
+    #[test]
+    fn rfc3339_parses_offsets_and_rejects_junk() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2021-01-19T00:35:52Z"), Some(1_611_016_552));
+        assert_eq!(parse_rfc3339("2021-01-19T02:35:52+02:00"), Some(1_611_016_552));
+        assert_eq!(parse_rfc3339("2021-01-19T00:35:52.359Z"), Some(1_611_016_552));
+        for bad in ["", "yesterday", "2021-13-19T00:35:52Z", "2021-01-19 00:35:52"] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+}

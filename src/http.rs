@@ -1,0 +1,121 @@
+//! The HTTP adapters: Jibri's public and internal APIs and Jicofo's `/stats`, with a
+//! timeout on every call and a cap on every body, so that a hung or babbling endpoint
+//! costs one timeout and never the tick.
+
+use crate::config::{fill_template, Config};
+use crate::domain::{Probe, ProbeFailure};
+use crate::jitsi::{parse_jibri_health, parse_jicofo_stats, JicofoStats};
+use crate::ports::{Jicofo, RecorderAddress, Recorders};
+use std::time::Duration;
+
+/// Jibri and Jicofo over HTTP.
+#[derive(Clone)]
+pub struct JitsiHttp {
+    client: reqwest::Client,
+    health_template: String,
+    internal_template: String,
+    max_body: usize,
+}
+
+impl JitsiHttp {
+    pub fn new(cfg: &Config) -> Result<Self, String> {
+        Self::with(&cfg.jibri_health_url, &cfg.jibri_internal_url, cfg.probe_timeout, cfg.max_body_bytes)
+    }
+
+    pub fn with(health_template: &str, internal_template: &str, timeout: Duration, max_body: usize) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_max_idle_per_host(2)
+            .redirect(reqwest::redirect::Policy::none())
+            // Recorders and Jicofo are reached inside the VPC; an HTTP(S)_PROXY set for
+            // AWS API egress must not capture them.
+            .no_proxy()
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        Ok(Self { client, health_template: health_template.into(), internal_template: internal_template.into(), max_body })
+    }
+
+    async fn get_body(&self, url: &str) -> Result<Vec<u8>, ProbeFailure> {
+        let resp = self.client.get(url).send().await.map_err(classify)?;
+        if resp.status() != reqwest::StatusCode::OK {
+            return Err(ProbeFailure::HttpStatus(resp.status().as_u16()));
+        }
+        read_capped(resp, self.max_body).await
+    }
+}
+
+/// Reads a body up to `cap` bytes, streaming: a 10 MB answer is refused after `cap`.
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, ProbeFailure> {
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(ProbeFailure::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+        if body.len() + chunk.len() > cap {
+            return Err(ProbeFailure::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Maps a transport error to a probe failure. Refused and reset both mean "nothing
+/// listens": after a graceful shutdown, that is a Jibri that finished and exited.
+fn classify(e: reqwest::Error) -> ProbeFailure {
+    if e.is_timeout() {
+        return ProbeFailure::Timeout;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset => return ProbeFailure::Refused,
+                std::io::ErrorKind::TimedOut => return ProbeFailure::Timeout,
+                _ => {}
+            }
+        }
+        source = s.source();
+    }
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    ProbeFailure::Transport(msg)
+}
+
+impl Recorders for JitsiHttp {
+    async fn probe(&self, r: &RecorderAddress) -> Probe {
+        let Some(url) = fill_template(&self.health_template, &r.id.0, r.private_ip.as_deref()) else {
+            return Probe::Failed(ProbeFailure::NoAddress);
+        };
+        match self.get_body(&url).await {
+            Ok(body) => match parse_jibri_health(&body) {
+                Ok(status) => Probe::Status(status),
+                Err(e) => Probe::Failed(ProbeFailure::Garbage(e.to_string())),
+            },
+            Err(f) => Probe::Failed(f),
+        }
+    }
+
+    async fn graceful_shutdown(&self, r: &RecorderAddress) -> Result<(), ProbeFailure> {
+        let base = fill_template(&self.internal_template, &r.id.0, r.private_ip.as_deref()).ok_or(ProbeFailure::NoAddress)?;
+        let url = format!("{}/gracefulShutdown", base.trim_end_matches('/'));
+        let resp = self.client.post(&url).send().await.map_err(classify)?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(ProbeFailure::HttpStatus(resp.status().as_u16()))
+        }
+    }
+}
+
+impl Jicofo for JitsiHttp {
+    async fn stats(&self, url: &str) -> Result<JicofoStats, String> {
+        let body = self.get_body(url).await.map_err(|f| f.to_string())?;
+        parse_jicofo_stats(&body).map_err(|e| e.to_string())
+    }
+}

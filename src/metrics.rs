@@ -1,0 +1,105 @@
+//! Pool metrics: derived from a plan, rendered as CloudWatch Embedded Metric Format
+//! (the default sink: a log line, no API call, works from private subnets without an
+//! endpoint) or sent with `PutMetricData` ([`crate::aws::CloudWatchSink`]).
+
+use crate::core::plan::{HookVerdict, Plan};
+use crate::domain::EpochSecs;
+use crate::ports::{Metric, MetricsSink, PortResult};
+use serde_json::{json, Map, Value};
+
+/// The per-pool metrics of one tick.
+pub fn pool_metrics(p: &Plan) -> Vec<Metric> {
+    let c = &p.counts;
+    let m = |name, value: f64| Metric { name, value, unit: "Count" };
+    let mut v = vec![
+        m("Total", f64::from(c.total)),
+        m("Busy", f64::from(c.busy)),
+        m("Idle", f64::from(c.idle)),
+        m("Unknown", f64::from(c.unknown)),
+        m("Broken", f64::from(c.broken)),
+        m("Launching", f64::from(c.launching)),
+        m("SpareTarget", f64::from(p.spare.target)),
+        m("DesiredCapacity", f64::from(p.desired.unwrap_or(p.desired_before))),
+        m("HeldHooks", f64::from(c.held_hooks)),
+        m("Retained", f64::from(c.retained)),
+        m("UploadPending", f64::from(c.upload_pending)),
+        m("Replaced", p.replace.len() as f64),
+        m("Abandoned", p.hooks.iter().filter(|h| h.verdict == HookVerdict::Abandon).count() as f64),
+        m("RequestsRefused", c.refused as f64),
+        m("RecordingStarts", f64::from(c.starts)),
+        m("StatsUnavailable", f64::from(c.stats_unavailable)),
+    ];
+    if let Some(a) = c.jicofo_available {
+        v.push(m("JicofoAvailable", a as f64));
+    }
+    if let Some(n) = c.jicofo_count {
+        v.push(m("JicofoCount", n as f64));
+    }
+    v
+}
+
+/// One EMF document: the metrics as top-level members, declared under `_aws`.
+pub fn emf_line(namespace: &str, group: &str, metrics: &[Metric], at: EpochSecs) -> String {
+    let mut doc = Map::new();
+    doc.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": at * 1000,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["AutoScalingGroupName"]],
+                "Metrics": metrics.iter().map(|m| json!({"Name": m.name, "Unit": m.unit})).collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    doc.insert("AutoScalingGroupName".into(), Value::String(group.into()));
+    for m in metrics {
+        doc.insert(m.name.into(), json!(m.value));
+    }
+    Value::Object(doc).to_string()
+}
+
+/// EMF to standard output (Lambda forwards stdout to CloudWatch Logs, which extracts it).
+pub struct EmfStdout {
+    pub namespace: String,
+}
+
+impl MetricsSink for EmfStdout {
+    async fn emit(&self, group: &str, metrics: &[Metric], at: EpochSecs) -> PortResult<()> {
+        println!("{}", emf_line(&self.namespace, group, metrics, at));
+        Ok(())
+    }
+}
+
+/// Either sink, chosen by `METRICS_SINK`.
+pub enum AnySink {
+    Emf(EmfStdout),
+    CloudWatch(crate::aws::CloudWatchSink),
+}
+
+impl MetricsSink for AnySink {
+    async fn emit(&self, group: &str, metrics: &[Metric], at: EpochSecs) -> PortResult<()> {
+        match self {
+            Self::Emf(s) => s.emit(group, metrics, at).await,
+            Self::CloudWatch(s) => s.emit(group, metrics, at).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_declares_every_metric_it_carries() {
+        let ms = [Metric { name: "Busy", value: 3.0, unit: "Count" }, Metric { name: "Idle", value: 1.0, unit: "Count" }];
+        let line = emf_line("JibriAutoscaler", "pool-a", &ms, 1_700_000_000);
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_000u64);
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "JibriAutoscaler");
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Name"], "Idle");
+        assert_eq!(v["Busy"], 3.0);
+        assert_eq!(v["AutoScalingGroupName"], "pool-a");
+        assert!(!line.contains('\n'));
+    }
+}

@@ -1,0 +1,170 @@
+//! Ports: the narrow traits through which the handlers see AWS, the recorders and Jicofo,
+//! in domain words. Each has one real adapter ([`crate::aws`], [`crate::http`]) and one
+//! hand-written fake ([`crate::fake`]) that records calls and can inject errors.
+
+use crate::core::state::{PoolState, Versioned};
+use crate::domain::{EpochSecs, InstanceId, Probe, ProbeFailure};
+use crate::jitsi::JicofoStats;
+use std::future::Future;
+
+/// Errors of the AWS-facing ports, classified once (see [`crate::aws::classify`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("{op}: throttled after retries: {message}")]
+    Throttled { op: &'static str, message: String },
+    /// AWS's `ValidationError` "No active Lifecycle Action found ...": for an idempotent
+    /// handler, the action was already completed (or never was ours).
+    #[error("{op}: no active lifecycle action: {message}")]
+    NoActiveAction { op: &'static str, message: String },
+    #[error("{op}: not found: {message}")]
+    NotFound { op: &'static str, message: String },
+    #[error("{op}: rejected: {message}")]
+    Invalid { op: &'static str, message: String },
+    /// The conditional write lost: another invocation wrote the state first.
+    #[error("{op}: precondition failed (another writer)")]
+    Conflict { op: &'static str },
+    #[error("{op}: service error: {message}")]
+    Service { op: &'static str, message: String },
+    #[error("{op}: transport error: {message}")]
+    Transport { op: &'static str, message: String },
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// One instance as the Auto Scaling group lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInstance {
+    pub id: InstanceId,
+    pub lifecycle_state: String,
+    pub protected_from_scale_in: bool,
+}
+
+/// A lifecycle hook of the group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    pub name: String,
+    /// `autoscaling:EC2_INSTANCE_TERMINATING` or `autoscaling:EC2_INSTANCE_LAUNCHING`.
+    pub transition: String,
+    pub heartbeat_timeout_s: u64,
+    pub default_result: String,
+}
+
+pub const TERMINATING: &str = "autoscaling:EC2_INSTANCE_TERMINATING";
+pub const LAUNCHING: &str = "autoscaling:EC2_INSTANCE_LAUNCHING";
+
+/// The group as DescribeAutoScalingGroups + DescribeLifecycleHooks report it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupSnapshot {
+    pub name: String,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    pub new_instances_protected: bool,
+    pub retain_on_abandon: bool,
+    pub instances: Vec<GroupInstance>,
+    pub hooks: Vec<Hook>,
+}
+
+impl GroupSnapshot {
+    pub fn hook_for(&self, transition: &str) -> Option<&Hook> {
+        self.hooks.iter().find(|h| h.transition == transition)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum LifecycleResult {
+    Continue,
+    Abandon,
+}
+
+impl LifecycleResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Continue => "CONTINUE",
+            Self::Abandon => "ABANDON",
+        }
+    }
+}
+
+/// How a lifecycle action is named in a call: by token when the event gave one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRef {
+    pub group: String,
+    pub hook: String,
+    pub instance: InstanceId,
+    pub token: Option<String>,
+}
+
+/// EC2 Auto Scaling, as the product uses it.
+pub trait AutoScaling: Send + Sync {
+    fn describe_group(&self, group: &str) -> impl Future<Output = PortResult<GroupSnapshot>> + Send;
+    /// Batched by the adapter (at most 50 instances a call, AWS's limit).
+    fn set_protection(&self, group: &str, ids: &[InstanceId], protected: bool) -> impl Future<Output = PortResult<()>> + Send;
+    fn set_desired(&self, group: &str, desired: u32) -> impl Future<Output = PortResult<()>> + Send;
+    fn complete(&self, action: &ActionRef, result: LifecycleResult) -> impl Future<Output = PortResult<()>> + Send;
+    fn heartbeat(&self, action: &ActionRef) -> impl Future<Output = PortResult<()>> + Send;
+    fn terminate(&self, id: &InstanceId, decrement_desired: bool) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// One instance as EC2 describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ec2Instance {
+    pub id: InstanceId,
+    pub private_ip: Option<String>,
+    pub launch_time: Option<EpochSecs>,
+    pub upload_pending: bool,
+    pub drain_requested: bool,
+    /// `aws:autoscaling:groupName`, to check an event's claim.
+    pub group: Option<String>,
+}
+
+/// Tag set by the recorder's uploader while any session is not safely in S3.
+pub const TAG_UPLOAD_PENDING: &str = "jibri-autoscaler:upload-pending";
+/// Tag set by this product when it asked a recorder for a graceful shutdown.
+pub const TAG_DRAIN_REQUESTED: &str = "jibri-autoscaler:drain-requested";
+
+/// EC2, read-mostly.
+pub trait Ec2: Send + Sync {
+    /// Batched by the adapter; unknown ids are simply absent.
+    fn describe(&self, ids: &[InstanceId]) -> impl Future<Output = PortResult<Vec<Ec2Instance>>> + Send;
+    fn mark_drain_requested(&self, ids: &[InstanceId], at: EpochSecs) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// Where one recorder answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecorderAddress {
+    pub id: InstanceId,
+    pub private_ip: Option<String>,
+}
+
+/// The Jibri APIs of the recorders.
+pub trait Recorders: Send + Sync {
+    /// Never fails: a failure is a [`Probe::Failed`], which the core treats as busy.
+    fn probe(&self, r: &RecorderAddress) -> impl Future<Output = Probe> + Send;
+    fn graceful_shutdown(&self, r: &RecorderAddress) -> impl Future<Output = Result<(), ProbeFailure>> + Send;
+}
+
+/// Jicofo's REST API.
+pub trait Jicofo: Send + Sync {
+    fn stats(&self, url: &str) -> impl Future<Output = Result<JicofoStats, String>> + Send;
+}
+
+/// Durable controller state with compare-and-swap writes.
+pub trait StateStore: Send + Sync {
+    fn load(&self, group: &str) -> impl Future<Output = PortResult<Versioned>> + Send;
+    /// Writes iff the stored version is still `etag` (`None`: iff there is none);
+    /// [`PortError::Conflict`] otherwise. Returns the new version.
+    fn save(&self, group: &str, state: &PoolState, etag: Option<&str>) -> impl Future<Output = PortResult<String>> + Send;
+}
+
+/// One metric datapoint.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Metric {
+    pub name: &'static str,
+    pub value: f64,
+    pub unit: &'static str,
+}
+
+pub trait MetricsSink: Send + Sync {
+    fn emit(&self, group: &str, metrics: &[Metric], at: EpochSecs) -> impl Future<Output = PortResult<()>> + Send;
+}
