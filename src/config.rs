@@ -403,6 +403,19 @@ pub(crate) mod tests {
         );
     }
 
+    /// `make config-table` prints the README's table through this.
+    #[test]
+    #[ignore]
+    fn print_config_table() {
+        println!("{}", markdown_table());
+    }
+
+    #[test]
+    fn readme_table_is_the_generated_one() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap_or_default();
+        assert!(readme.contains(&markdown_table()), "README.md's configuration table is stale: run `make config-table` and paste it");
+    }
+
     #[test]
     fn every_variable_has_a_doc_and_the_table_lists_it() {
         let t = markdown_table();

@@ -281,7 +281,7 @@ where
                 }
                 (HookVerdict::Continue, HookTransition::Terminating) => {
                     let Some(i) = by_id.get(&h.instance) else { continue };
-                    if release_after_recheck(&*self.recorders, i, &mut calls).await {
+                    if release_after_recheck(&*self.recorders, &self.ec2, i, now, &mut calls).await {
                         calls.push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
                         self.asg.complete(&action, LifecycleResult::Continue).await
                     } else {
@@ -341,7 +341,7 @@ where
         // 5. Retained instances that are idle now.
         for id in &plan.terminate_retained {
             let Some(i) = by_id.get(id) else { continue };
-            if release_after_recheck(&*self.recorders, i, &mut calls).await {
+            if release_after_recheck(&*self.recorders, &self.ec2, i, now, &mut calls).await {
                 calls.push(format!("TerminateInstanceInAutoScalingGroup({id}, decrement=false)"));
                 if let Err(e) = self.asg.terminate(id, false).await {
                     errors.push(e.to_string());
@@ -393,15 +393,28 @@ where
     }
 }
 
-/// Asks a recorder on its way out to shut down gracefully, probes it again, and says
-/// whether it may go now. After the request an idle Jibri exits at once (refused = gone);
-/// a Jibri that took a recording in between says BUSY and is kept.
-pub async fn release_after_recheck<R: Recorders + ?Sized>(r: &R, i: &InstanceObservation, calls: &mut Vec<String>) -> bool {
+/// Asks a recorder on its way out to shut down gracefully, marks the instance
+/// (`drain-requested` tag, so that a later "refused" reads as "finished and exited"),
+/// probes it again, and says whether it may go now. After the request an idle Jibri exits
+/// at once; a Jibri that took a recording in between says BUSY and is kept.
+pub async fn release_after_recheck<R: Recorders + ?Sized, E: Ec2 + ?Sized>(
+    r: &R,
+    ec2: &E,
+    i: &InstanceObservation,
+    now: EpochSecs,
+    calls: &mut Vec<String>,
+) -> bool {
     let a = RecorderAddress { id: i.id.clone(), private_ip: i.private_ip.clone() };
-    if !(i.drain_requested && i.probe == Probe::Failed(ProbeFailure::Refused)) {
+    if !i.drain_requested {
         calls.push(format!("gracefulShutdown({})", i.id));
         if let Err(f) = r.graceful_shutdown(&a).await {
             tracing::info!(instance = %i.id, failure = %f, "gracefulShutdown before release failed");
+        }
+        calls.push(format!("CreateTags(drain-requested, {})", i.id));
+        if let Err(e) = ec2.mark_drain_requested(std::slice::from_ref(&i.id), now).await {
+            // Without the mark a later "refused" would read as unknown: keep it this time.
+            tracing::warn!(instance = %i.id, error = %e, "cannot mark drain-requested; release deferred");
+            return false;
         }
     }
     let again = InstanceObservation { probe: r.probe(&a).await, drain_requested: true, ..i.clone() };

@@ -91,7 +91,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         let outcome = match decision {
             GuardDecision::Release { .. } => {
                 let mut calls = Vec::new();
-                if release_after_recheck(&self.recorders, &obs, &mut calls).await {
+                if release_after_recheck(&self.recorders, &self.ec2, &obs, now, &mut calls).await {
                     self.complete(&action, LifecycleResult::Continue, GuardOutcome::Continued { instance: id }).await?
                 } else {
                     self.hold(a, &addr, true, now, "took a recording during the release re-check".into()).await?

@@ -18,3 +18,4 @@ pub mod controller;
 pub mod events;
 pub mod guard;
 pub mod fake;
+pub mod runtime;

@@ -1,0 +1,49 @@
+# Every entry point a person types. Tools are installed here, never by hand:
+# Python tools into .venv (pinned in testbed/requirements.txt), Rust through cargo.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help venv build test test-rust test-testbed testbed-up testbed-down plan invoke-% fmt lint config-table clean-testbed
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(VENV)/.installed: testbed/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r testbed/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv with moto, cbor2, pytest, cfn-lint, cargo-lambda (pinned)
+
+build: ## build every crate (debug)
+	cargo build --workspace --locked
+
+test: venv ## run every test: Rust unit + integration tests on the local AWS test bed, and the test bed's pytest
+	scripts/run-tests.sh
+
+test-testbed: venv ## only the AWS test bed's own pytest suite
+	$(PY) -m pytest -q testbed/aws/tests
+
+testbed-up: venv ## start the AWS test bed and the Jitsi emulator in the background; writes .testbed/env
+	scripts/testbed.sh up
+
+testbed-down: ## stop what testbed-up started
+	scripts/testbed.sh down
+
+plan: ## one dry observe->plan against the endpoints in the environment (or .testbed/env); prints the plan
+	@set -a; [[ -f .testbed/env ]] && source .testbed/env; set +a; \
+	cargo run -q -p pool-controller -- --plan
+
+fmt: ## rustfmt
+	cargo fmt --all
+
+lint: ## rustfmt check + clippy
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+config-table: ## print the README's configuration table from the code
+	@cargo test -q --lib -- --ignored print_config_table --nocapture 2>/dev/null | sed -n '/^| variable/,/^$$/p'

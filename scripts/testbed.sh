@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Starts and stops the local test bed: the AWS endpoint (moto + the project's lifecycle
+# extension) and the Jitsi emulator, on free 127.0.0.1 ports. Writes .testbed/env.
+#   scripts/testbed.sh up [--no-jitsi]   |   scripts/testbed.sh down
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=.testbed
+py=.venv/bin/python
+
+wait_port() { # file pid name
+  for _ in $(seq 1 300); do
+    [[ -s "$1" ]] && return 0
+    kill -0 "$2" 2>/dev/null || { echo "testbed: $3 exited during start-up; see $dir/$3.log" >&2; tail -20 "$dir/$3.log" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "testbed: $3 did not start within 30 s; see $dir/$3.log" >&2
+  return 1
+}
+
+down() {
+  [[ -f $dir/env ]] || return 0
+  # shellcheck disable=SC1091
+  source $dir/env
+  for pid in ${JITSI_PID:-} ${AWS_PID:-}; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in ${JITSI_PID:-} ${AWS_PID:-}; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  rm -f $dir/env $dir/*.port
+}
+
+up() {
+  local jitsi=1
+  [[ "${1:-}" == "--no-jitsi" ]] && jitsi=0
+  down
+  mkdir -p $dir
+  rm -f $dir/aws.port $dir/jitsi.port
+  $py testbed/aws/server.py --host 127.0.0.1 --port 0 --port-file $dir/aws.port >$dir/aws.log 2>&1 &
+  local aws_pid=$!
+  echo "AWS_PID=$aws_pid" >$dir/env
+  wait_port $dir/aws.port $aws_pid aws
+  local aws_port; aws_port=$(cat $dir/aws.port)
+  local jitsi_pid="" jitsi_port=""
+  if [[ $jitsi == 1 ]]; then
+    cargo build -q -p jitsi-emulator
+    target/debug/jitsi-emulator --listen 127.0.0.1:0 --port-file $dir/jitsi.port >$dir/jitsi.log 2>&1 &
+    jitsi_pid=$!
+    echo "JITSI_PID=$jitsi_pid" >>$dir/env
+    wait_port $dir/jitsi.port $jitsi_pid jitsi
+    jitsi_port=$(cat $dir/jitsi.port)
+  fi
+  cat >$dir/env <<ENV
+AWS_ENDPOINT_URL=http://127.0.0.1:$aws_port
+AWS_TESTBED_CONTROL_URL=http://127.0.0.1:$aws_port/_testbed
+AWS_ACCESS_KEY_ID=testing
+AWS_SECRET_ACCESS_KEY=testing
+AWS_REGION=us-east-1
+AWS_PID=$aws_pid
+ENV
+  if [[ $jitsi == 1 ]]; then
+    cat >>$dir/env <<ENV
+JITSI_EMULATOR_URL=http://127.0.0.1:$jitsi_port
+JITSI_CONTROL_URL=http://127.0.0.1:$jitsi_port/control
+JITSI_PID=$jitsi_pid
+ENV
+  fi
+  echo "testbed up: $(tr '\n' ' ' <$dir/env)"
+}
+
+case "${1:-}" in
+  up) shift; up "$@" ;;
+  down) down ;;
+  *) echo "usage: $0 up [--no-jitsi] | down" >&2; exit 2 ;;
+esac
