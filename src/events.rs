@@ -3,7 +3,30 @@
 //! and lifecycle notifications through SNS or SQS (including `autoscaling:TEST_NOTIFICATION`).
 
 use crate::domain::{EpochSecs, InstanceId};
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::Value;
+
+/// The `detail` of an EventBridge "EC2 Instance-terminate/launch Lifecycle Action" event
+/// (and the body of the same notification through SNS/SQS), as AWS documents it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LifecycleActionDetail {
+    pub lifecycle_action_token: Option<String>,
+    pub auto_scaling_group_name: String,
+    pub lifecycle_hook_name: String,
+    #[serde(rename = "EC2InstanceId")]
+    pub ec2_instance_id: String,
+    pub lifecycle_transition: String,
+    #[serde(default)]
+    pub notification_metadata: Option<String>,
+    #[serde(default)]
+    pub origin: Option<String>,
+    #[serde(default)]
+    pub destination: Option<String>,
+}
+
+/// The EventBridge event type the guard receives.
+pub type LifecycleEvent = EventBridgeEvent<LifecycleActionDetail>;
 
 /// A lifecycle action to judge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,8 +88,13 @@ pub fn parse_lifecycle(event: &Value) -> Result<Vec<Incoming>, EventError> {
     match event.get("detail-type").and_then(Value::as_str) {
         Some("EC2 Instance-terminate Lifecycle Action") | Some("EC2 Instance-launch Lifecycle Action") => {
             let detail = event.get("detail").ok_or(EventError::Missing("detail"))?;
+            // Field by field first, for an error that names what is missing; then the
+            // whole envelope through the typed EventBridge event.
             let time = event.get("time").and_then(Value::as_str).and_then(parse_rfc3339);
-            Ok(vec![parse_detail(detail, time)?])
+            let parsed = parse_detail(detail, time)?;
+            let typed: LifecycleEvent = serde_json::from_value(event.clone()).map_err(|e| EventError::Unrecognized(format!("EventBridge envelope: {e}")))?;
+            debug_assert_eq!(typed.detail.ec2_instance_id, match &parsed { Incoming::Action(a) => a.instance.0.clone(), _ => String::new() });
+            Ok(vec![parsed])
         }
         Some(other) => Err(EventError::Unrecognized(format!("detail-type {other:?}"))),
         // A notification delivered raw (e.g. an SQS message body handed over directly).

@@ -1,0 +1,505 @@
+"""Every change the extension makes to moto 5.2.5, in one place.
+
+Why monkeypatching: moto's Auto Scaling model has no wait states, no lifecycle
+actions and no instance lifecycle policy, answers CompleteLifecycleAction and
+RecordLifecycleActionHeartbeat with HTTP 500, accepts a desired capacity outside
+[MinSize, MaxSize] and answers an unknown group with 500. Those behaviours live
+inside moto's classes (the group's capacity arithmetic, the backend's termination
+path, the query handlers), so the extension replaces or wraps exactly those methods
+and leaves every other moto behaviour alone. `requirements.txt` pins moto, so the
+methods patched here are the ones read.
+
+Patched:
+  FakeAutoScalingGroup   set_desired_capacity, active_instances,
+                         replace_autoscaling_group_instances,
+                         create_from_cloudformation_json
+  AutoScalingBackend     terminate_instance, set_instance_health, detach_instances,
+                         delete_auto_scaling_group, notify_terminate_instances,
+                         delete_lifecycle_hook
+  FakeScalingPolicy      execute
+  AutoScalingResponse    call_action, create_auto_scaling_group,
+                         update_auto_scaling_group, set_desired_capacity,
+                         put_lifecycle_hook, the group-scoped handlers listed in
+                         GROUP_SCOPED_HANDLERS, and the new
+                         complete_lifecycle_action, record_lifecycle_action_heartbeat
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from moto.autoscaling import models as asg_models
+from moto.autoscaling.exceptions import ValidationError
+from moto.autoscaling.responses import AutoScalingResponse
+from moto.core.responses import ActionResult, EmptyResult
+
+from . import capacity
+from .account import REGISTRY
+from .engine import LifecycleEngine
+from .states import (
+    IN_CAPACITY_STATES,
+    IN_SERVICE,
+    RETAIN,
+    TERMINATE,
+    TERMINATING_RETAINED,
+    TERMINATING_STATES,
+    global_timeout_s,
+)
+
+_ENGINE: LifecycleEngine | None = None
+_APPLIED = False
+
+
+def engine() -> LifecycleEngine:
+    if _ENGINE is None:
+        raise RuntimeError("lifecycle_ext.install() has not been called")
+    return _ENGINE
+
+
+def apply(lifecycle_engine: LifecycleEngine) -> None:
+    """Install the patches once per process; a later call only swaps the engine."""
+    global _ENGINE, _APPLIED
+    _ENGINE = lifecycle_engine
+    if _APPLIED:
+        return
+    _APPLIED = True
+    _patch_group()
+    _patch_backend()
+    _patch_policy()
+    _patch_responses()
+
+
+# --- AWS error texts --------------------------------------------------------------
+# Observed AWS messages (SetDesiredCapacity/UpdateAutoScalingGroup on an unknown group
+# say "- null"; other group-scoped calls name the group).
+
+
+def group_not_found_null() -> ValidationError:
+    return ValidationError("AutoScalingGroup name not found - null")
+
+
+def group_not_found(name: str | None) -> ValidationError:
+    return ValidationError(f"AutoScalingGroup name not found - AutoScalingGroup {name} not found")
+
+
+def instance_not_managed(instance_id: str | None) -> ValidationError:
+    return ValidationError(
+        f"Instance Id not found - No managed instance found for instance ID: {instance_id}"
+    )
+
+
+def _check_sizes(min_size: int | None, max_size: int | None, desired: int | None) -> None:
+    """CreateAutoScalingGroup/UpdateAutoScalingGroup bounds, with AWS's messages."""
+    if min_size is None or max_size is None:
+        return
+    if max_size < min_size:
+        raise ValidationError(
+            f"Max bound, {max_size}, must be greater than or equal to min bound, {min_size}"
+        )
+    if desired is not None and not min_size <= desired <= max_size:
+        raise ValidationError(
+            f"Desired capacity:{desired} must be between the specified min size:"
+            f"{min_size} and max size:{max_size}"
+        )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None or value == "" else int(value)
+
+
+# --- instance lifecycle policy and hook specifications -----------------------------
+
+
+def _parse_lifecycle_policy(raw: Any) -> dict[str, Any] | None:
+    """InstanceLifecyclePolicy.RetentionTriggers.TerminateHookAbandon = retain|terminate."""
+    if not raw:
+        return None
+    triggers = (raw.get("RetentionTriggers") or {}) if isinstance(raw, dict) else {}
+    value = triggers.get("TerminateHookAbandon")
+    if value is None:
+        return {"RetentionTriggers": {}}
+    if value not in (RETAIN, TERMINATE):
+        raise ValidationError(
+            f"Value '{value}' at 'instanceLifecyclePolicy.retentionTriggers.terminateHookAbandon'"
+            " failed to satisfy constraint: Member must satisfy enum value set: [retain, terminate]"
+        )
+    return {"RetentionTriggers": {"TerminateHookAbandon": value}}
+
+
+def _finish_hook(hook: Any, settings: dict[str, Any]) -> None:
+    """What moto's LifecycleHook lacks: the metadata sent in each event, the
+    notification target and role as given (moto reports fixed placeholders; a hook
+    that only feeds EventBridge has neither), and the global timeout AWS derives
+    from the heartbeat timeout."""
+    hook.notification_metadata = settings.get("NotificationMetadata") or None
+    hook.notification_target_arn = settings.get("NotificationTargetARN") or None
+    hook.role_arn = settings.get("RoleARN") or None
+    hook.global_timeout = int(global_timeout_s(float(hook.heartbeat_timeout)))
+
+
+def _register_hook(backend: Any, group_name: str, spec: dict[str, Any]) -> str:
+    """A LifecycleHookSpecification of CreateAutoScalingGroup (or CloudFormation):
+    registered before the group launches, so its first instances already wait."""
+    name = spec["LifecycleHookName"]
+    hook = backend.create_lifecycle_hook(
+        name=name,
+        as_name=group_name,
+        transition=spec.get("LifecycleTransition"),
+        timeout=_optional_int(spec.get("HeartbeatTimeout")),
+        result=spec.get("DefaultResult"),
+    )
+    _finish_hook(hook, spec)
+    return f"{group_name}_{name}"
+
+
+def _managed_instance(backend: Any, instance_id: str | None) -> tuple[Any, Any]:
+    for group in backend.autoscaling_groups.values():
+        for state in group.instance_states:
+            if state.instance.id == instance_id:
+                return group, state
+    raise instance_not_managed(instance_id)
+
+
+# --- FakeAutoScalingGroup -----------------------------------------------------------
+
+
+def _patch_group() -> None:
+    group_cls = asg_models.FakeAutoScalingGroup
+
+    def set_desired_capacity(self: Any, new_capacity: int | None) -> None:
+        capacity.reconcile(self, new_capacity, engine())
+
+    def active_instances(self: Any) -> list[Any]:
+        # moto counts only InService; AWS counts every instance in capacity.
+        return capacity.counted_instances(self)
+
+    original_replace = group_cls.replace_autoscaling_group_instances
+
+    def replace_autoscaling_group_instances(
+        self: Any, count_needed: int, propagated_tags: dict[str, str]
+    ) -> None:
+        before = len(self.instance_states)
+        original_replace(self, count_needed, propagated_tags)
+        engine().on_launched(self, self.instance_states[before:])
+
+    original_cfn_create = group_cls.create_from_cloudformation_json.__func__
+
+    def create_from_cloudformation_json(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        # moto ignores LifecycleHookSpecificationList and InstanceLifecyclePolicy.
+        properties = cloudformation_json.get("Properties", {})
+        policy = _parse_lifecycle_policy(properties.get("InstanceLifecyclePolicy"))
+        backend = asg_models.autoscaling_backends[account_id][region_name]
+        with REGISTRY.get(account_id).lock:
+            for spec in properties.get("LifecycleHookSpecificationList") or []:
+                _register_hook(backend, resource_name, spec)
+            group = original_cfn_create(
+                cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+            )
+            if policy is not None:
+                group.instance_lifecycle_policy = policy
+            return group
+
+    group_cls.set_desired_capacity = set_desired_capacity
+    group_cls.active_instances = active_instances
+    group_cls.replace_autoscaling_group_instances = replace_autoscaling_group_instances
+    group_cls.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+
+
+# --- AutoScalingBackend -------------------------------------------------------------
+
+
+def _patch_backend() -> None:
+    backend_cls = asg_models.AutoScalingBackend
+
+    def terminate_instance(self: Any, instance_id: str, should_decrement: bool) -> Any:
+        """TerminateInstanceInAutoScalingGroup through the terminate hooks.
+
+        Without decrement the group launches a replacement at once; with it, the
+        desired capacity drops by one, refused at MinSize as AWS does. A retained
+        instance is terminated now (that call is what ends retention); an instance
+        already terminating is left as it is.
+        """
+        group, state = _managed_instance(self, instance_id)
+        if state.lifecycle_state == TERMINATING_RETAINED:
+            activity = asg_models.TerminateInstanceActivity(state.instance, group.desired_capacity)
+            engine().terminate_now(group, state)
+            return activity
+        original_size = group.desired_capacity
+        if state.lifecycle_state not in TERMINATING_STATES:
+            if should_decrement and state.lifecycle_state in IN_CAPACITY_STATES:
+                if group.desired_capacity <= group.min_size:
+                    raise ValidationError(
+                        f"Currently, desiredSize equals minSize ({group.min_size}). Terminating "
+                        "instance without replacement will violate group's min size constraint. "
+                        "Either set shouldDecrementDesiredCapacity flag to false or lower "
+                        "group's min size."
+                    )
+                group.desired_capacity -= 1
+            engine().begin_termination(group, state)
+            group.set_desired_capacity(group.desired_capacity)
+        return asg_models.TerminateInstanceActivity(state.instance, original_size)
+
+    def set_instance_health(self: Any, instance_id: str, health_status: str) -> None:
+        """An Unhealthy InService instance is replaced (its termination runs the
+        terminate hooks) unless ReplaceUnhealthy is suspended. The health check grace
+        period is not modelled: replacement starts at once."""
+        group, state = _managed_instance(self, instance_id)
+        state.health_status = health_status
+        suspended = {p["ProcessName"] for p in group.suspended_processes}
+        if (
+            health_status == "Unhealthy"
+            and state.lifecycle_state == IN_SERVICE
+            and "ReplaceUnhealthy" not in suspended
+        ):
+            engine().begin_termination(group, state)
+            group.set_desired_capacity(group.desired_capacity)
+
+    original_detach = backend_cls.detach_instances
+
+    def detach_instances(self: Any, group_name: str, instance_ids: list[str], should_decrement: bool) -> Any:
+        account = REGISTRY.get(self.account_id)
+        for instance_id in instance_ids:
+            account.drop_instance(instance_id)
+        return original_detach(self, group_name, instance_ids, should_decrement)
+
+    original_delete = backend_cls.delete_auto_scaling_group
+
+    def delete_auto_scaling_group(self: Any, group_name: str) -> None:
+        group = self.autoscaling_groups.get(group_name)
+        if group is not None:
+            engine().forget_group(group)
+            # AWS deletes a group's hooks with it; moto would keep them for a
+            # later group of the same name.
+            for key in [
+                key
+                for key, hook in self.lifecycle_hooks.items()
+                if hook.auto_scaling_group_name == group_name
+            ]:
+                del self.lifecycle_hooks[key]
+        original_delete(self, group_name)
+
+    original_notify = backend_cls.notify_terminate_instances
+
+    def notify_terminate_instances(self: Any, instance_ids: list[str]) -> None:
+        # EC2 TerminateInstances on a group's instance: its actions end with it.
+        account = REGISTRY.get(self.account_id)
+        with account.lock:
+            for instance_id in instance_ids:
+                account.drop_instance(instance_id)
+            original_notify(self, instance_ids)
+
+    original_delete_hook = backend_cls.delete_lifecycle_hook
+
+    def delete_lifecycle_hook(self: Any, as_name: str, name: str) -> None:
+        original_delete_hook(self, as_name, name)
+        engine().on_hook_deleted(REGISTRY.get(self.account_id), self.region_name, as_name, name)
+
+    backend_cls.terminate_instance = terminate_instance
+    backend_cls.delete_lifecycle_hook = delete_lifecycle_hook
+    backend_cls.set_instance_health = set_instance_health
+    backend_cls.detach_instances = detach_instances
+    backend_cls.delete_auto_scaling_group = delete_auto_scaling_group
+    backend_cls.notify_terminate_instances = notify_terminate_instances
+
+
+# --- FakeScalingPolicy --------------------------------------------------------------
+
+
+def _patch_policy() -> None:
+    def execute(self: Any) -> None:
+        """ExecutePolicy for a simple/step policy: the new desired capacity is kept
+        within [MinSize, MaxSize] as AWS does for scaling policies (moto would set
+        it out of range). Percent changes round as documented: a change between 0
+        and 1 (or 0 and -1) counts as 1 (or -1), others truncate toward zero."""
+        backend = self.autoscaling_backend
+        group = backend.autoscaling_groups.get(self.auto_scaling_group_name)
+        if group is None:
+            raise group_not_found(self.auto_scaling_group_name)
+        current = group.desired_capacity or 0
+        adjustment = self.scaling_adjustment or 0
+        if self.adjustment_type == "ExactCapacity":
+            new = adjustment
+        elif self.adjustment_type == "ChangeInCapacity":
+            new = current + adjustment
+        elif self.adjustment_type == "PercentChangeInCapacity":
+            change = current * adjustment / 100.0
+            if 0 < change < 1:
+                change = 1
+            elif -1 < change < 0:
+                change = -1
+            new = current + int(change)
+        else:
+            return  # target tracking / predictive policies are not executed by hand
+        new = max(group.min_size, min(group.max_size, new))
+        backend.set_desired_capacity(group.name, new)
+
+    asg_models.FakeScalingPolicy.execute = execute
+
+
+# --- AutoScalingResponse ------------------------------------------------------------
+
+# Handlers that act on one group and would otherwise answer an unknown name with 500.
+GROUP_SCOPED_HANDLERS = (
+    "set_instance_protection",
+    "attach_instances",
+    "detach_instances",
+    "enter_standby",
+    "exit_standby",
+    "put_scaling_policy",
+    "suspend_processes",
+    "resume_processes",
+    "put_warm_pool",
+    "put_lifecycle_hook",
+)
+
+
+def _requires_group(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    @functools.wraps(handler)
+    def wrapper(self: Any) -> Any:
+        name = self._get_param("AutoScalingGroupName")
+        if name not in self.autoscaling_backend.autoscaling_groups:
+            raise group_not_found(name)
+        return handler(self)
+
+    return wrapper
+
+
+def _patch_responses() -> None:
+    cls = AutoScalingResponse
+
+    original_call_action = cls.call_action
+
+    def call_action(self: Any) -> Any:
+        # One Auto Scaling call at a time per account, and never during a timer;
+        # timers already due run first so every answer reflects the current time.
+        account = REGISTRY.get(self.current_account)
+        with account.lock:
+            engine().process_due(account)
+            return original_call_action(self)
+
+    original_create = cls.create_auto_scaling_group
+
+    def create_auto_scaling_group(self: Any) -> Any:
+        params = self._get_params()
+        name = params.get("AutoScalingGroupName")
+        _check_sizes(
+            _optional_int(params.get("MinSize")),
+            _optional_int(params.get("MaxSize")),
+            _optional_int(params.get("DesiredCapacity")),
+        )
+        policy = _parse_lifecycle_policy(params.get("InstanceLifecyclePolicy"))
+        backend = self.autoscaling_backend
+        registered = [
+            _register_hook(backend, name, spec) for spec in params.get("LifecycleHookSpecificationList") or []
+        ]
+        try:
+            result = original_create(self)
+        except Exception:
+            for key in registered:
+                backend.lifecycle_hooks.pop(key, None)
+            raise
+        if policy is not None:
+            backend.autoscaling_groups[name].instance_lifecycle_policy = policy
+        return result
+
+    original_update = cls.update_auto_scaling_group
+
+    def update_auto_scaling_group(self: Any) -> Any:
+        """Validates sizes as AWS does, and always hands moto an explicit desired
+        capacity: moto's own fallback compares MinSize/MaxSize with the number of
+        instances (retained and terminating ones included), AWS with the desired
+        capacity ("... sets the group's DesiredCapacity to the new MinSize value")."""
+        name = self._get_param("AutoScalingGroupName")
+        group = self.autoscaling_backend.autoscaling_groups.get(name)
+        if group is None:
+            raise group_not_found_null()
+        new_min = self._get_int_param("MinSize", group.min_size)
+        new_max = self._get_int_param("MaxSize", group.max_size)
+        desired = self._get_int_param("DesiredCapacity")
+        _check_sizes(new_min, new_max, desired)
+        if desired is None:
+            desired = max(new_min, min(new_max, group.desired_capacity or 0))
+            self.params["DesiredCapacity"] = desired
+        policy = _parse_lifecycle_policy(self._get_param("InstanceLifecyclePolicy"))
+        result = original_update(self)
+        if policy is not None:
+            group.instance_lifecycle_policy = policy
+        return result
+
+    original_set_desired = cls.set_desired_capacity
+
+    def set_desired_capacity(self: Any) -> Any:
+        name = self._get_param("AutoScalingGroupName")
+        group = self.autoscaling_backend.autoscaling_groups.get(name)
+        if group is None:
+            raise group_not_found_null()
+        desired = self._get_int_param("DesiredCapacity")
+        if desired is not None and desired > group.max_size:
+            raise ValidationError(
+                f"New SetDesiredCapacity value {desired} is above max value "
+                f"{group.max_size} for the AutoScalingGroup."
+            )
+        if desired is not None and desired < group.min_size:
+            raise ValidationError(
+                f"New SetDesiredCapacity value {desired} is below min value "
+                f"{group.min_size} for the AutoScalingGroup."
+            )
+        return original_set_desired(self)
+
+    original_put_hook = cls.put_lifecycle_hook
+
+    def put_lifecycle_hook(self: Any) -> Any:
+        result = original_put_hook(self)
+        key = f"{self._get_param('AutoScalingGroupName')}_{self._get_param('LifecycleHookName')}"
+        hook = self.autoscaling_backend.lifecycle_hooks.get(key)
+        if hook is not None:
+            _finish_hook(
+                hook,
+                {
+                    name: self._get_param(name)
+                    for name in ("NotificationMetadata", "NotificationTargetARN", "RoleARN")
+                },
+            )
+        return result
+
+    def complete_lifecycle_action(self: Any) -> ActionResult:
+        engine().complete(
+            REGISTRY.get(self.current_account),
+            region=self.region,
+            group_name=self._get_param("AutoScalingGroupName"),
+            hook_name=self._get_param("LifecycleHookName"),
+            token=self._get_param("LifecycleActionToken"),
+            instance_id=self._get_param("InstanceId"),
+            result=self._get_param("LifecycleActionResult"),
+        )
+        return EmptyResult()
+
+    def record_lifecycle_action_heartbeat(self: Any) -> ActionResult:
+        engine().heartbeat(
+            REGISTRY.get(self.current_account),
+            region=self.region,
+            group_name=self._get_param("AutoScalingGroupName"),
+            hook_name=self._get_param("LifecycleHookName"),
+            token=self._get_param("LifecycleActionToken"),
+            instance_id=self._get_param("InstanceId"),
+        )
+        return EmptyResult()
+
+    cls.call_action = call_action
+    cls.create_auto_scaling_group = create_auto_scaling_group
+    cls.update_auto_scaling_group = update_auto_scaling_group
+    cls.set_desired_capacity = set_desired_capacity
+    cls.put_lifecycle_hook = put_lifecycle_hook
+    cls.complete_lifecycle_action = complete_lifecycle_action
+    cls.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
+    for handler_name in GROUP_SCOPED_HANDLERS:
+        setattr(cls, handler_name, _requires_group(getattr(cls, handler_name)))
