@@ -73,6 +73,10 @@ impl AwsAutoScaling {
     pub fn new(cfg: &SdkConfig) -> Self {
         Self { client: aws_sdk_autoscaling::Client::new(cfg) }
     }
+
+    pub fn from_client(client: aws_sdk_autoscaling::Client) -> Self {
+        Self { client }
+    }
 }
 
 fn to_u32(v: Option<i32>) -> u32 {
@@ -212,6 +216,10 @@ impl AwsEc2 {
     pub fn new(cfg: &SdkConfig) -> Self {
         Self { client: aws_sdk_ec2::Client::new(cfg) }
     }
+
+    pub fn from_client(client: aws_sdk_ec2::Client) -> Self {
+        Self { client }
+    }
 }
 
 impl Ec2 for AwsEc2 {
@@ -235,6 +243,7 @@ impl Ec2 for AwsEc2 {
                             launch_time: i.launch_time().map(|t| t.secs().max(0) as u64),
                             upload_pending: tag(TAG_UPLOAD_PENDING).is_some_and(|v| !v.is_empty() && v != "0"),
                             drain_requested: tag(TAG_DRAIN_REQUESTED).is_some(),
+                            drain_requested_at: tag(TAG_DRAIN_REQUESTED).and_then(|v| v.parse().ok()),
                             group: tag("aws:autoscaling:groupName"),
                         });
                     }
@@ -274,6 +283,10 @@ impl S3StateStore {
         let force_path = cfg.endpoint_url().is_some();
         let s3cfg = aws_sdk_s3::config::Builder::from(cfg).force_path_style(force_path).build();
         Self { client: aws_sdk_s3::Client::from_conf(s3cfg), bucket: bucket.into(), prefix: prefix.into() }
+    }
+
+    pub fn from_client(client: aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Self {
+        Self { client, bucket: bucket.into(), prefix: prefix.into() }
     }
 
     fn key(&self, group: &str) -> String {

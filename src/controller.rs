@@ -107,6 +107,7 @@ where
                     launch_time: e.and_then(|e| e.launch_time),
                     upload_pending: e.is_some_and(|e| e.upload_pending),
                     drain_requested: e.is_some_and(|e| e.drain_requested),
+                    drain_requested_at: e.and_then(|e| e.drain_requested_at),
                     probe: Probe::NotProbed,
                 }
             })
@@ -405,11 +406,15 @@ pub async fn release_after_recheck<R: Recorders + ?Sized, E: Ec2 + ?Sized>(
     calls: &mut Vec<String>,
 ) -> bool {
     let a = RecorderAddress { id: i.id.clone(), private_ip: i.private_ip.clone() };
-    if !i.drain_requested {
+    // A live Jibri is always asked again: one restarted since an earlier drain is idle and
+    // would otherwise take a recording between the re-probe and the termination.
+    if i.probe != Probe::Failed(ProbeFailure::Refused) {
         calls.push(format!("gracefulShutdown({})", i.id));
         if let Err(f) = r.graceful_shutdown(&a).await {
             tracing::info!(instance = %i.id, failure = %f, "gracefulShutdown before release failed");
         }
+    }
+    if !i.drain_requested {
         calls.push(format!("CreateTags(drain-requested, {})", i.id));
         if let Err(e) = ec2.mark_drain_requested(std::slice::from_ref(&i.id), now).await {
             // Without the mark a later "refused" would read as unknown: keep it this time.

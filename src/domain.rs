@@ -139,6 +139,8 @@ pub struct InstanceObservation {
     pub upload_pending: bool,
     /// A graceful shutdown was requested earlier (instance tag set by this product).
     pub drain_requested: bool,
+    /// When it was requested (the tag's value): for a held hook, when holding began.
+    pub drain_requested_at: Option<EpochSecs>,
     pub probe: Probe,
 }
 

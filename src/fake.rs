@@ -36,6 +36,7 @@ impl FakeAws {
                     launch_time: Some(0),
                     upload_pending: false,
                     drain_requested: false,
+                    drain_requested_at: None,
                     group: Some(group.name.clone()),
                 };
                 (i.id.clone(), e)
@@ -131,11 +132,12 @@ impl Ec2 for FakeAws {
         Ok(v.iter().filter_map(|i| e.get(i).cloned()).collect())
     }
 
-    async fn mark_drain_requested(&self, v: &[InstanceId], _at: EpochSecs) -> PortResult<()> {
+    async fn mark_drain_requested(&self, v: &[InstanceId], at: EpochSecs) -> PortResult<()> {
         self.record("CreateTags", ids(v))?;
         for i in v {
             if let Some(e) = lock(&self.ec2).get_mut(i) {
                 e.drain_requested = true;
+                e.drain_requested_at = Some(at);
             }
         }
         Ok(())

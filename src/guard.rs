@@ -77,6 +77,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             launch_time: e.launch_time,
             upload_pending: e.upload_pending,
             drain_requested: e.drain_requested,
+            drain_requested_at: e.drain_requested_at,
             probe: self.recorders.probe(&addr).await,
         };
         let transition = match a.transition {

@@ -114,6 +114,7 @@ pub struct Ec2Instance {
     pub launch_time: Option<EpochSecs>,
     pub upload_pending: bool,
     pub drain_requested: bool,
+    pub drain_requested_at: Option<EpochSecs>,
     /// `aws:autoscaling:groupName`, to check an event's claim.
     pub group: Option<String>,
 }

@@ -313,7 +313,9 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
             }
             Class::HeldHook => {
                 counts.held_hooks += 1;
-                let held = prev.held.get(&i.id).copied().unwrap_or(HeldHook { since: now, last_heartbeat: None });
+                // Holding began when first seen here, or earlier when the guard drained it.
+                let mut held = prev.held.get(&i.id).copied().unwrap_or(HeldHook { since: now, last_heartbeat: None });
+                held.since = held.since.min(i.drain_requested_at.unwrap_or(now));
                 let (action, held) = terminate_hook(i, held, g.retain_on_abandon, cfg, now, &mut warnings);
                 if action.verdict != HookVerdict::Continue && !i.drain_requested && i.probe != Probe::Failed(ProbeFailure::Refused) {
                     drain.push(i.id.clone());

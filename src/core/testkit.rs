@@ -32,6 +32,7 @@ pub fn inst(id: &str, lifecycle: LifecycleState, probe_name: &str) -> InstanceOb
         launch_time: Some(0),
         upload_pending: false,
         drain_requested: false,
+        drain_requested_at: None,
         probe: probe(probe_name),
     }
 }

@@ -1,0 +1,292 @@
+//! The pool controller and the termination guard end to end: real AWS SDK adapters against
+//! the local AWS test bed (moto + lifecycle extension), real HTTP against the Jitsi
+//! emulator. One moto account and one emulator per test.
+
+mod common;
+
+use common::*;
+use jibri_autoscaler::aws::{AwsAutoScaling, AwsEc2, S3StateStore};
+use jibri_autoscaler::config::Config;
+use jibri_autoscaler::controller::{Controller, Outcome, TickReport};
+use jibri_autoscaler::events::parse_lifecycle;
+use jibri_autoscaler::fake::RecordingMetrics;
+use jibri_autoscaler::guard::{Guard, GuardOutcome};
+use jibri_autoscaler::http::JitsiHttp;
+use jitsi_emulator::{Emulator, EmulatorHandle, FaultKind};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+type RealController = Controller<AwsAutoScaling, AwsEc2, JitsiHttp, JitsiHttp, S3StateStore, RecordingMetrics>;
+
+struct Bed {
+    asg: aws_sdk_autoscaling::Client,
+    ec2: aws_sdk_ec2::Client,
+    s3: aws_sdk_s3::Client,
+    control: Control,
+    emu: EmulatorHandle,
+    metrics: RecordingMetrics,
+    vars: BTreeMap<String, String>,
+}
+
+impl Bed {
+    async fn new(group: GroupSpec<'_>, vars: &[(&str, &str)]) -> Self {
+        let account = new_account();
+        let cfg = sdk(&account).await;
+        let (asg, ec2, s3) = (asg_client(&cfg, &account), ec2_client(&cfg, &account), s3_client(&cfg, &account));
+        // Bucket names are global (in moto as on AWS): one per account.
+        let bucket = format!("jibri-state-{account}");
+        s3.create_bucket().bucket(&bucket).send().await.expect("CreateBucket");
+        create_group(&asg, &ec2, &group).await;
+        let emu = Emulator::start("127.0.0.1:0").await.expect("emulator");
+        let bed = Bed { asg, ec2, s3, control: Control::new(&account), emu, metrics: RecordingMetrics::default(), vars: BTreeMap::new() };
+        bed.sync_recorders().await;
+        let url = bed.emu.url();
+        let mut defaults: BTreeMap<String, String> = [
+            ("ASG_NAMES", "jibri-pool".to_string()),
+            ("JICOFO_STATS_URLS", format!("{}/stats", bed.emu.jicofo_url("default"))),
+            ("JIBRI_HEALTH_URL", format!("{url}/jibri/{{instance_id}}/jibri/api/v1.0/health")),
+            ("JIBRI_INTERNAL_URL", format!("{url}/jibri/{{instance_id}}/jibri/api/internal/v1.0")),
+            ("PROBE_TIMEOUT_MS", "400".to_string()),
+            ("SPARE_MODE", "fixed".to_string()),
+            ("SPARE_FIXED", "1".to_string()),
+            ("IDLE_GRACE_S", "0".to_string()),
+            ("STATE_BUCKET", bucket),
+            ("LOG_FORMAT", "text".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        // The caller's values win over the defaults above.
+        for (k, v) in vars {
+            vars_map_insert(&mut defaults, k, v);
+        }
+        Bed { vars: defaults, ..bed }
+    }
+
+    fn cfg(&self) -> Config {
+        Config::from_map(&self.vars).expect("config")
+    }
+
+    fn controller(&self, holder: &str) -> RealController {
+        let cfg = self.cfg();
+        let jitsi = JitsiHttp::new(&cfg).unwrap();
+        Controller {
+            asg: AwsAutoScaling::from_client(self.asg.clone()),
+            ec2: AwsEc2::from_client(self.ec2.clone()),
+            recorders: Arc::new(jitsi.clone()),
+            jicofo: Arc::new(jitsi),
+            state: S3StateStore::from_client(self.s3.clone(), cfg.state_bucket.as_deref().unwrap_or_default(), &cfg.state_prefix),
+            metrics: self.metrics.clone(),
+            holder: holder.into(),
+            cfg,
+        }
+    }
+
+    fn guard(&self) -> Guard<AwsAutoScaling, AwsEc2, JitsiHttp> {
+        let cfg = self.cfg();
+        Guard { recorders: JitsiHttp::new(&cfg).unwrap(), asg: AwsAutoScaling::from_client(self.asg.clone()), ec2: AwsEc2::from_client(self.ec2.clone()), cfg }
+    }
+
+    /// One controller tick on the test bed's clock.
+    async fn tick(&self) -> TickReport {
+        let now = self.control.now().await;
+        let r = self.controller("tick").tick(now).await.expect("tick");
+        self.sync_recorders().await;
+        r
+    }
+
+    /// Every lifecycle event the test bed emitted since `from`, handed to the guard as
+    /// EventBridge would. Returns the outcomes.
+    async fn deliver_events(&self, from: usize) -> Vec<GuardOutcome> {
+        let events = self.control.events().await;
+        let guard = self.guard();
+        let mut out = Vec::new();
+        for e in events.iter().skip(from).filter(|e| e["kind"] == "lifecycle") {
+            let now = self.control.now().await;
+            for i in parse_lifecycle(&e["event"]).expect("test bed events parse") {
+                out.push(guard.handle(&i, now).await.expect("guard"));
+            }
+        }
+        self.sync_recorders().await;
+        out
+    }
+
+    async fn event_count(&self) -> usize {
+        self.control.events().await.len()
+    }
+
+    /// Mirrors the group into the emulator: a recorder per running instance (like a Jibri
+    /// that boots with its instance), removed when the instance is gone.
+    async fn sync_recorders(&self) {
+        let insts = instances(&self.asg, "jibri-pool").await;
+        for (id, state, _) in &insts {
+            if self.emu.recorder(id).is_none() && (state == "InService" || state == "Pending:Wait") {
+                self.emu.add_recorder(id).unwrap();
+            }
+        }
+        for r in self.emu.state().recorders {
+            if !insts.iter().any(|i| i.0 == r.id) {
+                let _ = self.emu.delete_recorder(&r.id);
+            }
+        }
+    }
+
+    async fn ids(&self) -> Vec<String> {
+        instances(&self.asg, "jibri-pool").await.into_iter().map(|i| i.0).collect()
+    }
+
+    async fn state_of(&self, id: &str) -> String {
+        instances(&self.asg, "jibri-pool").await.into_iter().find(|i| i.0 == id).map(|i| i.1).unwrap_or_else(|| "gone".into())
+    }
+}
+
+fn vars_map_insert(m: &mut BTreeMap<String, String>, k: &str, v: &str) {
+    m.insert(k.to_string(), v.to_string());
+}
+
+#[tokio::test]
+async fn scale_out_on_demand_launches_at_once() {
+    let bed = Bed::new(GroupSpec { desired: 2, ..GroupSpec::default() }, &[("SPARE_FIXED", "2")]).await;
+    for id in bed.ids().await {
+        bed.emu.start_recording(&id).unwrap();
+    }
+    let r = bed.tick().await;
+    assert_eq!(r.outcome, Outcome::Acted, "{}", r.plan.summary());
+    assert_eq!(r.calls, vec!["SetDesiredCapacity(4)"]);
+    assert_eq!(desired(&bed.asg, "jibri-pool").await, 4);
+    assert_eq!(bed.ids().await.len(), 4);
+}
+
+#[tokio::test]
+async fn scale_in_removes_idle_recorders_only_and_the_guard_releases_them() {
+    let bed = Bed::new(GroupSpec { desired: 4, ..GroupSpec::default() }, &[]).await;
+    let ids = bed.ids().await;
+    bed.emu.start_recording(&ids[0]).unwrap();
+    let first = bed.event_count().await;
+    let r = bed.tick().await;
+    assert_eq!(r.plan.victims.len(), 2, "{}", r.plan.summary());
+    assert_eq!(desired(&bed.asg, "jibri-pool").await, 2);
+    assert!(!r.plan.victims.iter().any(|v| v.0 == ids[0]), "the busy recorder was chosen");
+    for v in &r.plan.victims {
+        assert_eq!(bed.state_of(&v.0).await, "Terminating:Wait");
+    }
+    let outcomes = bed.deliver_events(first).await;
+    assert_eq!(outcomes.iter().filter(|o| matches!(o, GuardOutcome::Continued { .. })).count(), 2, "{outcomes:?}");
+    for v in &r.plan.victims {
+        assert_eq!(bed.state_of(&v.0).await, "gone");
+        assert_eq!(ec2_state(&bed.ec2, &v.0).await, "terminated");
+        assert_eq!(bed.emu.calls(&v.0).map(|c| c.graceful_shutdown).unwrap_or(1), 1);
+    }
+    assert_eq!(bed.state_of(&ids[0]).await, "InService");
+    assert_eq!(bed.emu.recorder(&ids[0]).unwrap().status, jitsi_emulator::BusyStatus::Busy);
+}
+
+#[tokio::test]
+async fn steady_state_makes_zero_mutating_calls_on_the_test_bed() {
+    let bed = Bed::new(GroupSpec { desired: 2, ..GroupSpec::default() }, &[]).await;
+    bed.emu.start_recording(&bed.ids().await[0]).unwrap();
+    let _ = bed.tick().await; // records idle-since and the busy baseline
+    let r = bed.tick().await;
+    assert_eq!(r.outcome, Outcome::Steady, "{}", r.plan.summary());
+    assert!(r.calls.is_empty(), "{:?}", r.calls);
+}
+
+#[tokio::test]
+async fn protection_is_reconciled_every_tick() {
+    let bed = Bed::new(GroupSpec { desired: 2, protect_new: false, ..GroupSpec::default() }, &[]).await;
+    let ids = bed.ids().await;
+    bed.emu.start_recording(&ids[0]).unwrap();
+    bed.emu.start_recording(&ids[1]).unwrap();
+    let r = bed.tick().await;
+    assert!(r.calls[0].starts_with("SetInstanceProtection(true"), "{:?}", r.calls);
+    for (id, _, protected) in instances(&bed.asg, "jibri-pool").await {
+        assert!(protected || !ids.contains(&id), "{id} unprotected");
+    }
+}
+
+#[tokio::test]
+async fn a_hung_recorder_costs_one_timeout_and_is_treated_as_busy() {
+    let bed = Bed::new(GroupSpec { desired: 3, ..GroupSpec::default() }, &[("PROBE_TIMEOUT_MS", "300")]).await;
+    let ids = bed.ids().await;
+    bed.emu.set_recorder_fault(&ids[0], FaultKind::Hang).unwrap();
+    bed.emu.set_recorder_fault(&ids[1], FaultKind::Garbage).unwrap();
+    let t = std::time::Instant::now();
+    let r = bed.tick().await;
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "tick took {:?}", t.elapsed());
+    assert_eq!(r.plan.counts.unknown, 2, "{}", r.plan.summary());
+    assert!(!r.plan.victims.iter().any(|v| v.0 == ids[0] || v.0 == ids[1]));
+}
+
+#[tokio::test]
+async fn jicofo_down_allows_no_scale_in() {
+    let bed = Bed::new(GroupSpec { desired: 4, ..GroupSpec::default() }, &[]).await;
+    bed.emu.set_jicofo_fault("default", FaultKind::Refused).unwrap();
+    let r = bed.tick().await;
+    assert!(r.plan.victims.is_empty(), "{}", r.plan.summary());
+    assert_eq!(desired(&bed.asg, "jibri-pool").await, 4);
+    assert_eq!(bed.metrics.last("StatsUnavailable"), Some(1.0));
+}
+
+#[tokio::test]
+async fn duplicate_invocations_act_once_through_the_s3_lease() {
+    let bed = Bed::new(GroupSpec { desired: 1, ..GroupSpec::default() }, &[("SPARE_FIXED", "2")]).await;
+    bed.emu.start_recording(&bed.ids().await[0]).unwrap();
+    let now = bed.control.now().await;
+    let (a, b) = (bed.controller("a"), bed.controller("b"));
+    let (ra, rb) = tokio::join!(a.tick(now), b.tick(now));
+    let outcomes = [ra.unwrap().outcome, rb.unwrap().outcome];
+    assert_eq!(outcomes.iter().filter(|o| **o == Outcome::Acted).count(), 1, "{outcomes:?}");
+    assert_eq!(desired(&bed.asg, "jibri-pool").await, 3);
+}
+
+#[tokio::test]
+async fn held_busy_hook_is_swept_until_the_recording_and_finalize_end() {
+    let bed = Bed::new(GroupSpec { desired: 2, ..GroupSpec::default() }, &[]).await;
+    let ids = bed.ids().await;
+    let victim = ids[0].clone();
+    bed.emu.start_recording(&victim).unwrap();
+    let first = bed.event_count().await;
+    // A manual termination: protection does not apply, the terminate hook does.
+    bed.asg.terminate_instance_in_auto_scaling_group().instance_id(&victim).should_decrement_desired_capacity(true).send().await.unwrap();
+    let out = bed.deliver_events(first).await;
+    assert!(matches!(&out[..], [GuardOutcome::Held { .. }]), "{out:?}");
+    assert_eq!(bed.emu.calls(&victim).unwrap().graceful_shutdown, 1);
+    assert_eq!(bed.state_of(&victim).await, "Terminating:Wait");
+    // Minutes pass; the controller's sweep keeps it alive with heartbeats.
+    for _ in 0..3 {
+        bed.control.advance(400.0).await;
+        let r = bed.tick().await;
+        assert!(!r.calls.iter().any(|c| c.contains(&format!("CONTINUE, {victim}"))), "{:?}", r.calls);
+        assert_eq!(bed.state_of(&victim).await, "Terminating:Wait");
+    }
+    // The meeting ends; finalize runs (still BUSY), then the drained Jibri exits.
+    bed.emu.set_recorder(&victim, jitsi_emulator::RecorderUpdate { finalize_ms: Some(60_000), ..Default::default() }).unwrap();
+    bed.emu.stop_recording(&victim).unwrap();
+    let r = bed.tick().await;
+    assert_eq!(bed.state_of(&victim).await, "Terminating:Wait", "terminated during finalize: {:?}", r.calls);
+    bed.emu.finish_finalize(&victim).unwrap();
+    assert!(bed.emu.recorder(&victim).unwrap().gone, "a drained Jibri exits after finalize");
+    let r = bed.tick().await;
+    assert!(r.calls.iter().any(|c| c == &format!("CompleteLifecycleAction(CONTINUE, {victim})")), "{:?}", r.calls);
+    assert_eq!(bed.state_of(&victim).await, "gone");
+}
+
+#[tokio::test]
+async fn retained_instance_is_terminated_once_its_recording_is_done() {
+    let bed = Bed::new(GroupSpec { desired: 1, ..GroupSpec::default() }, &[("MAX_HOOK_HOLD_S", "600")]).await;
+    let id = bed.ids().await[0].clone();
+    bed.emu.start_recording(&id).unwrap();
+    let first = bed.event_count().await;
+    bed.asg.terminate_instance_in_auto_scaling_group().instance_id(&id).should_decrement_desired_capacity(false).send().await.unwrap();
+    bed.deliver_events(first).await;
+    bed.control.advance(601.0).await;
+    let r = bed.tick().await;
+    assert!(r.calls.iter().any(|c| c.contains("ABANDON")), "{:?}", r.calls);
+    assert_eq!(bed.state_of(&id).await, "Terminating:Retained");
+    let r = bed.tick().await;
+    assert!(!r.calls.iter().any(|c| c.contains(&format!("TerminateInstanceInAutoScalingGroup({id}"))), "{:?}", r.calls);
+    bed.emu.stop_recording(&id).unwrap();
+    let r = bed.tick().await;
+    assert!(r.calls.iter().any(|c| c.starts_with(&format!("TerminateInstanceInAutoScalingGroup({id}"))), "{:?}", r.calls);
+    assert_eq!(ec2_state(&bed.ec2, &id).await, "terminated");
+}
