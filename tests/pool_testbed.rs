@@ -290,3 +290,145 @@ async fn retained_instance_is_terminated_once_its_recording_is_done() {
     assert!(r.calls.iter().any(|c| c.starts_with(&format!("TerminateInstanceInAutoScalingGroup({id}"))), "{:?}", r.calls);
     assert_eq!(ec2_state(&bed.ec2, &id).await, "terminated");
 }
+
+/// Every termination path AWS has goes through the terminate hook; the guard holds a busy
+/// recorder on each of them. (Instance refresh, AZ rebalancing and max instance lifetime
+/// are not modelled by the test bed; on AWS they too enter `Terminating:Wait`.)
+#[tokio::test]
+async fn every_termination_path_holds_a_busy_recorder() {
+    let bed = Bed::new(GroupSpec { desired: 4, protect_new: false, ..GroupSpec::default() }, &[]).await;
+    let ids = bed.ids().await;
+    for id in &ids {
+        bed.emu.start_recording(id).unwrap();
+    }
+    let mut from = bed.event_count().await;
+    // 1. Manual termination.
+    bed.asg.terminate_instance_in_auto_scaling_group().instance_id(&ids[1]).should_decrement_desired_capacity(true).send().await.unwrap();
+    // 2. Health replacement (a replacement launches).
+    bed.asg.set_instance_health().instance_id(&ids[2]).health_status("Unhealthy").send().await.unwrap();
+    // 3. A desired-capacity drop, steered to ids[3] by protecting every other instance.
+    let others: Vec<String> = instances(&bed.asg, "jibri-pool").await.into_iter().filter(|i| i.1 == "InService" && i.0 != ids[3]).map(|i| i.0).collect();
+    bed.asg.set_instance_protection().auto_scaling_group_name("jibri-pool").set_instance_ids(Some(others)).protected_from_scale_in(true).send().await.unwrap();
+    let d = desired(&bed.asg, "jibri-pool").await;
+    bed.asg.set_desired_capacity().auto_scaling_group_name("jibri-pool").desired_capacity(d - 1).send().await.unwrap();
+    let outcomes = bed.deliver_events(from).await;
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(o, GuardOutcome::Held { .. })), "{outcomes:?}");
+    let insts = instances(&bed.asg, "jibri-pool").await;
+    let held: Vec<_> = insts.iter().filter(|i| i.1 == "Terminating:Wait").map(|i| i.0.clone()).collect();
+    assert_eq!(held.len(), 3, "{insts:?}");
+    for id in &held {
+        assert_eq!(ec2_state(&bed.ec2, id).await, "running");
+        assert_eq!(bed.emu.recorder(id).unwrap().status, jitsi_emulator::BusyStatus::Busy);
+        assert!(bed.emu.recorder(id).unwrap().exit_pending, "drained: no new recording can land");
+    }
+    // Duplicate delivery of the same events: still success, still held.
+    let again = bed.deliver_events(from).await;
+    assert!(again.iter().all(|o| matches!(o, GuardOutcome::Held { .. })), "{again:?}");
+    from = bed.event_count().await;
+    let _ = from;
+}
+
+#[tokio::test]
+async fn an_unreachable_recorder_is_never_released_and_a_flapping_one_waits_for_a_clean_idle() {
+    let bed = Bed::new(GroupSpec { desired: 2, ..GroupSpec::default() }, &[]).await;
+    let ids = bed.ids().await;
+    bed.emu.set_recorder_fault(&ids[0], FaultKind::Hang).unwrap();
+    bed.emu.start_recording(&ids[1]).unwrap();
+    let from = bed.event_count().await;
+    for id in &ids {
+        bed.asg.terminate_instance_in_auto_scaling_group().instance_id(id).should_decrement_desired_capacity(true).send().await.unwrap();
+    }
+    let out = bed.deliver_events(from).await;
+    assert!(out.iter().all(|o| matches!(o, GuardOutcome::Held { .. })), "{out:?}");
+    // Flapping: the busy one goes idle, busy again, then idle for good.
+    bed.emu.stop_recording(&ids[1]).unwrap();
+    bed.emu.set_recorder_fault(&ids[1], FaultKind::Http500).unwrap();
+    let r = bed.tick().await;
+    assert!(!r.calls.iter().any(|c| c.contains("CONTINUE")), "{:?}", r.calls);
+    bed.emu.set_recorder_fault(&ids[1], FaultKind::None).unwrap();
+    let r = bed.tick().await;
+    assert!(r.calls.iter().any(|c| c == &format!("CompleteLifecycleAction(CONTINUE, {})", ids[1])), "{:?}", r.calls);
+    assert!(!r.calls.iter().any(|c| c == &format!("CompleteLifecycleAction(CONTINUE, {})", ids[0])), "{:?}", r.calls);
+    assert_eq!(bed.state_of(&ids[0]).await, "Terminating:Wait");
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_undone_by_a_jibri_restart_is_drained_again() {
+    let bed = Bed::new(GroupSpec { desired: 1, ..GroupSpec::default() }, &[]).await;
+    let id = bed.ids().await[0].clone();
+    bed.emu.start_recording(&id).unwrap();
+    let from = bed.event_count().await;
+    bed.asg.terminate_instance_in_auto_scaling_group().instance_id(&id).should_decrement_desired_capacity(false).send().await.unwrap();
+    bed.deliver_events(from).await;
+    // Jibri restarts (crash loop, operator): busy again with a new recording, no shutdown pending.
+    bed.emu.restart(&id).unwrap();
+    bed.emu.start_recording(&id).unwrap();
+    assert!(!bed.emu.recorder(&id).unwrap().exit_pending);
+    let r = bed.tick().await;
+    assert!(!r.calls.iter().any(|c| c.contains("CONTINUE")), "{:?}", r.calls);
+    // Its drain tag is already set, but it is a live BUSY Jibri: held and heartbeated.
+    assert_eq!(bed.state_of(&id).await, "Terminating:Wait");
+    bed.emu.stop_recording(&id).unwrap();
+    let r = bed.tick().await;
+    // Idle again: asked once more to shut down before the release.
+    assert!(r.calls.iter().any(|c| c == &format!("gracefulShutdown({id})")), "{:?}", r.calls);
+    assert_eq!(bed.state_of(&id).await, "gone");
+}
+
+/// The acceptance scenario: recordings run on every recorder while the group is forced to
+/// 0. No recording is cut; each instance terminates only after its recording and finalize
+/// ended; no hook times out into a termination.
+#[tokio::test]
+async fn forcing_the_group_to_zero_cuts_no_recording() {
+    let bed = Bed::new(GroupSpec { desired: 4, protect_new: false, min: 0, ..GroupSpec::default() }, &[("SPARE_FIXED", "0")]).await;
+    let ids = bed.ids().await;
+    for id in &ids {
+        bed.emu.set_recorder(id, jitsi_emulator::RecorderUpdate { finalize_ms: Some(3_600_000), ..Default::default() }).unwrap();
+        bed.emu.start_recording(id).unwrap();
+    }
+    let failures_before = bed.emu.shard("default").unwrap();
+    let from = bed.event_count().await;
+    bed.asg.update_auto_scaling_group().auto_scaling_group_name("jibri-pool").min_size(0).max_size(0).desired_capacity(0).send().await.unwrap();
+    let out = bed.deliver_events(from).await;
+    assert_eq!(out.len(), 4);
+    assert!(out.iter().all(|o| matches!(o, GuardOutcome::Held { .. })), "{out:?}");
+    // The recordings end one by one over hours; the hooks' heartbeat timeout is 900 s,
+    // the controller ticks every 5 minutes of test-bed time.
+    let mut ended: BTreeMap<String, bool> = BTreeMap::new();
+    for step in 0..40 {
+        bed.control.advance(300.0).await;
+        if step % 6 == 5 {
+            if let Some(id) = ids.iter().find(|id| !ended.contains_key(*id)) {
+                bed.emu.stop_recording(id).unwrap(); // finalize begins (BUSY)
+                ended.insert(id.clone(), false);
+            }
+        }
+        if step % 6 == 0 {
+            for (id, done) in ended.iter_mut().filter(|(_, d)| !**d) {
+                assert_ne!(bed.state_of(id).await, "gone", "{id} terminated before its finalize ended");
+                bed.emu.finish_finalize(id).unwrap();
+                *done = true;
+            }
+        }
+        let _ = bed.tick().await;
+        for id in &ids {
+            let state = bed.state_of(id).await;
+            // DefaultResult is ABANDON with retain: a hook that timed out would show here.
+            assert_ne!(state, "Terminating:Retained", "{id}'s hook timed out");
+            if state == "gone" {
+                assert_eq!(ended.get(id), Some(&true), "{id} terminated while recording or finalizing");
+            }
+        }
+    }
+    for id in &ids {
+        assert_eq!(bed.state_of(id).await, "gone", "{id} still held at the end");
+        assert_eq!(ec2_state(&bed.ec2, id).await, "terminated");
+    }
+    // No recording was cut: Jicofo's failure counters did not move.
+    let after = bed.emu.shard("default").unwrap();
+    assert_eq!(after.total_recording_failures, failures_before.total_recording_failures);
+    assert_eq!(after.no_instance_failures, failures_before.no_instance_failures);
+    let actions = bed.control.call("GET", "actions", None).await;
+    assert!(actions["actions"].as_array().is_none_or(|a| a.is_empty()), "{actions}");
+}
