@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv build test test-rust test-testbed testbed-up testbed-down plan invoke-% fmt lint config-table clean-testbed
+.PHONY: demo help venv build test test-rust test-testbed testbed-up testbed-down plan invoke-% fmt lint config-table clean-testbed
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -34,8 +34,8 @@ testbed-up: venv ## start the AWS test bed and the Jitsi emulator in the backgro
 testbed-down: ## stop what testbed-up started
 	scripts/testbed.sh down
 
-plan: ## one dry observe->plan against the endpoints in the environment (or .testbed/env); prints the plan
-	@set -a; [[ -f .testbed/env ]] && source .testbed/env; set +a; \
+plan: ## one dry observe->plan through the Lambda's code; config from the environment, else .testbed/lambda.env
+	@set -a; [[ -z "$${ASG_NAMES:-}" && -f .testbed/lambda.env ]] && source .testbed/lambda.env; set +a; \
 	cargo run -q -p pool-controller -- --plan
 
 fmt: ## rustfmt
@@ -47,3 +47,6 @@ lint: ## rustfmt check + clippy
 
 config-table: ## print the README's configuration table from the code
 	@cargo test -q --lib -- --ignored print_config_table --nocapture 2>/dev/null | sed -n '/^| variable/,/^$$/p'
+
+demo: venv ## the whole product on the local test bed: both functions under cargo lambda watch, a compressed working day
+	scripts/demo.sh

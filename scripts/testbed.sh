@@ -28,7 +28,7 @@ down() {
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   done
-  rm -f $dir/env $dir/*.port
+  rm -f $dir/env $dir/lambda.env $dir/*.port
 }
 
 up() {
@@ -64,6 +64,23 @@ ENV
 JITSI_EMULATOR_URL=http://127.0.0.1:$jitsi_port
 JITSI_CONTROL_URL=http://127.0.0.1:$jitsi_port/control
 JITSI_PID=$jitsi_pid
+ENV
+  fi
+  if [[ $jitsi == 1 ]]; then
+    set -a; source $dir/env; set +a
+    $py scripts/seed.py
+    # The functions' environment on the test bed: `cargo lambda watch --env-file`, `make plan`.
+    cat >$dir/lambda.env <<ENV
+AWS_ENDPOINT_URL=http://127.0.0.1:$aws_port
+AWS_ACCESS_KEY_ID=testing
+AWS_SECRET_ACCESS_KEY=testing
+AWS_REGION=us-east-1
+ASG_NAMES=jibri-pool
+JICOFO_STATS_URLS=http://127.0.0.1:$jitsi_port/jicofo/default/stats
+JIBRI_HEALTH_URL=http://127.0.0.1:$jitsi_port/jibri/{instance_id}/jibri/api/v1.0/health
+JIBRI_INTERNAL_URL=http://127.0.0.1:$jitsi_port/jibri/{instance_id}/jibri/api/internal/v1.0
+STATE_BUCKET=jibri-autoscaler-state
+LOG_FORMAT=text
 ENV
   fi
   echo "testbed up: $(tr '\n' ' ' <$dir/env)"

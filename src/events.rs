@@ -129,12 +129,13 @@ fn parse_detail(d: &Value, time: Option<EpochSecs>) -> Result<Incoming, EventErr
 
 /// A scheduled tick: the EventBridge scheduled-rule envelope or a Scheduler's bare input.
 /// Anything else is refused, so a misrouted lifecycle event never drives the controller.
-pub fn parse_schedule(event: &Value) -> Result<(), EventError> {
+/// Returns the event's `time` when it has one: the tick's time as the schedule saw it.
+pub fn parse_schedule(event: &Value) -> Result<Option<EpochSecs>, EventError> {
     match event.get("detail-type").and_then(Value::as_str) {
-        Some("Scheduled Event") => Ok(()),
+        Some("Scheduled Event") => Ok(event.get("time").and_then(Value::as_str).and_then(parse_rfc3339)),
         Some(other) => Err(EventError::Unrecognized(format!("detail-type {other:?} is not a schedule"))),
-        None if event.is_object() && event.get("Records").is_none() && event.get("LifecycleTransition").is_none() => Ok(()),
-        None if event.is_null() => Ok(()),
+        None if event.is_object() && event.get("Records").is_none() && event.get("LifecycleTransition").is_none() => Ok(None),
+        None if event.is_null() => Ok(None),
         None => Err(EventError::Unrecognized("expected a Scheduled Event or a Scheduler input object".into())),
     }
 }
@@ -237,7 +238,7 @@ mod tests {
 
     #[test]
     fn schedules_accept_rule_envelope_and_scheduler_input_only() {
-        assert!(parse_schedule(&aws_event("scheduled-event.json")).is_ok());
+        assert_eq!(parse_schedule(&aws_event("scheduled-event.json")), Ok(parse_rfc3339("2015-10-08T16:53:06Z")));
         assert!(parse_schedule(&serde_json::json!({})).is_ok());
         assert!(parse_schedule(&Value::Null).is_ok());
         assert!(parse_schedule(&aws_event("asg-terminate-lifecycle.json")).is_err());

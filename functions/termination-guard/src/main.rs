@@ -1,4 +1,45 @@
-use lambda_runtime::{service_fn, LambdaEvent, Error};
-async fn handler(_e: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> { Ok(serde_json::Value::Null) }
+//! The termination guard: judges each terminate (and launch) lifecycle action, delivered
+//! by EventBridge or through SNS/SQS, so that no busy recorder is ever killed.
+
+use jibri_autoscaler::aws::sdk_config;
+use jibri_autoscaler::config::Config;
+use jibri_autoscaler::events::parse_lifecycle;
+use jibri_autoscaler::guard::Guard;
+use jibri_autoscaler::runtime::{init_tracing, now, Adapters};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::{json, Value};
+
+async fn handler(event: LambdaEvent<Value>, guard: &Guard<impl jibri_autoscaler::ports::AutoScaling, impl jibri_autoscaler::ports::Ec2, impl jibri_autoscaler::ports::Recorders>) -> Result<Value, Error> {
+    let incoming = match parse_lifecycle(&event.payload) {
+        Ok(v) => v,
+        Err(e) => {
+            // Success to the invoker: a malformed event is not retried forever. No AWS call.
+            tracing::error!(error = %e, "malformed or unexpected event; ignored");
+            return Ok(json!({ "ignored": e.to_string() }));
+        }
+    };
+    let mut outcomes = Vec::new();
+    for i in &incoming {
+        // An AWS failure (throttled after retries) is returned as an error so the invoker
+        // retries; nothing unsafe was done, and the controller's sweep covers it anyway.
+        outcomes.push(guard.handle(i, now()).await?);
+    }
+    Ok(json!({ "outcomes": outcomes }))
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Error> { let _ = jibri_autoscaler::placeholder; lambda_runtime::run(service_fn(handler)).await }
+async fn main() -> Result<(), Error> {
+    let cfg = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            init_tracing(true);
+            tracing::error!("{e}");
+            return Err(e.into());
+        }
+    };
+    init_tracing(cfg.log_json);
+    let sdk = sdk_config(cfg.tick_budget).await;
+    let a = Adapters::new(&cfg, &sdk)?;
+    let guard = Guard { cfg, asg: a.asg, ec2: a.ec2, recorders: a.jitsi };
+    lambda_runtime::run(service_fn(|ev| handler(ev, &guard))).await
+}
