@@ -3,7 +3,7 @@
 
 use jibri_autoscaler::config::Config;
 use jibri_autoscaler::controller::{Controller, Outcome};
-use jibri_autoscaler::core::state::{Lease, PoolState};
+use jibri_autoscaler::core::state::{Lease, PoolState, Seen};
 use jibri_autoscaler::domain::*;
 use jibri_autoscaler::fake::*;
 use jibri_autoscaler::jitsi::{BusyStatus, JicofoStats};
@@ -80,11 +80,15 @@ fn busy() -> Probe {
     status(BusyStatus::Busy)
 }
 
-/// Seeds the state so every idle recorder has been idle for an hour.
+/// Seeds the state of a pool running for an hour: every recorder answered before, and
+/// the given ones have been idle for an hour.
 async fn idle_for_an_hour(w: &World, ids: &[&str]) {
     let mut s = PoolState { initialized: true, ..PoolState::default() };
     for id in ids {
         s.idle_since.insert(InstanceId::from(*id), NOW - 3600);
+    }
+    for i in &w.aws.group.lock().unwrap().instances {
+        s.in_service.insert(i.id.clone(), Seen { since: NOW - 3600, answered: true });
     }
     w.state.save("pool", &s, None).await.unwrap();
 }

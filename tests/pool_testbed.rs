@@ -206,8 +206,9 @@ async fn protection_is_reconciled_every_tick() {
 
 #[tokio::test]
 async fn a_hung_recorder_costs_one_timeout_and_is_treated_as_busy() {
-    let bed = Bed::new(GroupSpec { desired: 3, ..GroupSpec::default() }, &[("PROBE_TIMEOUT_MS", "300")]).await;
+    let bed = Bed::new(GroupSpec { desired: 3, ..GroupSpec::default() }, &[("PROBE_TIMEOUT_MS", "300"), ("IDLE_GRACE_S", "3600")]).await;
     let ids = bed.ids().await;
+    let _ = bed.tick().await; // every Jibri answered once: they are running, not booting
     bed.emu.set_recorder_fault(&ids[0], FaultKind::Hang).unwrap();
     bed.emu.set_recorder_fault(&ids[1], FaultKind::Garbage).unwrap();
     let t = std::time::Instant::now();

@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 use crate::core::spare::{spare_target, SpareTarget};
-use crate::core::state::{HeldHook, PoolState, STATE_VERSION};
+use crate::core::state::{HeldHook, PoolState, Seen, STATE_VERSION};
 use crate::domain::{EpochSecs, InstanceId, InstanceObservation, LifecycleState, Observation, Probe, ProbeFailure};
 use crate::jitsi::{BusyStatus, HealthStatus};
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,6 +40,8 @@ pub enum KeepReason {
     UploadPending,
     ProbeFailed { failure: String },
     Launching,
+    /// In service, but its Jibri has not answered yet since it went in service.
+    Booting { for_s: u64 },
     NotIdleLongEnough { idle_for_s: u64 },
     SpareTarget,
     ScaleInBudgetSpent,
@@ -56,6 +58,7 @@ impl fmt::Display for KeepReason {
             Self::UploadPending => f.write_str("upload-pending"),
             Self::ProbeFailed { failure } => write!(f, "probe-failed({failure})"),
             Self::Launching => f.write_str("launching"),
+            Self::Booting { for_s } => write!(f, "booting-{for_s}s"),
             Self::NotIdleLongEnough { idle_for_s } => write!(f, "idle-only-{idle_for_s}s"),
             Self::SpareTarget => f.write_str("spare"),
             Self::ScaleInBudgetSpent => f.write_str("scale-in-budget-spent"),
@@ -266,7 +269,23 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
     let mut troubled: Vec<(&InstanceObservation, EpochSecs, String)> = Vec::new();
 
     for i in &obs.instances {
-        let class = classify(i);
+        let mut class = classify(i);
+        if i.lifecycle == LifecycleState::InService {
+            let answered_now = matches!(i.probe, Probe::Status(_));
+            let seen = prev.in_service.get(&i.id).copied().unwrap_or(Seen { since: now, answered: false });
+            let seen = Seen { since: seen.since, answered: seen.answered || answered_now };
+            next.in_service.insert(i.id.clone(), seen);
+            // A Jibri starts after its instance is in service: until it first answers (for
+            // at most LAUNCH_MAX_WAIT_S) it is booting: protected, never a victim, counted
+            // as capacity on its way, and not as a recording.
+            let booting_for = now.saturating_sub(seen.since);
+            if !seen.answered && !i.upload_pending && booting_for < cfg.launch_max_wait_s && class == Class::Busy {
+                counts.launching += 1;
+                kept.push((i.id.clone(), KeepReason::Booting { for_s: booting_for }));
+                continue;
+            }
+        }
+        let _ = &mut class;
         if i.upload_pending {
             counts.upload_pending += 1;
         }
@@ -287,7 +306,9 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
                 idle.push((i, since));
             }
             Class::Busy => {
-                next.busy.insert(i.id.clone());
+                if matches!(&i.probe, Probe::Status(s) if s.busy == BusyStatus::Busy) {
+                    next.busy.insert(i.id.clone());
+                }
                 if let Some(why) = probe_unknown(i).filter(|_| !i.upload_pending) {
                     counts.unknown += 1;
                     let since = *prev.troubled_since.get(&i.id).unwrap_or(&now);
@@ -366,6 +387,12 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
         }
     }
     let spare = spare_target(cfg, &next.starts, now);
+    let short_horizon = now.saturating_sub(cfg.rate_short_window_s);
+    next.recent_targets = prev.recent_targets.iter().copied().filter(|(t, _)| *t >= short_horizon && *t <= now).collect();
+    if next.recent_targets.last().map(|(_, s)| *s) != Some(spare.target) {
+        next.recent_targets.push((now, spare.target));
+    }
+    let scale_in_spare = next.recent_targets.iter().map(|(_, s)| *s).max().unwrap_or(spare.target).max(spare.target);
 
     // Capacity: desired covers busy (unknown included) + broken (until replaced) + spare.
     let occupied = counts.busy + counts.unknown + counts.broken;
@@ -377,8 +404,14 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
     if needed > g.desired {
         desired = Some(needed);
     } else if needed < g.desired && observation_complete {
-        let excess = g.desired - needed;
+        // Scale in only below the highest target of the short window (hysteresis).
+        let floor = (occupied + scale_in_spare).clamp(g.min, g.max.max(g.min));
+        let excess = g.desired.saturating_sub(floor.max(needed));
         let room = g.desired.saturating_sub(g.min);
+        // Launches and booting recorders count toward the spare when deciding to launch,
+        // but a scale-in never leaves fewer *answering* idle recorders than the target.
+        let idle_room = counts.idle.saturating_sub(scale_in_spare);
+        let room = room.min(idle_room);
         let budget = excess.min(cfg.scale_in_max_per_tick).min(room);
         for (i, since) in &idle {
             let idle_for_s = now.saturating_sub(*since);

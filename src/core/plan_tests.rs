@@ -4,7 +4,7 @@
 use crate::config::tests::config_with;
 use crate::config::Config;
 use crate::core::plan::*;
-use crate::core::state::{HeldHook, PoolState};
+use crate::core::state::{HeldHook, PoolState, Seen};
 use crate::core::testkit::*;
 use crate::domain::*;
 use proptest::prelude::*;
@@ -16,11 +16,12 @@ fn fixed(spare: u32) -> Config {
     config_with(&[("SPARE_MODE", "fixed"), ("SPARE_FIXED", &s), ("IDLE_GRACE_S", "600")]).unwrap()
 }
 
-/// A state in which every idle instance has been idle for an hour.
+/// A pool running for an hour: every recorder answered before, idle ones idle for an hour.
 fn long_idle(obs: &Observation) -> PoolState {
     let mut s = PoolState { initialized: true, ..PoolState::default() };
     for i in &obs.instances {
         s.idle_since.insert(i.id.clone(), NOW - 3600);
+        s.in_service.insert(i.id.clone(), Seen { since: NOW - 3600, answered: true });
     }
     s
 }
@@ -114,6 +115,52 @@ fn busy_and_unknown_recorders_are_never_victims() {
 }
 
 #[test]
+fn a_jibri_that_never_answered_since_going_in_service_is_booting_not_busy() {
+    let obs = observation(group(0, 10, 3), vec![svc("i-new", "refused"), svc("i-b", "busy"), svc("i-c", "idle")]);
+    let mut st = long_idle(&obs);
+    st.in_service.remove(&InstanceId::from("i-new"));
+    let (p, next) = plan(&obs, &st, &fixed(1), NOW);
+    assert_eq!(p.counts.launching, 1, "{}", p.summary());
+    assert_eq!(p.counts.unknown, 0);
+    assert!(p.kept.contains(&("i-new".into(), KeepReason::Booting { for_s: 0 })));
+    assert!(!next.busy.contains(&InstanceId::from("i-new")), "not a recording start");
+    // busy 1 + spare 1 (the booting one counts as capacity on its way): no scale-out.
+    assert_eq!(p.desired, None, "{}", p.summary());
+    assert!(p.victims.is_empty(), "the only answering idle recorder is the spare: {}", p.summary());
+    // Still silent after LAUNCH_MAX_WAIT_S: unknown, treated as busy.
+    let (p, _) = plan(&obs, &next, &fixed(1), NOW + 900);
+    assert_eq!(p.counts.unknown, 1, "{}", p.summary());
+    // Once it answered, a later silence is unknown at once.
+    let mut answered = long_idle(&obs);
+    answered.in_service.insert("i-new".into(), Seen { since: NOW - 10, answered: true });
+    let (p, _) = plan(&obs, &answered, &fixed(1), NOW);
+    assert_eq!(p.counts.unknown, 1);
+}
+
+#[test]
+fn unknown_recorders_are_not_counted_as_recording_starts() {
+    let obs = observation(group(0, 10, 2), vec![svc("i-a", "timeout"), svc("i-b", "busy")]);
+    let (p, next) = plan(&obs, &long_idle(&obs), &fixed(1), NOW);
+    assert_eq!(p.counts.starts, 1);
+    assert_eq!(next.busy.len(), 1);
+}
+
+#[test]
+fn scale_in_waits_for_the_highest_recent_target() {
+    let cfg = config_with(&[("IDLE_GRACE_S", "0")]).unwrap();
+    let obs = observation(group(0, 20, 8), (0..8).map(|n| svc(&format!("i-{n}"), "idle")).collect());
+    let mut st = long_idle(&obs);
+    st.recent_targets = vec![(NOW - 120, 7)];
+    let (p, _) = plan(&obs, &st, &cfg, NOW);
+    // The target now is the minimum (1), but 7 was needed two minutes ago: keep 7.
+    assert_eq!(p.spare.target, 1);
+    assert_eq!(p.victims.len(), 1, "{}", p.summary());
+    st.recent_targets = vec![(NOW - 700, 7)];
+    let (p, _) = plan(&obs, &st, &cfg, NOW);
+    assert_eq!(p.victims.len(), 2, "older than the short window: forgotten");
+}
+
+#[test]
 fn upload_pending_counts_as_busy() {
     let mut up = svc("i-up", "idle");
     up.upload_pending = true;
@@ -148,8 +195,9 @@ fn unprotected_instances_are_protected_except_victims() {
     c.protected_from_scale_in = false;
     let obs = observation(group(0, 10, 4), vec![a, b, c, svc("i-d", "idle")]);
     let (p, _) = plan(&obs, &long_idle(&obs), &fixed(1), NOW);
-    // busy + spare 1 (the launch in flight) = 2: both idle recorders go.
-    assert_eq!(p.victims, ids(&["i-b", "i-d"]), "{}", p.summary());
+    // busy + spare 1 (the launch in flight) = 2, but a scale-in keeps one answering idle
+    // recorder: only one of the two idle goes.
+    assert_eq!(p.victims, ids(&["i-b"]), "{}", p.summary());
     assert_eq!(p.protect, ids(&["i-a", "i-c"]));
 }
 
@@ -347,6 +395,7 @@ proptest! {
             }
             if !p.victims.is_empty() {
                 prop_assert!(obs.jicofo.complete());
+                prop_assert!(p.counts.idle - p.victims.len() as u32 >= p.spare.target, "scale-in below the spare: {}", p.summary());
             }
             for i in &obs.instances {
                 let c = classify(i);

@@ -24,8 +24,15 @@ pub struct PoolState {
     pub held: BTreeMap<InstanceId, HeldHook>,
     /// Launch hooks seen (instance in `Pending:Wait`), with when first seen.
     pub launching: BTreeMap<InstanceId, EpochSecs>,
-    /// Recorders busy at the last tick: a recorder busy now and not then is a new start.
+    /// Recorders seen BUSY at the last tick: one BUSY now and not then is a new start.
+    /// (Unknown recorders are treated as busy for safety, but never counted as demand.)
     pub busy: BTreeSet<InstanceId>,
+    /// In-service instances: since when, and whether their Jibri ever answered. One that
+    /// never answered since it went in service is booting, not busy, for a while.
+    pub in_service: BTreeMap<InstanceId, Seen>,
+    /// Spare targets of recent ticks `(time, target)`: scale-in honours the highest of the
+    /// short window, so a target that dips for a tick does not remove what the next adds back.
+    pub recent_targets: Vec<(EpochSecs, u32)>,
     /// Jicofo's summed failure counters at the last tick that read them.
     pub jicofo_failures_total: Option<u64>,
     /// Recording starts (new busy + refused) per minute: `(minute start, count)`.
@@ -41,6 +48,12 @@ pub struct PoolState {
 pub struct Lease {
     pub holder: String,
     pub until: EpochSecs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Seen {
+    pub since: EpochSecs,
+    pub answered: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

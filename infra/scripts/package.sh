@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds both functions for provided.al2023 on arm64 as zips, then uploads each to
+# s3://$ARTIFACT_BUCKET/$ARTIFACT_PREFIX<function>/<sha256>.zip (see lib.sh).
+#
+#   package.sh                    build and upload
+#   DEPLOY_DRY_RUN=1 package.sh   print the commands instead
+#   SKIP_BUILD=1 package.sh       upload zips built earlier
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=infra/scripts/lib.sh
+source "$here/lib.sh"
+
+dry=""
+[[ -n "${DEPLOY_DRY_RUN:-}" && "${DEPLOY_DRY_RUN}" != 0 ]] && dry=1
+
+build_cmd=(cargo lambda build --release --arm64 --output-format zip
+    --package pool-controller --package termination-guard --locked)
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+    if [[ -n "$dry" ]]; then print_cmd "${build_cmd[@]}"; else "${build_cmd[@]}"; fi
+fi
+
+if [[ -z "${ARTIFACT_BUCKET:-}" ]]; then
+    [[ -n "$dry" ]] && { echo "# ARTIFACT_BUCKET unset: no upload" >&2; exit 0; }
+    echo "package: built $(lambda_zip pool-controller) and $(lambda_zip termination-guard); set ARTIFACT_BUCKET to upload them" >&2
+    exit 2
+fi
+for fn in pool-controller termination-guard; do
+    zip="$(lambda_zip "$fn")"
+    key="$(artifact_key "$fn")"
+    upload=(aws s3 cp --only-show-errors "$zip" "s3://$ARTIFACT_BUCKET/$key")
+    [[ -n "${REGION:-}" ]] && upload+=(--region "$REGION")
+    if [[ -n "$dry" ]]; then print_cmd "${upload[@]}"; continue; fi
+    [[ -f "$zip" ]] || { echo "package: $zip missing" >&2; exit 2; }
+    "${upload[@]}"
+    echo "uploaded s3://$ARTIFACT_BUCKET/$key"
+done

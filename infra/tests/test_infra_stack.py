@@ -1,0 +1,509 @@
+"""Deploys infra/template.yaml into the project's AWS test bed (moto's CloudFormation
+plus the lifecycle extension) and asserts the resources, hooks, rules and policies that
+come out.
+
+Where moto falls short, and what these tests do instead:
+- moto's CloudFormation skips (with a warning) AWS::CloudWatch::Alarm,
+  AWS::AutoScaling::LifecycleHook, AWS::S3::BucketPolicy, AWS::SQS::QueuePolicy,
+  AWS::SNS::TopicPolicy and AWS::Lambda::EventInvokeConfig. The tests evaluate those
+  resources with the stack's own parameters, conditions and physical ids (cfn_eval) and
+  apply the ones moto's APIs implement (hooks, alarms, bucket policy) through the API,
+  then assert what the service holds.
+- moto ignores a security group's inline SecurityGroupEgress (the group keeps the
+  default allow-all): the evaluated rules are asserted and then applied the way
+  CloudFormation does (default rule revoked, listed rules authorized).
+- moto reports every Lambda function as x86_64 whatever Architectures says, and drops
+  a function's DeadLetterConfig: both are asserted on the evaluated template.
+- LifecycleHookSpecificationList and InstanceLifecyclePolicy of a stack-created group
+  are applied by the test bed's extension (moto itself ignores both): asserted for real.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from typing import Any
+
+import pytest
+
+from cfn_eval import Stack
+from infra_testlib import (  # noqa: F401  (aws, template, testbed_url: fixtures)
+    REPO,
+    Aws,
+    aws,
+    base_parameters,
+    deploy,
+    http_post_json,
+    make_world,
+    template,
+    testbed_url,
+)
+
+GROUP_ARN_RE = r"^arn:aws:autoscaling:eu-central-1:\d{12}:autoScalingGroup:\*:autoScalingGroupName/{group}$"
+
+
+def metric_names_in_code() -> set[str]:
+    """The metric names src/metrics.rs emits (`m("Name", ...)`)."""
+    text = (REPO / "src" / "metrics.rs").read_text()
+    return set(re.findall(r'\bm\("([A-Za-z]+)"', text))
+
+
+def statements(document: Any) -> dict[str, dict[str, Any]]:
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except json.JSONDecodeError:
+            # moto returns a CloudFormation-made inline policy as a Python repr.
+            document = ast.literal_eval(document)
+    return {s["Sid"]: s for s in document["Statement"]}
+
+
+def role_policy(aws: Aws, stack: Stack, role_logical_id: str) -> dict[str, dict[str, Any]]:
+    role = stack.physical[role_logical_id][1]
+    [name] = aws.iam.list_role_policies(RoleName=role)["PolicyNames"]
+    return statements(aws.iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
+
+
+def actions(statement: dict[str, Any]) -> set[str]:
+    a = statement["Action"]
+    return {a} if isinstance(a, str) else set(a)
+
+
+def all_actions(policy: dict[str, dict[str, Any]]) -> set[str]:
+    return set().union(*(actions(s) for s in policy.values()))
+
+
+@pytest.fixture
+def new_group_stack(aws: Aws, template: dict[str, Any]) -> Stack:
+    w = make_world(aws)
+    params = base_parameters(w, "jibri-a")
+    params.update(
+        LaunchTemplateId=w.launch_template,
+        LaunchTemplateVersion="1",
+        GroupMinSize="1",
+        GroupMaxSize="8",
+        JicofoStatsUrls="http://10.40.1.10:8888/stats,http://10.40.2.10:8888/stats",
+        JicofoSecurityGroupId=w.jicofo_sg,
+        AlarmEmail="oncall@example.org",
+        MetricsSink="cloudwatch",
+    )
+    stack = deploy(aws, template, "pool-a", params)
+    stack.world = w  # type: ignore[attr-defined]
+    return stack
+
+
+# --- the group and its hooks -----------------------------------------------------------
+
+
+def test_new_group_is_protected_retains_on_abandon_and_has_both_hooks(aws: Aws, new_group_stack: Stack) -> None:
+    [group] = aws.asg.describe_auto_scaling_groups(AutoScalingGroupNames=["jibri-a"])["AutoScalingGroups"]
+    assert group["NewInstancesProtectedFromScaleIn"] is True
+    assert group["InstanceLifecyclePolicy"] == {"RetentionTriggers": {"TerminateHookAbandon": "retain"}}
+    assert (group["MinSize"], group["MaxSize"]) == (1, 8)
+    assert group["LaunchTemplate"]["LaunchTemplateId"] == new_group_stack.world.launch_template  # type: ignore[attr-defined]
+    hooks = {h["LifecycleTransition"]: h for h in aws.asg.describe_lifecycle_hooks(AutoScalingGroupName="jibri-a")["LifecycleHooks"]}
+    terminate = hooks["autoscaling:EC2_INSTANCE_TERMINATING"]
+    # A timeout must never kill a recording: ABANDON (retained), and 900 s against the
+    # controller's 300 s heartbeat interval.
+    assert (terminate["LifecycleHookName"], terminate["HeartbeatTimeout"], terminate["DefaultResult"]) == (
+        "jibri-autoscaler-terminate", 900, "ABANDON")
+    launch = hooks["autoscaling:EC2_INSTANCE_LAUNCHING"]
+    assert (launch["HeartbeatTimeout"], launch["DefaultResult"]) == (1200, "CONTINUE")
+    assert "NotificationTargetARN" not in terminate  # EventBridge delivers the events
+
+
+def test_a_terminating_recorder_that_nobody_releases_is_retained_not_killed(aws: Aws, new_group_stack: Stack) -> None:
+    """The deployed hook and policy together: the functions do not run here, so the
+    hook times out, and the instance must survive in Terminating:Retained."""
+    instances = aws.asg.describe_auto_scaling_groups(AutoScalingGroupNames=["jibri-a"])["AutoScalingGroups"][0]["Instances"]
+    assert instances, "MinSize 1 launched a recorder"
+    victim = instances[0]["InstanceId"]
+    # The launch hook holds it in Pending:Wait; complete it as the controller would.
+    aws.asg.complete_lifecycle_action(
+        AutoScalingGroupName="jibri-a", LifecycleHookName="jibri-autoscaler-launch",
+        LifecycleActionResult="CONTINUE", InstanceId=victim)
+    aws.asg.terminate_instance_in_auto_scaling_group(InstanceId=victim, ShouldDecrementDesiredCapacity=False)
+    http_post_json(aws, "/_testbed/clock/advance", {"seconds": 901})
+    state = {i["InstanceId"]: i["LifecycleState"] for i in aws.asg.describe_auto_scaling_instances(InstanceIds=[victim])["AutoScalingInstances"]}
+    assert state[victim] == "Terminating:Retained"
+
+
+def test_existing_group_gets_the_hooks_and_nothing_else_of_the_group(aws: Aws, template: dict[str, Any]) -> None:
+    w = make_world(aws)
+    aws.asg.create_auto_scaling_group(
+        AutoScalingGroupName="legacy-jibri", MinSize=0, MaxSize=4, DesiredCapacity=0,
+        LaunchTemplate={"LaunchTemplateId": w.launch_template, "Version": "$Latest"},
+        VPCZoneIdentifier=",".join(w.subnets))
+    stack = deploy(aws, template, "pool-legacy", base_parameters(w, "legacy-jibri"))
+    assert "RecorderGroup" not in stack.physical
+    assert stack.exists("TerminateHook") and stack.exists("LaunchHook")
+    # moto's CloudFormation skips AWS::AutoScaling::LifecycleHook: apply the evaluated
+    # resources as CloudFormation would (PutLifecycleHook).
+    for hook in ("TerminateHook", "LaunchHook"):
+        aws.asg.put_lifecycle_hook(**{k: (int(v) if k == "HeartbeatTimeout" else v) for k, v in stack.properties(hook).items()})
+    hooks = {h["LifecycleHookName"]: h for h in aws.asg.describe_lifecycle_hooks(AutoScalingGroupName="legacy-jibri")["LifecycleHooks"]}
+    assert hooks["jibri-autoscaler-terminate"]["DefaultResult"] == "ABANDON"
+    assert hooks["jibri-autoscaler-terminate"]["HeartbeatTimeout"] == 900
+    assert hooks["jibri-autoscaler-launch"]["DefaultResult"] == "CONTINUE"
+    # Without the launch hook only the terminate hook is wanted.
+    no_launch = Stack(template, {**base_parameters(w, "legacy-jibri"), "EnableLaunchHook": "false"},
+                      account=aws.account_id, region="eu-central-1", stack_name="x")
+    assert no_launch.exists("TerminateHook") and not no_launch.exists("LaunchHook")
+
+
+# --- functions ---------------------------------------------------------------------------
+
+
+def test_functions_are_arm64_al2023_in_the_private_subnets(aws: Aws, new_group_stack: Stack, template: dict[str, Any]) -> None:
+    w = new_group_stack.world  # type: ignore[attr-defined]
+    sg = new_group_stack.physical["FunctionSecurityGroup"][1]
+    for logical, reserved in (("ControllerFunction", 1), ("GuardFunction", 5)):
+        # moto reports x86_64 for every function: the architecture is the template's.
+        assert template["Resources"][logical]["Properties"]["Architectures"] == ["arm64"]
+        name = new_group_stack.physical[logical][1]
+        fn = aws.lambda_.get_function(FunctionName=name)
+        c = fn["Configuration"]
+        assert (c["Runtime"], c["Handler"], c["MemorySize"], c["Timeout"]) == ("provided.al2023", "bootstrap", 256, 60)
+        assert sorted(c["VpcConfig"]["SubnetIds"]) == sorted(w.subnets)
+        assert c["VpcConfig"]["SecurityGroupIds"] == [sg]
+        assert fn["Concurrency"]["ReservedConcurrentExecutions"] == reserved
+    # moto's CloudFormation drops a function's DeadLetterConfig: asserted as evaluated.
+    dlq = new_group_stack.properties("GuardFunction")["DeadLetterConfig"]["TargetArn"]
+    assert dlq == new_group_stack.value({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
+    assert aws.sqs.get_queue_attributes(QueueUrl=new_group_stack.physical["DeadLetterQueue"][1],
+                                        AttributeNames=["QueueArn"])["Attributes"]["QueueArn"] == dlq
+
+
+def test_controller_timeout_exceeds_the_largest_tick_budget(template: dict[str, Any]) -> None:
+    timeout_ms = template["Resources"]["ControllerFunction"]["Properties"]["Timeout"] * 1000
+    budget = template["Parameters"]["TickBudgetMs"]
+    assert int(budget["Default"]) == 45000
+    assert int(budget["MaxValue"]) < timeout_ms
+
+
+def test_function_environment_wires_every_variable(aws: Aws, new_group_stack: Stack) -> None:
+    c = aws.lambda_.get_function(FunctionName="pool-a-pool-controller")["Configuration"]["Environment"]["Variables"]
+    assert c["ASG_NAMES"] == "jibri-a"
+    assert c["STATE_BUCKET"] == new_group_stack.physical["RecordingsBucket"][1]
+    assert c["STATE_PREFIX"] == "jibri-autoscaler/state/"
+    assert c["JICOFO_STATS_URLS"] == "http://10.40.1.10:8888/stats,http://10.40.2.10:8888/stats"
+    assert c["METRICS_SINK"] == "cloudwatch"
+    # (moto keeps a Number parameter's value as a number; AWS passes strings)
+    assert str(c["TICK_BUDGET_MS"]) == "45000"
+    assert c["LOG_FORMAT"] == "json"
+    g = aws.lambda_.get_function(FunctionName="pool-a-termination-guard")["Configuration"]["Environment"]["Variables"]
+    assert g["ASG_NAMES"] == "jibri-a"
+    assert "STATE_BUCKET" not in g
+
+
+# --- EventBridge ---------------------------------------------------------------------------
+
+
+def test_schedule_ticks_the_controller_every_minute(aws: Aws, new_group_stack: Stack) -> None:
+    rule = aws.events.describe_rule(Name="pool-a-tick")
+    assert rule["ScheduleExpression"] == "rate(1 minute)" and rule["State"] == "ENABLED"
+    [target] = aws.events.list_targets_by_rule(Rule="pool-a-tick")["Targets"]
+    assert target["Arn"] == new_group_stack.outputs["ControllerFunctionArn"]  # type: ignore[attr-defined]
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
+
+
+def test_lifecycle_rule_matches_only_this_groups_actions_and_has_a_dlq(aws: Aws, new_group_stack: Stack) -> None:
+    rule = aws.events.describe_rule(Name="pool-a-lifecycle")
+    pattern = json.loads(rule["EventPattern"])
+    assert pattern == {
+        "source": ["aws.autoscaling"],
+        "detail-type": ["EC2 Instance-terminate Lifecycle Action", "EC2 Instance-launch Lifecycle Action"],
+        "detail": {"AutoScalingGroupName": ["jibri-a"]},
+    }
+    [target] = aws.events.list_targets_by_rule(Rule="pool-a-lifecycle")["Targets"]
+    assert target["Arn"] == new_group_stack.outputs["GuardFunctionArn"]  # type: ignore[attr-defined]
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 20, "MaximumEventAgeInSeconds": 3600}
+    assert target["DeadLetterConfig"]["Arn"] == new_group_stack.value({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
+
+
+def test_each_function_may_be_invoked_only_by_its_rule(aws: Aws, new_group_stack: Stack) -> None:
+    for fn, rule in (("pool-a-pool-controller", "pool-a-tick"), ("pool-a-termination-guard", "pool-a-lifecycle")):
+        [statement] = json.loads(aws.lambda_.get_policy(FunctionName=fn)["Policy"])["Statement"]
+        assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+        assert statement["Action"] == "lambda:InvokeFunction"
+        assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == aws.events.describe_rule(Name=rule)["Arn"]
+
+
+def test_async_invoke_configs(new_group_stack: Stack) -> None:
+    # AWS::Lambda::EventInvokeConfig is skipped by moto's CloudFormation: evaluated only.
+    assert new_group_stack.properties("ControllerInvokeConfig") == {
+        "FunctionName": "pool-a-pool-controller", "Qualifier": "$LATEST", "MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
+    assert new_group_stack.properties("GuardInvokeConfig")["MaximumRetryAttempts"] == 2
+
+
+def test_dead_letter_queue_is_encrypted_and_only_the_lifecycle_rule_may_write(aws: Aws, new_group_stack: Stack) -> None:
+    url = new_group_stack.physical["DeadLetterQueue"][1]
+    attrs = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attrs["KmsMasterKeyId"] == new_group_stack.physical["OpsKey"][1]
+    policy = statements(new_group_stack.properties("DeadLetterQueuePolicy")["PolicyDocument"])
+    assert policy["LifecycleRuleDeadLetters"]["Condition"]["ArnEquals"]["aws:SourceArn"] == aws.events.describe_rule(Name="pool-a-lifecycle")["Arn"]
+    assert policy["DenyInsecureTransport"]["Effect"] == "Deny"
+
+
+# --- IAM -------------------------------------------------------------------------------------
+
+
+def test_controller_role_is_least_privilege(aws: Aws, new_group_stack: Stack) -> None:
+    p = role_policy(aws, new_group_stack, "ControllerRole")
+    mutate = p["MutateOnlyThisGroup"]
+    assert actions(mutate) == {
+        "autoscaling:SetInstanceProtection", "autoscaling:SetDesiredCapacity", "autoscaling:CompleteLifecycleAction",
+        "autoscaling:RecordLifecycleActionHeartbeat", "autoscaling:TerminateInstanceInAutoScalingGroup"}
+    assert re.match(GROUP_ARN_RE.format(group="jibri-a"), mutate["Resource"])
+    assert actions(p["DescribeHasNoResourceScoping"]) == {
+        "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLifecycleHooks", "ec2:DescribeInstances"}
+    tag = p["DrainTagOnThisGroupsInstancesOnly"]
+    assert tag["Condition"]["StringEquals"] == {"ec2:ResourceTag/aws:autoscaling:groupName": "jibri-a"}
+    assert tag["Condition"]["ForAllValues:StringEquals"] == {"aws:TagKeys": ["jibri-autoscaler:drain-requested"]}
+    bucket = new_group_stack.physical["RecordingsBucket"][1]
+    assert p["StateObjectOnly"]["Resource"] == f"arn:aws:s3:::{bucket}/jibri-autoscaler/state/*"
+    assert actions(p["StateObjectOnly"]) == {"s3:GetObject", "s3:PutObject"}
+    assert p["BucketKeyThroughS3Only"]["Resource"] == new_group_stack.outputs["DataKeyArn"]  # type: ignore[attr-defined]
+    assert p["OwnMetricNamespaceOnly"]["Condition"] == {"StringEquals": {"cloudwatch:namespace": "JibriAutoscaler"}}
+    assert p["OwnLogGroupOnly"]["Resource"].startswith("arn:aws:logs:eu-central-1:")
+    assert "/aws/lambda/pool-a-pool-controller" in p["OwnLogGroupOnly"]["Resource"]
+    # Nothing else can write anywhere.
+    for sid, s in p.items():
+        if s["Resource"] == "*":
+            assert all(a.split(":")[1].startswith(("Describe", "PutMetricData")) for a in actions(s)), sid
+
+
+def test_guard_role_has_no_s3_no_capacity_no_protection(aws: Aws, new_group_stack: Stack) -> None:
+    p = role_policy(aws, new_group_stack, "GuardRole")
+    granted = all_actions(p)
+    assert not {a for a in granted if a.startswith(("s3:", "cloudwatch:"))}
+    assert not granted & {"autoscaling:SetDesiredCapacity", "autoscaling:SetInstanceProtection",
+                          "autoscaling:TerminateInstanceInAutoScalingGroup"}
+    assert actions(p["LifecycleActionsOfThisGroupOnly"]) == {
+        "autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"}
+    assert re.match(GROUP_ARN_RE.format(group="jibri-a"), p["LifecycleActionsOfThisGroupOnly"]["Resource"])
+
+
+def test_metrics_permission_only_with_the_cloudwatch_sink(aws: Aws, template: dict[str, Any]) -> None:
+    w = make_world(aws)
+    stack = deploy(aws, template, "pool-emf", base_parameters(w, "jibri-emf"))
+    assert "cloudwatch:PutMetricData" not in all_actions(role_policy(aws, stack, "ControllerRole"))
+
+
+def test_recorder_instance_role_may_upload_recordings_and_tag_only_itself(aws: Aws, new_group_stack: Stack) -> None:
+    profile = new_group_stack.physical["RecorderInstanceProfile"][1]
+    [role] = aws.iam.get_instance_profile(InstanceProfileName=profile)["InstanceProfile"]["Roles"]
+    attached = {p["PolicyArn"] for p in aws.iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]}
+    assert attached == {new_group_stack.physical["UploaderPolicy"][1], new_group_stack.physical["UploaderDataKeyPolicy"][1]}
+    arn = new_group_stack.physical["UploaderPolicy"][1]
+    version = aws.iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    p = statements(aws.iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"])
+    bucket = new_group_stack.physical["RecordingsBucket"][1]
+    assert p["RecordingsPrefixOnly"]["Resource"] == f"arn:aws:s3:::{bucket}/recordings/*"
+    assert actions(p["RecordingsPrefixOnly"]) == {
+        "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:GetObject", "s3:GetObjectAttributes"}
+    tag = p["UploadPendingTagOnItselfOnly"]
+    assert actions(tag) == {"ec2:CreateTags", "ec2:DeleteTags"}
+    assert tag["Condition"]["StringEquals"] == {"aws:ARN": "${ec2:SourceInstanceARN}"}
+    assert tag["Condition"]["ForAllValues:StringEquals"] == {"aws:TagKeys": ["jibri-autoscaler:upload-pending"]}
+
+
+# --- storage ----------------------------------------------------------------------------------
+
+
+def test_bucket_is_encrypted_private_versioned_logged_and_expires_what_it_should(aws: Aws, new_group_stack: Stack) -> None:
+    bucket = new_group_stack.physical["RecordingsBucket"][1]
+    [rule] = aws.s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": new_group_stack.outputs["DataKeyArn"]}  # type: ignore[attr-defined]
+    assert rule["BucketKeyEnabled"] is True
+    assert aws.s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+    assert aws.s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    logging = aws.s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"]
+    assert logging["TargetBucket"] == new_group_stack.physical["AccessLogBucket"][1]
+    rules = {r["ID"]: r for r in aws.s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 2}
+    recordings = rules["recordings"]
+    assert recordings["Transitions"] == [{"Days": 30, "StorageClass": "STANDARD_IA"}]
+    assert "Expiration" not in recordings  # RecordingsExpirationDays 0: kept
+    assert recordings["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
+    state = rules["controller-state-history"]
+    assert "Expiration" not in state  # the state object itself is kept
+    assert state["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
+
+
+def test_bucket_policy_refuses_plain_http_and_old_tls(aws: Aws, new_group_stack: Stack) -> None:
+    # AWS::S3::BucketPolicy is skipped by moto's CloudFormation: applied as evaluated.
+    props = new_group_stack.properties("RecordingsBucketPolicy")
+    bucket = new_group_stack.physical["RecordingsBucket"][1]
+    assert props["Bucket"] == bucket
+    aws.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(props["PolicyDocument"]))
+    p = statements(aws.s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    assert p["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert p["DenyTlsBelow12"]["Condition"] == {"NumericLessThan": {"s3:TlsVersion": "1.2"}}
+    assert set(p["DenyInsecureTransport"]["Resource"]) == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}
+
+
+def test_logs_topic_and_keys(aws: Aws, new_group_stack: Stack) -> None:
+    ops_key = new_group_stack.value({"Fn::GetAtt": ["OpsKey", "Arn"]})
+    groups = {g["logGroupName"]: g for g in aws.logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/pool-a-")["logGroups"]}
+    assert set(groups) == {"/aws/lambda/pool-a-pool-controller", "/aws/lambda/pool-a-termination-guard"}
+    for g in groups.values():
+        assert g["retentionInDays"] == 90
+        assert g["kmsKeyId"] == ops_key
+    topic = new_group_stack.outputs["AlarmTopicArn"]  # type: ignore[attr-defined]
+    assert aws.sns.get_topic_attributes(TopicArn=topic)["Attributes"]["KmsMasterKeyId"] == new_group_stack.physical["OpsKey"][1]
+    [sub] = aws.sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert (sub["Protocol"], sub["Endpoint"]) == ("email", "oncall@example.org")
+    for key in ("DataKey", "OpsKey"):
+        assert aws.kms.get_key_rotation_status(KeyId=new_group_stack.physical[key][1])["KeyRotationEnabled"] is True
+
+
+# --- network ---------------------------------------------------------------------------------
+
+
+def egress_rules(stack: Stack) -> list[dict[str, Any]]:
+    return stack.properties("FunctionSecurityGroup")["SecurityGroupEgress"]
+
+
+def test_function_egress_is_only_jibri_jicofo_and_https(aws: Aws, new_group_stack: Stack) -> None:
+    w = new_group_stack.world  # type: ignore[attr-defined]
+    rules = {(r["FromPort"], r.get("DestinationSecurityGroupId") or r.get("CidrIp") or r.get("DestinationPrefixListId"))
+             for r in egress_rules(new_group_stack)}
+    assert rules == {(2222, w.recorder_sg), (3333, w.recorder_sg), (8888, w.jicofo_sg), (443, "0.0.0.0/0")}
+    assert all(r["IpProtocol"] == "tcp" and r["FromPort"] == r["ToPort"] for r in egress_rules(new_group_stack))
+    # moto ignores inline egress; apply it as CloudFormation does and read it back.
+    sg = new_group_stack.physical["FunctionSecurityGroup"][1]
+    aws.ec2.revoke_security_group_egress(GroupId=sg, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    for r in egress_rules(new_group_stack):
+        perm: dict[str, Any] = {"IpProtocol": r["IpProtocol"], "FromPort": int(r["FromPort"]), "ToPort": int(r["ToPort"])}
+        if "DestinationSecurityGroupId" in r:
+            perm["UserIdGroupPairs"] = [{"GroupId": r["DestinationSecurityGroupId"], "Description": r["Description"]}]
+        else:
+            perm["IpRanges"] = [{"CidrIp": r["CidrIp"], "Description": r["Description"]}]
+        aws.ec2.authorize_security_group_egress(GroupId=sg, IpPermissions=[perm])
+    [group] = aws.ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"]
+    assert sorted(p["FromPort"] for p in group["IpPermissionsEgress"]) == [443, 2222, 3333, 8888]
+    assert group["IpPermissions"] == []  # nothing connects to the functions
+
+
+def test_recorders_and_jicofo_admit_the_functions_on_their_ports_only(aws: Aws, new_group_stack: Stack) -> None:
+    w = new_group_stack.world  # type: ignore[attr-defined]
+    fn_sg = new_group_stack.physical["FunctionSecurityGroup"][1]
+    groups = {g["GroupId"]: g for g in aws.ec2.describe_security_groups(GroupIds=[w.recorder_sg, w.jicofo_sg])["SecurityGroups"]}
+    recorder_ports = sorted(p["FromPort"] for p in groups[w.recorder_sg]["IpPermissions"]
+                            if any(u["GroupId"] == fn_sg for u in p["UserIdGroupPairs"]))
+    assert recorder_ports == [2222, 3333]
+    jicofo_ports = [p["FromPort"] for p in groups[w.jicofo_sg]["IpPermissions"]
+                    if any(u["GroupId"] == fn_sg for u in p["UserIdGroupPairs"])]
+    assert jicofo_ports == [8888]
+
+
+def test_private_subnets_without_nat_get_endpoints_and_a_shared_bucket(aws: Aws, template: dict[str, Any]) -> None:
+    """The second pool of infra/examples/pool-b.env: existing group, existing bucket and
+    key, existing recorder role, VPC endpoints instead of NAT."""
+    w = make_world(aws)
+    aws.asg.create_auto_scaling_group(
+        AutoScalingGroupName="jibri-b", MinSize=0, MaxSize=4,
+        LaunchTemplate={"LaunchTemplateId": w.launch_template, "Version": "$Latest"}, VPCZoneIdentifier=",".join(w.subnets))
+    shared = f"shared-recordings-{aws.account_id}"
+    aws.s3.create_bucket(Bucket=shared, CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    key_arn = aws.kms.create_key()["KeyMetadata"]["Arn"]
+    aws.iam.create_role(RoleName="jibri-b-recorder", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    params = {
+        **base_parameters(w, "jibri-b"),
+        "CreateVpcEndpoints": "true", "RouteTableIds": ",".join(w.route_tables), "S3PrefixListId": "pl-0123456789abcdef0",
+        "ExistingBucketName": shared, "ExistingBucketKmsKeyArn": key_arn, "RecordingsPrefix": "recordings/pool-b/",
+        "RecorderRoleName": "jibri-b-recorder", "JicofoStatsUrls": "http://10.40.1.10:8888/stats", "JicofoCidr": "10.40.1.10/32",
+    }
+    stack = deploy(aws, template, "pool-b", params)
+    assert not {"RecordingsBucket", "AccessLogBucket", "DataKey", "RecorderRole", "RecorderInstanceProfile"} & set(stack.physical)
+    env = aws.lambda_.get_function(FunctionName="pool-b-pool-controller")["Configuration"]["Environment"]["Variables"]
+    assert env["STATE_BUCKET"] == shared
+    endpoints = aws.ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [w.vpc]}])["VpcEndpoints"]
+    services = {e["ServiceName"].rsplit(".", 1)[-1]: e for e in endpoints}
+    assert set(services) == {"autoscaling", "ec2", "monitoring", "logs", "s3"}
+    assert services["s3"]["VpcEndpointType"] == "Gateway"
+    assert sorted(services["s3"]["RouteTableIds"]) == sorted(w.route_tables)
+    assert all(services[s]["PrivateDnsEnabled"] for s in ("autoscaling", "ec2", "monitoring", "logs"))
+    rules = {(r["FromPort"], r.get("DestinationSecurityGroupId") or r.get("CidrIp") or r.get("DestinationPrefixListId"))
+             for r in egress_rules(stack)}
+    assert rules == {(2222, w.recorder_sg), (3333, w.recorder_sg), (8888, "10.40.1.10/32"),
+                     (443, stack.physical["EndpointSecurityGroup"][1]), (443, "pl-0123456789abcdef0")}
+    attached = {p["PolicyName"] for p in aws.iam.list_attached_role_policies(RoleName="jibri-b-recorder")["AttachedPolicies"]}
+    assert any("UploaderPolicy" in n for n in attached) and any("UploaderExistingKeyPolicy" in n for n in attached)
+    p = role_policy(aws, stack, "ControllerRole")
+    assert p["StateObjectOnly"]["Resource"] == f"arn:aws:s3:::{shared}/jibri-autoscaler/state/*"
+    assert p["ExistingBucketKeyThroughS3Only"]["Resource"] == key_arn
+
+
+# --- alarms and dashboard ---------------------------------------------------------------------
+
+
+ALARMS = ("NoSpareRecorderAlarm", "RequestsRefusedAlarm", "HeldHooksAlarm", "RetainedAlarm", "AbandonedAlarm",
+          "StatsUnavailableAlarm", "ControllerErrorsAlarm", "GuardErrorsAlarm", "ControllerNotRunningAlarm", "DeadLettersAlarm")
+
+
+def test_alarms_watch_the_metrics_the_code_emits(aws: Aws, new_group_stack: Stack) -> None:
+    # AWS::CloudWatch::Alarm is not supported by moto's CloudFormation: each evaluated
+    # alarm is created with PutMetricAlarm (which checks its shape) and read back.
+    emitted = metric_names_in_code()
+    topic = new_group_stack.outputs["AlarmTopicArn"]  # type: ignore[attr-defined]
+    for logical in ALARMS:
+        assert new_group_stack.exists(logical), logical
+        props = new_group_stack.properties(logical)
+        for k in ("EvaluationPeriods", "DatapointsToAlarm", "Period", "Threshold"):
+            if k in props:
+                props[k] = float(props[k]) if k == "Threshold" else int(props[k])
+        for m in props.get("Metrics", []):
+            if "MetricStat" in m:
+                m["MetricStat"]["Period"] = int(m["MetricStat"]["Period"])
+        aws.cw.put_metric_alarm(**props)
+    alarms = {a["AlarmName"]: a for a in aws.cw.describe_alarms(AlarmNamePrefix="pool-a-")["MetricAlarms"]}
+    assert len(alarms) == len(ALARMS)
+    for a in alarms.values():
+        assert a["AlarmActions"] == [topic] and a["OKActions"] == [topic]
+        metrics = [a] if "MetricName" in a else [m["MetricStat"]["Metric"] for m in a["Metrics"] if "MetricStat" in m]
+        for m in metrics:
+            if m["Namespace"] == "JibriAutoscaler":
+                assert m["MetricName"] in emitted, (a["AlarmName"], m["MetricName"])
+                assert m["Dimensions"] == [{"Name": "AutoScalingGroupName", "Value": "jibri-a"}]
+    not_running = alarms["pool-a-controller-not-running"]
+    assert (not_running["MetricName"], not_running["TreatMissingData"]) == ("Invocations", "breaching")
+    assert not_running["Dimensions"] == [{"Name": "FunctionName", "Value": "pool-a-pool-controller"}]
+    no_spare = alarms["pool-a-no-spare-recorder"]
+    [expression] = [m["Expression"] for m in no_spare["Metrics"] if "Expression" in m]
+    assert "idle" in expression and "launching" in expression and "target > 0" in expression
+    held = alarms["pool-a-hooks-held-long"]
+    # 9 h of held hooks against the default 12 h MAX_HOOK_HOLD_S.
+    assert held["Period"] * held["EvaluationPeriods"] == 9 * 3600 < 43200
+
+
+def test_no_jicofo_no_stats_alarm(template: dict[str, Any]) -> None:
+    stack = Stack(template, {"GroupName": "g", "VpcId": "vpc-1", "SubnetIds": "subnet-1", "RecorderSecurityGroupId": "sg-1",
+                             "ArtifactBucket": "a", "ControllerCodeKey": "a.zip", "GuardCodeKey": "b.zip"},
+                  account="123456789012", region="eu-central-1", stack_name="s")
+    assert not stack.exists("StatsUnavailableAlarm")
+    assert not stack.exists("JicofoIngress")
+    # No Jicofo: no egress to a Jicofo port at all.
+    rules = stack.properties("FunctionSecurityGroup")["SecurityGroupEgress"]
+    assert [str(r["FromPort"]) for r in rules] == ["2222", "3333", "443"]
+
+
+def test_dashboard_shows_the_pool(aws: Aws, new_group_stack: Stack) -> None:
+    body = json.loads(aws.cw.get_dashboard(DashboardName="pool-a-jibri-pool")["DashboardBody"])
+    emitted = metric_names_in_code()
+    shown = set()
+    for widget in body["widgets"]:
+        namespace = None
+        for row in widget["properties"]["metrics"]:
+            if row[0] != ".":
+                namespace = row[0]
+            if namespace == "JibriAutoscaler" and row[1] != ".":
+                shown.add(row[1])
+    assert shown <= emitted
+    assert {"Idle", "Busy", "Launching", "HeldHooks", "Retained", "RequestsRefused", "SpareTarget"} <= shown
