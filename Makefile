@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo help venv build test test-rust test-testbed testbed-up testbed-down plan invoke-% fmt lint config-table clean-testbed
+.PHONY: bench demo help venv build test test-rust test-testbed testbed-up testbed-down plan invoke-% fmt lint config-table clean-testbed
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -48,5 +48,13 @@ lint: ## rustfmt check + clippy
 config-table: ## print the README's configuration table from the code
 	@cargo test -q --lib -- --ignored print_config_table --nocapture 2>/dev/null | sed -n '/^| variable/,/^$$/p'
 
+include infra/infra.mk
+
 demo: venv ## the whole product on the local test bed: both functions under cargo lambda watch, a compressed working day
 	scripts/demo.sh
+
+bench: venv ## controller tick over 1,000 recorders (50 hung) on the test bed: wall, CPU, peak RSS (optimized build)
+	cargo build --profile bench-opt --example bench_tick -p jibri-autoscaler
+	cargo build --profile bench-opt -p jitsi-emulator
+	@trap 'scripts/testbed.sh down' EXIT; JITSI_BIN=target/bench-opt/jitsi-emulator scripts/testbed.sh up --no-seed && \
+	set -a && source .testbed/env && set +a && target/bench-opt/examples/bench_tick

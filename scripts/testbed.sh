@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts and stops the local test bed: the AWS endpoint (moto + the project's lifecycle
-# extension) and the Jitsi emulator, on free 127.0.0.1 ports. Writes .testbed/env.
-#   scripts/testbed.sh up [--no-jitsi]   |   scripts/testbed.sh down
+# extension) and the Jitsi emulator, on free 127.0.0.1 ports. Writes .testbed/env, and
+# (unless --no-seed) seeds the demo group and writes .testbed/lambda.env.
+#   scripts/testbed.sh up [--no-jitsi] [--no-seed]   |   scripts/testbed.sh down
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=.testbed
@@ -32,8 +33,14 @@ down() {
 }
 
 up() {
-  local jitsi=1
-  [[ "${1:-}" == "--no-jitsi" ]] && jitsi=0
+  local jitsi=1 seed=1
+  for arg in "$@"; do
+    case "$arg" in
+      --no-jitsi) jitsi=0 ;;
+      --no-seed) seed=0 ;;
+      *) echo "testbed: unknown option $arg" >&2; return 2 ;;
+    esac
+  done
   down
   mkdir -p $dir
   rm -f $dir/aws.port $dir/jitsi.port
@@ -44,8 +51,9 @@ up() {
   local aws_port; aws_port=$(cat $dir/aws.port)
   local jitsi_pid="" jitsi_port=""
   if [[ $jitsi == 1 ]]; then
-    cargo build -q -p jitsi-emulator
-    target/debug/jitsi-emulator --listen 127.0.0.1:0 --port-file $dir/jitsi.port >$dir/jitsi.log 2>&1 &
+    local bin=${JITSI_BIN:-target/debug/jitsi-emulator}
+    [[ -n "${JITSI_BIN:-}" ]] || cargo build -q -p jitsi-emulator
+    $bin --listen 127.0.0.1:0 --port-file $dir/jitsi.port >$dir/jitsi.log 2>&1 &
     jitsi_pid=$!
     echo "JITSI_PID=$jitsi_pid" >>$dir/env
     wait_port $dir/jitsi.port $jitsi_pid jitsi
@@ -66,7 +74,7 @@ JITSI_CONTROL_URL=http://127.0.0.1:$jitsi_port/control
 JITSI_PID=$jitsi_pid
 ENV
   fi
-  if [[ $jitsi == 1 ]]; then
+  if [[ $jitsi == 1 && $seed == 1 ]]; then
     set -a; source $dir/env; set +a
     $py scripts/seed.py
     # The functions' environment on the test bed: `cargo lambda watch --env-file`, `make plan`.
@@ -89,5 +97,5 @@ ENV
 case "${1:-}" in
   up) shift; up "$@" ;;
   down) down ;;
-  *) echo "usage: $0 up [--no-jitsi] | down" >&2; exit 2 ;;
+  *) echo "usage: $0 up [--no-jitsi] [--no-seed] | down" >&2; exit 2 ;;
 esac

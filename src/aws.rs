@@ -86,22 +86,22 @@ fn to_u32(v: Option<i32>) -> u32 {
 impl AutoScaling for AwsAutoScaling {
     async fn describe_group(&self, group: &str) -> PortResult<GroupSnapshot> {
         const OP: &str = "DescribeAutoScalingGroups";
-        let mut pages = self.client.describe_auto_scaling_groups().auto_scaling_group_names(group).into_paginator().send();
-        let mut found = None;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify(OP, e))?;
-            if let Some(g) = page.auto_scaling_groups().iter().find(|g| g.auto_scaling_group_name() == Some(group)) {
-                found = Some(g.clone());
+        let groups = async {
+            let mut pages = self.client.describe_auto_scaling_groups().auto_scaling_group_names(group).into_paginator().send();
+            let mut found = None;
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| classify(OP, e))?;
+                if let Some(g) = page.auto_scaling_groups().iter().find(|g| g.auto_scaling_group_name() == Some(group)) {
+                    found = Some(g.clone());
+                }
             }
-        }
-        let g = found.ok_or_else(|| PortError::NotFound { op: OP, message: format!("group {group}") })?;
-        let hooks = self
-            .client
-            .describe_lifecycle_hooks()
-            .auto_scaling_group_name(group)
-            .send()
-            .await
-            .map_err(|e| classify("DescribeLifecycleHooks", e))?;
+            found.ok_or_else(|| PortError::NotFound { op: OP, message: format!("group {group}") })
+        };
+        let hooks = async {
+            self.client.describe_lifecycle_hooks().auto_scaling_group_name(group).send().await.map_err(|e| classify("DescribeLifecycleHooks", e))
+        };
+        let (g, hooks) = tokio::join!(groups, hooks);
+        let (g, hooks) = (g?, hooks?);
         let retain = g
             .instance_lifecycle_policy()
             .and_then(|p| p.retention_triggers())
@@ -222,6 +222,29 @@ impl AwsEc2 {
     }
 }
 
+impl AwsEc2 {
+    async fn describe_filtered(&self, filter: aws_sdk_ec2::types::Filter, out: &mut Vec<Ec2Instance>) -> PortResult<()> {
+        let mut pages = self.client.describe_instances().filters(filter).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("DescribeInstances", e))?;
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                let Some(id) = i.instance_id() else { continue };
+                let tag = |k: &str| i.tags().iter().find(|t| t.key() == Some(k)).and_then(|t| t.value()).map(str::to_string);
+                out.push(Ec2Instance {
+                    id: InstanceId(id.to_string()),
+                    private_ip: i.private_ip_address().map(str::to_string),
+                    launch_time: i.launch_time().map(|t| t.secs().max(0) as u64),
+                    upload_pending: tag(TAG_UPLOAD_PENDING).is_some_and(|v| !v.is_empty() && v != "0"),
+                    drain_requested: tag(TAG_DRAIN_REQUESTED).is_some(),
+                    drain_requested_at: tag(TAG_DRAIN_REQUESTED).and_then(|v| v.parse().ok()),
+                    group: tag("aws:autoscaling:groupName"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Ec2 for AwsEc2 {
     async fn describe(&self, ids: &[InstanceId]) -> PortResult<Vec<Ec2Instance>> {
         use aws_sdk_ec2::types::Filter;
@@ -230,26 +253,15 @@ impl Ec2 for AwsEc2 {
         // simply absent instead of failing the whole batch with InvalidInstanceID.NotFound.
         for chunk in ids.chunks(100) {
             let filter = Filter::builder().name("instance-id").set_values(Some(chunk.iter().map(|i| i.0.clone()).collect())).build();
-            let mut pages = self.client.describe_instances().filters(filter).into_paginator().send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| classify("DescribeInstances", e))?;
-                for r in page.reservations() {
-                    for i in r.instances() {
-                        let Some(id) = i.instance_id() else { continue };
-                        let tag = |k: &str| i.tags().iter().find(|t| t.key() == Some(k)).and_then(|t| t.value()).map(str::to_string);
-                        out.push(Ec2Instance {
-                            id: InstanceId(id.to_string()),
-                            private_ip: i.private_ip_address().map(str::to_string),
-                            launch_time: i.launch_time().map(|t| t.secs().max(0) as u64),
-                            upload_pending: tag(TAG_UPLOAD_PENDING).is_some_and(|v| !v.is_empty() && v != "0"),
-                            drain_requested: tag(TAG_DRAIN_REQUESTED).is_some(),
-                            drain_requested_at: tag(TAG_DRAIN_REQUESTED).and_then(|v| v.parse().ok()),
-                            group: tag("aws:autoscaling:groupName"),
-                        });
-                    }
-                }
-            }
+            self.describe_filtered(filter, &mut out).await?;
         }
+        Ok(out)
+    }
+
+    async fn describe_group_members(&self, group: &str) -> PortResult<Vec<Ec2Instance>> {
+        let filter = aws_sdk_ec2::types::Filter::builder().name("tag:aws:autoscaling:groupName").values(group).build();
+        let mut out = Vec::new();
+        self.describe_filtered(filter, &mut out).await?;
         Ok(out)
     }
 

@@ -73,18 +73,28 @@ where
 {
     /// Observes the pool: group, EC2 details, Jicofo shards and recorder probes.
     pub async fn observe(&self) -> Result<(Observation, GroupSnapshot, Vec<String>), TickError> {
-        let group = self.asg.describe_group(self.cfg.pool_group()).await.map_err(TickError::Group)?;
+        // The group, its members in EC2 (by the group tag, so no instance list is needed
+        // first) and Jicofo are read concurrently.
+        let name = self.cfg.pool_group();
+        let (group, members, jicofo) = tokio::join!(self.asg.describe_group(name), self.ec2.describe_group_members(name), self.read_jicofo());
+        let group = group.map_err(TickError::Group)?;
         let mut problems = Vec::new();
-        let ids: Vec<InstanceId> = group.instances.iter().map(|i| i.id.clone()).collect();
-        let jicofo = self.read_jicofo();
-        let ec2 = async {
-            if ids.is_empty() {
-                Ok(Vec::new())
-            } else {
-                self.ec2.describe(&ids).await
+        let ec2 = match members {
+            // An instance the group lists but the tag filter missed (tags propagate after
+            // launch) is described by id.
+            Ok(mut found) => {
+                let missing: Vec<InstanceId> = group.instances.iter().map(|i| i.id.clone()).filter(|id| !found.iter().any(|e| &e.id == id)).collect();
+                if missing.is_empty() {
+                    Ok(found)
+                } else {
+                    self.ec2.describe(&missing).await.map(|more| {
+                        found.extend(more);
+                        found
+                    })
+                }
             }
+            Err(e) => Err(e),
         };
-        let (jicofo, ec2) = tokio::join!(jicofo, ec2);
         let ec2: BTreeMap<InstanceId, Ec2Instance> = match ec2 {
             Ok(v) => v.into_iter().map(|i| (i.id.clone(), i)).collect(),
             Err(e) => {
@@ -98,18 +108,8 @@ where
             .instances
             .iter()
             .map(|gi| {
-                let e = ec2.get(&gi.id);
-                InstanceObservation {
-                    id: gi.id.clone(),
-                    lifecycle: LifecycleState::parse(&gi.lifecycle_state),
-                    protected_from_scale_in: gi.protected_from_scale_in,
-                    private_ip: e.and_then(|e| e.private_ip.clone()),
-                    launch_time: e.and_then(|e| e.launch_time),
-                    upload_pending: e.is_some_and(|e| e.upload_pending),
-                    drain_requested: e.is_some_and(|e| e.drain_requested),
-                    drain_requested_at: e.and_then(|e| e.drain_requested_at),
-                    probe: Probe::NotProbed,
-                }
+                let lifecycle = LifecycleState::parse(&gi.lifecycle_state);
+                Ec2Instance::observe(ec2.get(&gi.id), gi.id.clone(), lifecycle, gi.protected_from_scale_in, Probe::NotProbed)
             })
             .collect();
         let to_probe: Vec<RecorderAddress> = instances

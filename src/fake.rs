@@ -132,6 +132,11 @@ impl Ec2 for FakeAws {
         Ok(v.iter().filter_map(|i| e.get(i).cloned()).collect())
     }
 
+    async fn describe_group_members(&self, group: &str) -> PortResult<Vec<Ec2Instance>> {
+        self.record("DescribeInstances", format!("group={group}"))?;
+        Ok(lock(&self.ec2).values().filter(|e| e.group.as_deref() == Some(group)).cloned().collect())
+    }
+
     async fn mark_drain_requested(&self, v: &[InstanceId], at: EpochSecs) -> PortResult<()> {
         self.record("CreateTags", ids(v))?;
         for i in v {

@@ -69,17 +69,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             ActionTransition::Terminating => LifecycleState::TerminatingWait,
             ActionTransition::Launching => LifecycleState::PendingWait,
         };
-        let obs = InstanceObservation {
-            id: e.id.clone(),
-            lifecycle,
-            protected_from_scale_in: false,
-            private_ip: e.private_ip.clone(),
-            launch_time: e.launch_time,
-            upload_pending: e.upload_pending,
-            drain_requested: e.drain_requested,
-            drain_requested_at: e.drain_requested_at,
-            probe: self.recorders.probe(&addr).await,
-        };
+        let obs = Ec2Instance::observe(Some(&e), e.id.clone(), lifecycle, false, self.recorders.probe(&addr).await);
         let transition = match a.transition {
             ActionTransition::Terminating => Transition::Terminating,
             ActionTransition::Launching => Transition::Launching,

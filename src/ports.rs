@@ -3,7 +3,7 @@
 //! hand-written fake ([`crate::fake`]) that records calls and can inject errors.
 
 use crate::core::state::{PoolState, Versioned};
-use crate::domain::{EpochSecs, InstanceId, Probe, ProbeFailure};
+use crate::domain::{EpochSecs, InstanceId, InstanceObservation, LifecycleState, Probe, ProbeFailure};
 use crate::jitsi::JicofoStats;
 use std::future::Future;
 
@@ -119,6 +119,24 @@ pub struct Ec2Instance {
     pub group: Option<String>,
 }
 
+impl Ec2Instance {
+    /// The instance as the core sees it: what the group says, what EC2 says (if it
+    /// answered), what its Jibri said.
+    pub fn observe(ec2: Option<&Ec2Instance>, id: InstanceId, lifecycle: LifecycleState, protected: bool, probe: Probe) -> InstanceObservation {
+        InstanceObservation {
+            id,
+            lifecycle,
+            protected_from_scale_in: protected,
+            private_ip: ec2.and_then(|e| e.private_ip.clone()),
+            launch_time: ec2.and_then(|e| e.launch_time),
+            upload_pending: ec2.is_some_and(|e| e.upload_pending),
+            drain_requested: ec2.is_some_and(|e| e.drain_requested),
+            drain_requested_at: ec2.and_then(|e| e.drain_requested_at),
+            probe,
+        }
+    }
+}
+
 /// Tag set by the recorder's uploader while any session is not safely in S3.
 pub const TAG_UPLOAD_PENDING: &str = "jibri-autoscaler:upload-pending";
 /// Tag set by this product when it asked a recorder for a graceful shutdown.
@@ -128,6 +146,9 @@ pub const TAG_DRAIN_REQUESTED: &str = "jibri-autoscaler:drain-requested";
 pub trait Ec2: Send + Sync {
     /// Batched by the adapter; unknown ids are simply absent.
     fn describe(&self, ids: &[InstanceId]) -> impl Future<Output = PortResult<Vec<Ec2Instance>>> + Send;
+    /// Every instance tagged `aws:autoscaling:groupName` = `group`: needs no instance list,
+    /// so it runs concurrently with the group's own describe.
+    fn describe_group_members(&self, group: &str) -> impl Future<Output = PortResult<Vec<Ec2Instance>>> + Send;
     fn mark_drain_requested(&self, ids: &[InstanceId], at: EpochSecs) -> impl Future<Output = PortResult<()>> + Send;
 }
 

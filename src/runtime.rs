@@ -60,10 +60,7 @@ impl Adapters {
     pub fn new(cfg: &Config, sdk: &SdkConfig) -> Result<Self, String> {
         let state = match &cfg.state_bucket {
             Some(b) => AnyStateStore::S3(S3StateStore::new(sdk, b, &cfg.state_prefix)),
-            None => {
-                tracing::warn!("STATE_BUCKET is empty: controller state lives in memory only (local use)");
-                AnyStateStore::Memory(MemoryStateStore::default())
-            }
+            None => AnyStateStore::Memory(MemoryStateStore::default()),
         };
         Ok(Self {
             asg: AwsAutoScaling::new(sdk),

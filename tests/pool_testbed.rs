@@ -433,3 +433,41 @@ async fn forcing_the_group_to_zero_cuts_no_recording() {
     let actions = bed.control.call("GET", "actions", None).await;
     assert!(actions["actions"].as_array().is_none_or(|a| a.is_empty()), "{actions}");
 }
+
+/// A launch hook, if configured, is completed CONTINUE once the recorder reports healthy
+/// (by the guard on the event, or by the controller's sweep later), ABANDON after
+/// LAUNCH_MAX_WAIT_S.
+#[tokio::test]
+async fn launch_hook_is_continued_once_the_recorder_is_healthy_and_abandoned_if_never() {
+    let hooks = vec![
+        (TERMINATE_HOOK, "autoscaling:EC2_INSTANCE_TERMINATING", 900, "ABANDON"),
+        ("jibri-launch-guard", "autoscaling:EC2_INSTANCE_LAUNCHING", 900, "ABANDON"),
+    ];
+    let bed = Bed::new(GroupSpec { desired: 2, hooks, ..GroupSpec::default() }, &[("LAUNCH_MAX_WAIT_S", "600")]).await;
+    let ids = bed.ids().await;
+    for id in &ids {
+        assert_eq!(bed.state_of(id).await, "Pending:Wait");
+    }
+    // One Jibri is up when the event arrives; the other never comes up.
+    bed.emu.set_recorder_fault(&ids[1], FaultKind::Refused).unwrap();
+    let out = bed.guard();
+    let events = bed.control.events().await;
+    let now = bed.control.now().await;
+    let mut outcomes = Vec::new();
+    for e in events.iter().filter(|e| e["kind"] == "lifecycle") {
+        for i in parse_lifecycle(&e["event"]).unwrap() {
+            outcomes.push(out.handle(&i, now).await.unwrap());
+        }
+    }
+    assert!(outcomes.contains(&GuardOutcome::Continued { instance: ids[0].clone() }), "{outcomes:?}");
+    assert!(outcomes.iter().any(|o| matches!(o, GuardOutcome::LaunchPending { instance, .. } if *instance == ids[1])), "{outcomes:?}");
+    assert_eq!(bed.state_of(&ids[0]).await, "InService");
+    // The controller's sweep abandons the silent one after LAUNCH_MAX_WAIT_S; the test bed
+    // terminates it and launches a replacement.
+    let r = bed.tick().await;
+    assert!(!r.calls.iter().any(|c| c.contains(&ids[1])), "{:?}", r.calls);
+    bed.control.advance(601.0).await;
+    let r = bed.tick().await;
+    assert!(r.calls.contains(&format!("CompleteLifecycleAction(ABANDON, {})", ids[1])), "{:?}", r.calls);
+    assert_eq!(ec2_state(&bed.ec2, &ids[1]).await, "terminated");
+}

@@ -30,26 +30,11 @@ async fn terminate_hook_holds_the_unprotected_instance_until_completed() {
 
     asg.record_lifecycle_action_heartbeat().auto_scaling_group_name("jibri-pool").lifecycle_hook_name(TERMINATE_HOOK).instance_id(&victim).send().await.expect("heartbeat");
 
-    asg.complete_lifecycle_action()
-        .auto_scaling_group_name("jibri-pool")
-        .lifecycle_hook_name(TERMINATE_HOOK)
-        .instance_id(&victim)
-        .lifecycle_action_result("CONTINUE")
-        .send()
-        .await
-        .expect("CONTINUE");
+    complete(&asg, &victim, "CONTINUE").await.expect("CONTINUE");
     assert!(!instances(&asg, "jibri-pool").await.iter().any(|i| i.0 == victim));
     assert_eq!(ec2_state(&ec2, &victim).await, "terminated");
 
-    let again = asg
-        .complete_lifecycle_action()
-        .auto_scaling_group_name("jibri-pool")
-        .lifecycle_hook_name(TERMINATE_HOOK)
-        .instance_id(&victim)
-        .lifecycle_action_result("CONTINUE")
-        .send()
-        .await
-        .expect_err("a second completion must fail as on AWS");
+    let again = complete(&asg, &victim, "CONTINUE").await.expect_err("a second completion must fail as on AWS");
     let (code, message) = error_code(&again.into_service_error());
     assert_eq!(code, "ValidationError");
     assert!(message.starts_with("No active Lifecycle Action found with instance ID"), "{message}");
@@ -71,14 +56,7 @@ async fn abandon_with_retain_leaves_the_instance_retained_outside_desired() {
     asg.terminate_instance_in_auto_scaling_group().instance_id(&victim).should_decrement_desired_capacity(false).send().await.unwrap();
     assert_eq!(instances(&asg, "jibri-pool").await.iter().find(|i| i.0 == victim).unwrap().1, "Terminating:Wait");
 
-    asg.complete_lifecycle_action()
-        .auto_scaling_group_name("jibri-pool")
-        .lifecycle_hook_name(TERMINATE_HOOK)
-        .instance_id(&victim)
-        .lifecycle_action_result("ABANDON")
-        .send()
-        .await
-        .unwrap();
+    complete(&asg, &victim, "ABANDON").await.unwrap();
     let after = instances(&asg, "jibri-pool").await;
     assert_eq!(after.iter().find(|i| i.0 == victim).unwrap().1, "Terminating:Retained", "{after:?}");
     assert_eq!(ec2_state(&ec2, &victim).await, "running");

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by package.sh and deploy.sh (sourced, not run).
 
 # Where `cargo lambda build --output-format zip` leaves the zips.

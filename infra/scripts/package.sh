@@ -11,6 +11,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=infra/scripts/lib.sh
 source "$here/lib.sh"
 
+# cargo-lambda (and its zig) come from the repository's .venv (`make venv`).
+if [[ -x .venv/bin/cargo-lambda ]]; then PATH="$PWD/.venv/bin:$PATH"; fi
+
 dry=""
 [[ -n "${DEPLOY_DRY_RUN:-}" && "${DEPLOY_DRY_RUN}" != 0 ]] && dry=1
 

@@ -12,8 +12,11 @@ Where moto falls short, and what these tests do instead:
 - moto ignores a security group's inline SecurityGroupEgress (the group keeps the
   default allow-all): the evaluated rules are asserted and then applied the way
   CloudFormation does (default rule revoked, listed rules authorized).
-- moto reports every Lambda function as x86_64 whatever Architectures says, and drops
-  a function's DeadLetterConfig: both are asserted on the evaluated template.
+- moto reports every Lambda function as x86_64 whatever Architectures says, and its
+  CloudFormation drops a function's DeadLetterConfig and a log group's KmsKeyId, and
+  creates a bucket with its encryption and tags only (no BucketKeyEnabled, public
+  access block, ownership, versioning, logging or lifecycle): these are asserted on the
+  evaluated template, the lifecycle rules also through the S3 API.
 - LifecycleHookSpecificationList and InstanceLifecyclePolicy of a stack-created group
   are applied by the test bed's extension (moto itself ignores both): asserted for real.
 """
@@ -40,7 +43,8 @@ from infra_testlib import (  # noqa: F401  (aws, template, testbed_url: fixtures
     testbed_url,
 )
 
-GROUP_ARN_RE = r"^arn:aws:autoscaling:eu-central-1:\d{12}:autoScalingGroup:\*:autoScalingGroupName/{group}$"
+def group_arn_re(group: str) -> str:
+    return r"^arn:aws:autoscaling:eu-central-1:\d{12}:autoScalingGroup:\*:autoScalingGroupName/" + re.escape(group) + "$"
 
 
 def metric_names_in_code() -> set[str]:
@@ -60,9 +64,13 @@ def statements(document: Any) -> dict[str, dict[str, Any]]:
 
 
 def role_policy(aws: Aws, stack: Stack, role_logical_id: str) -> dict[str, dict[str, Any]]:
+    """Every inline statement of a role (its own policy and the AWS::IAM::Policy ones), by Sid."""
     role = stack.physical[role_logical_id][1]
-    [name] = aws.iam.list_role_policies(RoleName=role)["PolicyNames"]
-    return statements(aws.iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
+    merged: dict[str, dict[str, Any]] = {}
+    for name in aws.iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        merged.update(statements(aws.iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]))
+    assert not aws.iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+    return merged
 
 
 def actions(statement: dict[str, Any]) -> set[str]:
@@ -255,7 +263,7 @@ def test_controller_role_is_least_privilege(aws: Aws, new_group_stack: Stack) ->
     assert actions(mutate) == {
         "autoscaling:SetInstanceProtection", "autoscaling:SetDesiredCapacity", "autoscaling:CompleteLifecycleAction",
         "autoscaling:RecordLifecycleActionHeartbeat", "autoscaling:TerminateInstanceInAutoScalingGroup"}
-    assert re.match(GROUP_ARN_RE.format(group="jibri-a"), mutate["Resource"])
+    assert re.match(group_arn_re("jibri-a"), mutate["Resource"])
     assert actions(p["DescribeHasNoResourceScoping"]) == {
         "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLifecycleHooks", "ec2:DescribeInstances"}
     tag = p["DrainTagOnThisGroupsInstancesOnly"]
@@ -264,6 +272,9 @@ def test_controller_role_is_least_privilege(aws: Aws, new_group_stack: Stack) ->
     bucket = new_group_stack.physical["RecordingsBucket"][1]
     assert p["StateObjectOnly"]["Resource"] == f"arn:aws:s3:::{bucket}/jibri-autoscaler/state/*"
     assert actions(p["StateObjectOnly"]) == {"s3:GetObject", "s3:PutObject"}
+    # Listing (key names only) so that a missing state object is a 404, not a 403.
+    assert (actions(p["MissingStateObjectIs404"]), p["MissingStateObjectIs404"]["Resource"]) == (
+        {"s3:ListBucket"}, f"arn:aws:s3:::{bucket}")
     assert p["BucketKeyThroughS3Only"]["Resource"] == new_group_stack.outputs["DataKeyArn"]  # type: ignore[attr-defined]
     assert p["OwnMetricNamespaceOnly"]["Condition"] == {"StringEquals": {"cloudwatch:namespace": "JibriAutoscaler"}}
     assert p["OwnLogGroupOnly"]["Resource"].startswith("arn:aws:logs:eu-central-1:")
@@ -282,7 +293,7 @@ def test_guard_role_has_no_s3_no_capacity_no_protection(aws: Aws, new_group_stac
                           "autoscaling:TerminateInstanceInAutoScalingGroup"}
     assert actions(p["LifecycleActionsOfThisGroupOnly"]) == {
         "autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"}
-    assert re.match(GROUP_ARN_RE.format(group="jibri-a"), p["LifecycleActionsOfThisGroupOnly"]["Resource"])
+    assert re.match(group_arn_re("jibri-a"), p["LifecycleActionsOfThisGroupOnly"]["Resource"])
 
 
 def test_metrics_permission_only_with_the_cloudwatch_sink(aws: Aws, template: dict[str, Any]) -> None:
@@ -317,21 +328,62 @@ def test_bucket_is_encrypted_private_versioned_logged_and_expires_what_it_should
     [rule] = aws.s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rule["ApplyServerSideEncryptionByDefault"] == {
         "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": new_group_stack.outputs["DataKeyArn"]}  # type: ignore[attr-defined]
-    assert rule["BucketKeyEnabled"] is True
-    assert aws.s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == {
+    # moto's CloudFormation drops BucketKeyEnabled: asserted as evaluated.
+    [evaluated] = new_group_stack.properties("RecordingsBucket")["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert evaluated["BucketKeyEnabled"] is True
+    # moto's CloudFormation drops PublicAccessBlockConfiguration: asserted as evaluated.
+    assert new_group_stack.properties("RecordingsBucket")["PublicAccessBlockConfiguration"] == {
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
-    assert aws.s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
-    logging = aws.s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"]
-    assert logging["TargetBucket"] == new_group_stack.physical["AccessLogBucket"][1]
+    assert new_group_stack.properties("RecordingsBucket")["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    # moto's CloudFormation creates a bucket with its encryption and tags only; the
+    # rest is asserted as evaluated, and the lifecycle rules are put through the S3 API
+    # (translated as CloudFormation does), which validates them, and read back.
+    props = new_group_stack.properties("RecordingsBucket")
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["LoggingConfiguration"] == {
+        "DestinationBucketName": new_group_stack.physical["AccessLogBucket"][1], "LogFilePrefix": "s3-access/pool-a/"}
+    aws.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=props["VersioningConfiguration"])
+    aws.s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [lifecycle_rule_to_api(r) for r in props["LifecycleConfiguration"]["Rules"]]})
     rules = {r["ID"]: r for r in aws.s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
     assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 2}
     recordings = rules["recordings"]
+    assert recordings["Filter"] == {"Prefix": "recordings/"}
     assert recordings["Transitions"] == [{"Days": 30, "StorageClass": "STANDARD_IA"}]
     assert "Expiration" not in recordings  # RecordingsExpirationDays 0: kept
     assert recordings["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
     state = rules["controller-state-history"]
+    assert state["Filter"] == {"Prefix": "jibri-autoscaler/state/"}
     assert "Expiration" not in state  # the state object itself is kept
     assert state["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1
+    # (moto's S3 drops NewerNoncurrentVersions)
+    [state_rule] = [r for r in props["LifecycleConfiguration"]["Rules"] if r["Id"] == "controller-state-history"]
+    assert state_rule["NoncurrentVersionExpiration"]["NewerNoncurrentVersions"] == 10
+
+
+def test_recordings_expire_when_asked(template: dict[str, Any]) -> None:
+    stack = Stack(template, {"GroupName": "g", "VpcId": "vpc-1", "SubnetIds": "subnet-1", "RecorderSecurityGroupId": "sg-1",
+                             "ArtifactBucket": "a", "ControllerCodeKey": "a.zip", "GuardCodeKey": "b.zip",
+                             "RecordingsExpirationDays": "365", "RecordingsTransitionDays": "0"},
+                  account="123456789012", region="eu-central-1", stack_name="s",
+                  physical={"DataKey": ("AWS::KMS::Key", "k"), "AccessLogBucket": ("AWS::S3::Bucket", "logs")})
+    rules = {r["Id"]: r for r in stack.properties("RecordingsBucket")["LifecycleConfiguration"]["Rules"]}
+    assert rules["recordings"]["ExpirationInDays"] == "365"
+    assert "Transitions" not in rules["recordings"]
+
+
+def lifecycle_rule_to_api(r: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation lifecycle rule in S3 API form (the fields the template uses)."""
+    out: dict[str, Any] = {"ID": r["Id"], "Status": r["Status"], "Filter": {"Prefix": r.get("Prefix", "")}}
+    if "ExpirationInDays" in r:
+        out["Expiration"] = {"Days": int(r["ExpirationInDays"])}
+    if "Transitions" in r:
+        out["Transitions"] = [{"Days": int(t["TransitionInDays"]), "StorageClass": t["StorageClass"]} for t in r["Transitions"]]
+    if "NoncurrentVersionExpiration" in r:
+        out["NoncurrentVersionExpiration"] = {k: int(v) for k, v in r["NoncurrentVersionExpiration"].items()}
+    if "AbortIncompleteMultipartUpload" in r:
+        out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])}
+    return out
 
 
 def test_bucket_policy_refuses_plain_http_and_old_tls(aws: Aws, new_group_stack: Stack) -> None:
@@ -350,9 +402,11 @@ def test_logs_topic_and_keys(aws: Aws, new_group_stack: Stack) -> None:
     ops_key = new_group_stack.value({"Fn::GetAtt": ["OpsKey", "Arn"]})
     groups = {g["logGroupName"]: g for g in aws.logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/pool-a-")["logGroups"]}
     assert set(groups) == {"/aws/lambda/pool-a-pool-controller", "/aws/lambda/pool-a-termination-guard"}
-    for g in groups.values():
+    for logical, g in (("ControllerLogGroup", groups["/aws/lambda/pool-a-pool-controller"]),
+                       ("GuardLogGroup", groups["/aws/lambda/pool-a-termination-guard"])):
         assert g["retentionInDays"] == 90
-        assert g["kmsKeyId"] == ops_key
+        # moto's CloudFormation drops a log group's KmsKeyId: asserted as evaluated.
+        assert new_group_stack.properties(logical)["KmsKeyId"] == ops_key
     topic = new_group_stack.outputs["AlarmTopicArn"]  # type: ignore[attr-defined]
     assert aws.sns.get_topic_attributes(TopicArn=topic)["Attributes"]["KmsMasterKeyId"] == new_group_stack.physical["OpsKey"][1]
     [sub] = aws.sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
@@ -370,10 +424,10 @@ def egress_rules(stack: Stack) -> list[dict[str, Any]]:
 
 def test_function_egress_is_only_jibri_jicofo_and_https(aws: Aws, new_group_stack: Stack) -> None:
     w = new_group_stack.world  # type: ignore[attr-defined]
-    rules = {(r["FromPort"], r.get("DestinationSecurityGroupId") or r.get("CidrIp") or r.get("DestinationPrefixListId"))
+    rules = {(int(r["FromPort"]), r.get("DestinationSecurityGroupId") or r.get("CidrIp") or r.get("DestinationPrefixListId"))
              for r in egress_rules(new_group_stack)}
     assert rules == {(2222, w.recorder_sg), (3333, w.recorder_sg), (8888, w.jicofo_sg), (443, "0.0.0.0/0")}
-    assert all(r["IpProtocol"] == "tcp" and r["FromPort"] == r["ToPort"] for r in egress_rules(new_group_stack))
+    assert all(r["IpProtocol"] == "tcp" and str(r["FromPort"]) == str(r["ToPort"]) for r in egress_rules(new_group_stack))
     # moto ignores inline egress; apply it as CloudFormation does and read it back.
     sg = new_group_stack.physical["FunctionSecurityGroup"][1]
     aws.ec2.revoke_security_group_egress(GroupId=sg, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
@@ -430,7 +484,7 @@ def test_private_subnets_without_nat_get_endpoints_and_a_shared_bucket(aws: Aws,
     assert services["s3"]["VpcEndpointType"] == "Gateway"
     assert sorted(services["s3"]["RouteTableIds"]) == sorted(w.route_tables)
     assert all(services[s]["PrivateDnsEnabled"] for s in ("autoscaling", "ec2", "monitoring", "logs"))
-    rules = {(r["FromPort"], r.get("DestinationSecurityGroupId") or r.get("CidrIp") or r.get("DestinationPrefixListId"))
+    rules = {(int(r["FromPort"]), r.get("DestinationSecurityGroupId") or r.get("CidrIp") or r.get("DestinationPrefixListId"))
              for r in egress_rules(stack)}
     assert rules == {(2222, w.recorder_sg), (3333, w.recorder_sg), (8888, "10.40.1.10/32"),
                      (443, stack.physical["EndpointSecurityGroup"][1]), (443, "pl-0123456789abcdef0")}

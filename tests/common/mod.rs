@@ -219,6 +219,22 @@ pub async fn ec2_state(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
     out.reservations()[0].instances()[0].state().unwrap().name().unwrap().as_str().to_string()
 }
 
+/// `CompleteLifecycleAction` by instance id on the default terminate hook.
+pub async fn complete(
+    asg: &aws_sdk_autoscaling::Client,
+    instance: &str,
+    result: &str,
+) -> Result<(), aws_sdk_autoscaling::error::SdkError<aws_sdk_autoscaling::operation::complete_lifecycle_action::CompleteLifecycleActionError>> {
+    asg.complete_lifecycle_action()
+        .auto_scaling_group_name("jibri-pool")
+        .lifecycle_hook_name(TERMINATE_HOOK)
+        .instance_id(instance)
+        .lifecycle_action_result(result)
+        .send()
+        .await
+        .map(|_| ())
+}
+
 /// The AWS error code and message of a failed SDK call.
 pub fn error_code<E: aws_sdk_autoscaling::error::ProvideErrorMetadata>(e: &E) -> (String, String) {
     (e.code().unwrap_or_default().to_string(), e.message().unwrap_or_default().to_string())

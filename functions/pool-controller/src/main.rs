@@ -70,6 +70,9 @@ async fn main() -> Result<(), Error> {
     init_tracing(cfg.log_json && !plan_only);
     let sdk = sdk_config(cfg.tick_budget).await;
     let adapters = Adapters::new(&cfg, &sdk)?;
+    if cfg.state_bucket.is_none() {
+        tracing::warn!("STATE_BUCKET is empty: controller state lives in memory only (local use)");
+    }
     if plan_only {
         cfg.dry_run = true;
         let report = tick(&cfg, &adapters, "plan-cli".into(), now()).await?;
