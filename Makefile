@@ -54,7 +54,6 @@ demo: venv ## the whole product on the local test bed: both functions under carg
 	scripts/demo.sh
 
 bench: venv ## controller tick over 1,000 recorders (50 hung) on the test bed: wall, CPU, peak RSS (optimized build)
-	cargo build --profile bench-opt --example bench_tick -p jibri-autoscaler
-	cargo build --profile bench-opt -p jitsi-emulator
+	cargo build --profile bench-opt -p jibri-autoscaler -p jitsi-emulator --example bench_tick --bin jitsi-emulator
 	@trap 'scripts/testbed.sh down' EXIT; JITSI_BIN=target/bench-opt/jitsi-emulator scripts/testbed.sh up --no-seed && \
 	set -a && source .testbed/env && set +a && target/bench-opt/examples/bench_tick

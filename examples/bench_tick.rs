@@ -132,6 +132,27 @@ async fn main() {
         assert_eq!(r.plan.counts.unknown + r.plan.counts.launching, HUNG as u32, "{}", r.plan.summary());
     }
     let cpu = (cpu_seconds() - cpu0) / runs as f64;
+    // The same ticks with AWS in memory (the group as moto described it): what the
+    // controller itself costs, probes and planning, without moto's slow DescribeInstances.
+    let snapshot = c.asg.describe_group("bench-pool").await.expect("describe");
+    let fake = jibri_autoscaler::fake::FakeAws::new(snapshot);
+    let mem = Controller {
+        asg: fake.clone(),
+        ec2: fake,
+        recorders: Arc::clone(&c.recorders),
+        jicofo: Arc::clone(&c.jicofo),
+        state: MemoryStateStore::default(),
+        metrics: RecordingMetrics::default(),
+        holder: "bench-mem".into(),
+        cfg: c.cfg.clone(),
+    };
+    let mut mem_walls = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        mem.tick(jibri_autoscaler::runtime::now()).await.expect("tick");
+        mem_walls.push(t.elapsed());
+    }
+    mem_walls.sort();
     walls.sort();
     observe_aws.sort();
     let median = walls[runs / 2];
@@ -139,6 +160,7 @@ async fn main() {
     println!("bench tick: {N} recorders, {HUNG} hung, probe timeout {PROBE_TIMEOUT_MS} ms, concurrency {}", c.cfg.probe_concurrency);
     println!("  wall per tick      median {:.3} s (min {:.3}, max {:.3}) over {runs} ticks; target <= {:.1} s", median.as_secs_f64(), walls[0].as_secs_f64(), walls[runs - 1].as_secs_f64(), PROBE_TIMEOUT_MS as f64 / 1000.0 + 1.0);
     println!("  of which AWS reads median {:.3} s (DescribeAutoScalingGroups + DescribeLifecycleHooks + DescribeInstances on moto)", aws_median.as_secs_f64());
+    println!("  wall, AWS in memory median {:.3} s (probes + plan only; the target's own share)", mem_walls[runs / 2].as_secs_f64());
     println!("  CPU per tick       {:.3} s", cpu);
     println!("  peak RSS           {:.1} MB; target <= 64 MB", peak_rss_mb());
 }
