@@ -269,7 +269,7 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
     let mut troubled: Vec<(&InstanceObservation, EpochSecs, String)> = Vec::new();
 
     for i in &obs.instances {
-        let mut class = classify(i);
+        let class = classify(i);
         if i.lifecycle == LifecycleState::InService {
             let answered_now = matches!(i.probe, Probe::Status(_));
             let seen = prev.in_service.get(&i.id).copied().unwrap_or(Seen { since: now, answered: false });
@@ -285,7 +285,6 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
                 continue;
             }
         }
-        let _ = &mut class;
         if i.upload_pending {
             counts.upload_pending += 1;
         }
