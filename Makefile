@@ -49,6 +49,7 @@ config-table: ## print the README's configuration table from the code
 	@cargo test -q --lib -- --ignored print_config_table --nocapture 2>/dev/null | sed -n '/^| variable/,/^$$/p'
 
 include infra/infra.mk
+include sim/sim.mk
 
 demo: venv ## the whole product on the local test bed: both functions under cargo lambda watch, a compressed working day
 	scripts/demo.sh

@@ -448,8 +448,8 @@ async fn launch_hook_is_continued_once_the_recorder_is_healthy_and_abandoned_if_
     for id in &ids {
         assert_eq!(bed.state_of(id).await, "Pending:Wait");
     }
-    // One Jibri is up when the event arrives; the other never comes up.
-    bed.emu.set_recorder_fault(&ids[1], FaultKind::Refused).unwrap();
+    // One Jibri is up when the event arrives; the other comes up UNHEALTHY and stays so.
+    bed.emu.set_recorder(&ids[1], jitsi_emulator::RecorderUpdate { health: Some(jitsi_emulator::HealthStatus::Unhealthy), ..Default::default() }).unwrap();
     let out = bed.guard();
     let events = bed.control.events().await;
     let now = bed.control.now().await;
@@ -462,8 +462,8 @@ async fn launch_hook_is_continued_once_the_recorder_is_healthy_and_abandoned_if_
     assert!(outcomes.contains(&GuardOutcome::Continued { instance: ids[0].clone() }), "{outcomes:?}");
     assert!(outcomes.iter().any(|o| matches!(o, GuardOutcome::LaunchPending { instance, .. } if *instance == ids[1])), "{outcomes:?}");
     assert_eq!(bed.state_of(&ids[0]).await, "InService");
-    // The controller's sweep abandons the silent one after LAUNCH_MAX_WAIT_S; the test bed
-    // terminates it and launches a replacement.
+    // The controller's sweep abandons the unhealthy one (it answers and is not recording)
+    // after LAUNCH_MAX_WAIT_S; the test bed terminates it and launches a replacement.
     let r = bed.tick().await;
     assert!(!r.calls.iter().any(|c| c.contains(&ids[1])), "{:?}", r.calls);
     bed.control.advance(601.0).await;

@@ -4,7 +4,7 @@
 //! that is busy, uploading or unknown is held (heartbeat) and asked to drain; the
 //! controller's sweep re-checks held hooks every tick and releases them when idle.
 
-use crate::core::plan::safe_to_release;
+use crate::core::plan::{launch_verdict, safe_to_release, HookVerdict};
 use crate::domain::{EpochSecs, InstanceObservation, Probe};
 
 /// Which transition a lifecycle action is for.
@@ -43,10 +43,10 @@ pub fn decide(
 ) -> GuardDecision {
     let age = now.saturating_sub(action_started);
     match transition {
-        Transition::Launching => match &instance.probe {
-            Probe::Status(s) if s.is_available() => GuardDecision::LaunchReady,
-            _ if age >= launch_max_wait_s => GuardDecision::Abandon { why: format!("recorder not healthy {age}s after launch") },
-            other => GuardDecision::LaunchNotReady { why: format!("{other:?}") },
+        Transition::Launching => match launch_verdict(instance, age, launch_max_wait_s) {
+            (HookVerdict::Continue, _) => GuardDecision::LaunchReady,
+            (HookVerdict::Abandon, why) => GuardDecision::Abandon { why },
+            (_, why) => GuardDecision::LaunchNotReady { why },
         },
         Transition::Terminating => match safe_to_release(instance) {
             Ok(()) => GuardDecision::Release { why: "not recording".into() },
@@ -123,5 +123,10 @@ mod tests {
         assert_eq!(decide(Transition::Launching, &l("idle"), 0, 3600, 900, 10), GuardDecision::LaunchReady);
         assert!(matches!(decide(Transition::Launching, &l("refused"), 0, 3600, 900, 10), GuardDecision::LaunchNotReady { .. }));
         assert!(matches!(decide(Transition::Launching, &l("unhealthy"), 0, 3600, 900, 900), GuardDecision::Abandon { .. }));
+        // Booted during Pending:Wait and already recording: in service, never abandoned.
+        assert_eq!(decide(Transition::Launching, &l("busy"), 0, 3600, 900, 10), GuardDecision::LaunchReady);
+        assert_eq!(decide(Transition::Launching, &l("busy"), 0, 3600, 900, 5000), GuardDecision::LaunchReady);
+        // Unknown past the wait: in service (guarded by the terminate hook), not abandoned.
+        assert_eq!(decide(Transition::Launching, &l("timeout"), 0, 3600, 900, 900), GuardDecision::LaunchReady);
     }
 }

@@ -290,8 +290,15 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
         }
         match class {
             Class::Launching => {
-                counts.launching += 1;
-                kept.push((i.id.clone(), KeepReason::Launching));
+                if matches!(&i.probe, Probe::Status(s) if s.busy == BusyStatus::Busy) {
+                    // Booted during Pending:Wait and already recording: busy, not capacity.
+                    counts.busy += 1;
+                    next.busy.insert(i.id.clone());
+                    kept.push((i.id.clone(), KeepReason::Busy));
+                } else {
+                    counts.launching += 1;
+                    kept.push((i.id.clone(), KeepReason::Launching));
+                }
                 if i.lifecycle == LifecycleState::PendingWait {
                     let since = *prev.launching.get(&i.id).unwrap_or(&now);
                     next.launching.insert(i.id.clone(), since);
@@ -515,24 +522,36 @@ fn terminate_hook(
     }
 }
 
-fn launch_hook(i: &InstanceObservation, since: EpochSecs, cfg: &Config, now: EpochSecs) -> HookAction {
-    let action = |verdict, why: String| HookAction { instance: i.id.clone(), transition: HookTransition::Launching, verdict, why };
+/// The verdict on a launch action. ABANDON at launch terminates the instance without any
+/// terminate hook, so it is only ever given to a recorder that answered and is certainly
+/// not recording. A Jibri takes recordings from Jicofo as soon as it has booted, whatever
+/// its instance's lifecycle state: one that answers BUSY is serving, and goes in service.
+pub fn launch_verdict(i: &InstanceObservation, waited: u64, max_wait_s: u64) -> (HookVerdict, String) {
     match &i.probe {
-        Probe::Status(s) if s.is_available() => action(HookVerdict::Continue, "recorder healthy and idle".into()),
-        other => {
-            let waited = now.saturating_sub(since);
-            let why = match other {
-                Probe::Status(s) => format!("{:?}/{:?}", s.busy, s.health),
-                Probe::Failed(f) => f.to_string(),
-                Probe::NotProbed => "not probed".into(),
-            };
-            if waited >= cfg.launch_max_wait_s {
-                action(HookVerdict::Abandon, format!("not healthy after {waited}s: {why}"))
-            } else {
-                action(HookVerdict::Wait, format!("booting ({waited}s): {why}"))
-            }
+        Probe::Status(s) if s.is_available() => (HookVerdict::Continue, "recorder healthy and idle".into()),
+        Probe::Status(s) if s.busy == BusyStatus::Busy => (HookVerdict::Continue, "recorder already recording".into()),
+        Probe::Status(s) if waited >= max_wait_s => {
+            (HookVerdict::Abandon, format!("{:?}/{:?} after {waited}s: answers, not recording", s.busy, s.health))
         }
+        // Unknown after the wait: it may have booted and taken a recording, so it goes in
+        // service, where an unknown recorder is protected and only ever leaves through the
+        // guarded terminate hook.
+        other if waited >= max_wait_s => (HookVerdict::Continue, format!("unknown after {waited}s ({}): in service, guarded", probe_text(other))),
+        other => (HookVerdict::Wait, format!("booting ({waited}s): {}", probe_text(other))),
     }
+}
+
+fn probe_text(p: &Probe) -> String {
+    match p {
+        Probe::Status(s) => format!("{:?}/{:?}", s.busy, s.health),
+        Probe::Failed(f) => f.to_string(),
+        Probe::NotProbed => "not probed".into(),
+    }
+}
+
+fn launch_hook(i: &InstanceObservation, since: EpochSecs, cfg: &Config, now: EpochSecs) -> HookAction {
+    let (verdict, why) = launch_verdict(i, now.saturating_sub(since), cfg.launch_max_wait_s);
+    HookAction { instance: i.id.clone(), transition: HookTransition::Launching, verdict, why }
 }
 
 /// Instances of this plan by class, for tests and the simulator.

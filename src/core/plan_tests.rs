@@ -288,8 +288,27 @@ fn launch_hook_is_continued_when_healthy_and_abandoned_after_the_wait() {
     let (p, next) = plan(&obs, &PoolState::default(), &cfg, NOW);
     let v: Vec<_> = p.hooks.iter().map(|h| h.verdict).collect();
     assert_eq!(v, vec![HookVerdict::Continue, HookVerdict::Wait]);
+    // Silent past the wait: unknown, so in service (the terminate hook guards it), never
+    // ABANDON, which would terminate it without any terminate hook.
     let (p, _) = plan(&obs, &next, &cfg, NOW + 900);
-    assert_eq!(p.hooks[1].verdict, HookVerdict::Abandon);
+    assert_eq!(p.hooks[1].verdict, HookVerdict::Continue);
+    let unhealthy = observation(group(0, 10, 1), vec![inst("i-u", LifecycleState::PendingWait, "unhealthy")]);
+    let (_, st) = plan(&unhealthy, &PoolState::default(), &cfg, NOW);
+    let (p, _) = plan(&unhealthy, &st, &cfg, NOW + 900);
+    assert_eq!(p.hooks[0].verdict, HookVerdict::Abandon, "answers and is not recording");
+}
+
+#[test]
+fn a_recorder_recording_during_pending_wait_is_continued_and_counted_busy() {
+    let obs = observation(group(0, 10, 1), vec![inst("i-b", LifecycleState::PendingWait, "busy")]);
+    let cfg = fixed(1);
+    let (p, next) = plan(&obs, &PoolState::default(), &cfg, NOW);
+    assert_eq!(p.hooks[0].verdict, HookVerdict::Continue);
+    assert_eq!(p.counts.busy, 1);
+    assert_eq!(p.counts.launching, 0);
+    assert!(next.busy.contains(&InstanceId::from("i-b")));
+    let (p, _) = plan(&obs, &next, &cfg, NOW + 5000);
+    assert_ne!(p.hooks[0].verdict, HookVerdict::Abandon);
 }
 
 #[test]
@@ -406,6 +425,9 @@ proptest! {
             for h in &p.hooks {
                 if h.verdict == HookVerdict::Continue && h.transition == HookTransition::Terminating {
                     prop_assert!(safe_to_release(by_id(&h.instance)).is_ok());
+                }
+                if h.verdict == HookVerdict::Abandon && h.transition == HookTransition::Launching {
+                    prop_assert!(matches!(&by_id(&h.instance).probe, Probe::Status(s) if s.busy != crate::jitsi::BusyStatus::Busy), "launch ABANDON of a possibly recording Jibri: {}", p.summary());
                 }
             }
             for r in &p.replace {

@@ -1,0 +1,282 @@
+//! `bench-policy`: every policy on every trace; prints the Markdown table, checks our
+//! goals, and writes one SVG chart per trace to `target/sim/`.
+//!
+//! ```text
+//! bench-policy [--traces DIR] [--out DIR] [--seed N] [--variant "LABEL:KEY=VAL;KEY=VAL"]... [--json FILE]
+//! ```
+//! A `--variant` adds a run of our plan() with those configuration overrides.
+
+use anyhow::{bail, Context};
+use jibri_sim::ours::{self, Ours};
+use jibri_sim::report::{self, Row};
+use jibri_sim::run::Policy;
+use jibri_sim::trace::Trace;
+use jibri_sim::workload::{ModelParams, Workload};
+use std::path::PathBuf;
+use std::time::Instant;
+
+struct Args {
+    traces: PathBuf,
+    out: PathBuf,
+    seed: u64,
+    variants: Vec<(String, Vec<(String, String)>)>,
+    /// `LABEL:KEY=VAL;...` variants with the burst-memory prototype on.
+    burst_variants: Vec<(String, Vec<(String, String)>)>,
+    json: Option<PathBuf>,
+    /// `TRACE:FROM_H-TO_H`: print our default plan's summaries for that window.
+    log: Option<(String, u64, u64)>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")));
+    let mut a = Args {
+        traces: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/traces")),
+        out: target.join("sim"),
+        seed: 1,
+        variants: Vec::new(),
+        burst_variants: Vec::new(),
+        json: None,
+        log: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--traces" => a.traces = PathBuf::from(val("--traces")?),
+            "--out" => a.out = PathBuf::from(val("--out")?),
+            "--seed" => a.seed = val("--seed")?.parse().context("--seed")?,
+            "--json" => a.json = Some(PathBuf::from(val("--json")?)),
+            "--log" => {
+                let v = val("--log")?;
+                let (t, w) = v.split_once(':').context("--log is TRACE:FROM_H-TO_H")?;
+                let (a0, b0) = w.split_once('-').context("--log is TRACE:FROM_H-TO_H")?;
+                a.log = Some((
+                    t.to_string(),
+                    a0.parse().context("--log from")?,
+                    b0.parse().context("--log to")?,
+                ));
+            }
+            "--variant" | "--burst-variant" => {
+                let burst = arg == "--burst-variant";
+                let v = val("--variant")?;
+                let (label, kvs) = v
+                    .split_once(':')
+                    .context("--variant is LABEL:KEY=VAL;KEY=VAL")?;
+                let pairs = kvs
+                    .split(';')
+                    .filter(|s| !s.is_empty())
+                    .map(|kv| {
+                        kv.split_once('=')
+                            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                            .context("KEY=VAL")
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                if burst {
+                    a.burst_variants.push((label.to_string(), pairs));
+                } else {
+                    a.variants.push((label.to_string(), pairs));
+                }
+            }
+            "-h" | "--help" => {
+                println!("usage: bench-policy [--traces DIR] [--out DIR] [--seed N] [--variant \"LABEL:KEY=VAL;...\"]... [--json FILE] [--log TRACE:FROM_H-TO_H]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (see --help)"),
+        }
+    }
+    Ok(a)
+}
+
+fn policies(args: &Args) -> anyhow::Result<Vec<Box<dyn Policy>>> {
+    let mut v = jibri_sim::standard_policies();
+    for (burst, list) in [(false, &args.variants), (true, &args.burst_variants)] {
+        for (label, pairs) in list {
+            // BURST_WINDOW_S and BURST_PROBABILITY tune the prototype, LAUNCH_HOOK=true adds
+            // a launch lifecycle hook to the group; the rest is the Config.
+            let sim_key = |k: &str| k.starts_with("BURST_") || k == "LAUNCH_HOOK";
+            let refs: Vec<(&str, &str)> = pairs
+                .iter()
+                .filter(|(k, _)| !sim_key(k))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let cfg = ours::config(&refs).with_context(|| format!("variant {label}"))?;
+            let mut o = Ours::new(format!("ours ({label})"), cfg);
+            o.launch_hook = pairs.iter().any(|(k, v)| k == "LAUNCH_HOOK" && v == "true");
+            if burst {
+                let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                let window = get("BURST_WINDOW_S")
+                    .map(|v| v.parse())
+                    .transpose()
+                    .context("BURST_WINDOW_S")?
+                    .unwrap_or(2 * o.cfg.boot_latency_s + 60);
+                let mut b = ours::BurstMemory::new(vec![1800, 3600], window);
+                b.probability = get("BURST_PROBABILITY")
+                    .map(|v| v.parse())
+                    .transpose()
+                    .context("BURST_PROBABILITY")?;
+                o.burst_memory = Some(b);
+            }
+            v.insert(1, Box::new(o));
+        }
+    }
+    Ok(v)
+}
+
+/// Our goals, per trace: zero busy recorders killed; refusals at most a tenth of the best
+/// baseline's at no more than its cost; on the workday, cost within 1.3× the bound. The
+/// best baseline is the one with the fewest failed recordings (refused + killed busy), the
+/// cheaper on a tie; the best autoscaling baseline is the same without the static pool.
+fn goals(rows: &[Row]) -> String {
+    let mut s = String::new();
+    let mut traces: Vec<&str> = Vec::new();
+    for r in rows {
+        if !traces.contains(&r.trace.as_str()) {
+            traces.push(&r.trace);
+        }
+    }
+    let best = |v: &[&Row], dynamic_only: bool| -> Option<Row> {
+        v.iter()
+            .filter(|r| !r.policy.starts_with("ours") && !r.policy.starts_with("clairvoyant"))
+            .filter(|r| !dynamic_only || !r.policy.starts_with("static"))
+            .min_by(|a, b| {
+                (a.refused + a.busy_killed)
+                    .cmp(&(b.refused + b.busy_killed))
+                    .then(a.instance_hours.total_cmp(&b.instance_hours))
+            })
+            .map(|r| (*r).clone())
+    };
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
+    for t in traces {
+        let of: Vec<&Row> = rows.iter().filter(|r| r.trace == t).collect();
+        for o in of.iter().filter(|r| r.policy.starts_with("ours")) {
+            s.push_str(&format!(
+                "- {t}, {}: busy killed {} ({})",
+                o.policy,
+                o.busy_killed,
+                met(o.busy_killed == 0)
+            ));
+            for (what, b) in [
+                ("best baseline", best(&of, false)),
+                ("best autoscaling baseline", best(&of, true)),
+            ] {
+                if let Some(b) = b {
+                    s.push_str(&format!(
+                        "; vs {what} = {} ({} refused + {} killed, {:.1} h): refusals {} ≤ {:.1} {}, {:.1} h ≤ {:.1} h {}",
+                        b.policy,
+                        b.refused,
+                        b.busy_killed,
+                        b.instance_hours,
+                        o.refused,
+                        b.refused as f64 / 10.0,
+                        met(o.refused as f64 <= b.refused as f64 / 10.0),
+                        o.instance_hours,
+                        b.instance_hours,
+                        met(o.instance_hours <= b.instance_hours)
+                    ));
+                }
+            }
+            s.push_str(&format!("; cost {:.2}× bound", o.cost_ratio));
+            if t == "workday" {
+                s.push_str(&format!(" (≤ 1.3 {})", met(o.cost_ratio <= 1.3)));
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let p = ModelParams::default();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.traces)
+        .with_context(|| format!("reading {}", args.traces.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("no .csv trace in {}", args.traces.display());
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let out = std::fs::canonicalize(&args.out).unwrap_or_else(|_| args.out.clone());
+    let mut all_rows = Vec::new();
+    let mut charts = Vec::new();
+    let mut comparisons = Vec::new();
+    let started = Instant::now();
+    for f in &files {
+        let name = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let trace = Trace::parse_csv(&name, &text)?;
+        let work = Workload::new(&trace, &p, args.seed);
+        if let Some((_, from, to)) = args.log.as_ref().filter(|(t, _, _)| *t == name) {
+            let mut o = Ours::default_config();
+            o.log = Some(Vec::new());
+            jibri_sim::run::run(&mut o, &work, &p);
+            for line in o.log.unwrap_or_default() {
+                let t: u64 = line
+                    .trim_start_matches("t=")
+                    .split(' ')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                if (from * 3600..to * 3600).contains(&t) {
+                    println!("{:02}:{:02} {line}", t / 3600 % 24, t / 60 % 60);
+                }
+            }
+        }
+        let t0 = Instant::now();
+        let c = jibri_sim::compare(&work, &p, policies(&args)?);
+        let took = t0.elapsed();
+        eprintln!(
+            "{name}: {} requests, {} policies, simulated {} h each in {:.0} ms total",
+            work.jobs.len(),
+            c.runs.len(),
+            work.horizon_s / 3600,
+            took.as_secs_f64() * 1000.0
+        );
+        for r in &c.runs {
+            if !r.counters.violations.is_empty() {
+                bail!(
+                    "{name}/{}: model invariant broken: {:?}",
+                    r.policy,
+                    &r.counters.violations[..r.counters.violations.len().min(3)]
+                );
+            }
+        }
+        all_rows.extend(report::rows(&c));
+        let chart = out.join(format!("{name}.svg"));
+        std::fs::write(&chart, report::svg(&work, &c.runs))
+            .with_context(|| format!("writing {}", chart.display()))?;
+        charts.push(chart);
+        comparisons.push(c);
+    }
+    println!("{}", report::markdown(&all_rows));
+    println!("Goals of our policy:\n{}", goals(&all_rows));
+    println!("Model: {}", serde_json::to_string(&p)?);
+    println!(
+        "Seed {}; {} traces simulated in {:.2} s.",
+        args.seed,
+        files.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for c in &charts {
+        println!("chart: {}", c.display());
+    }
+    if let Some(j) = &args.json {
+        let summary: Vec<_> = comparisons
+            .iter()
+            .map(|c| serde_json::json!({"trace": c.workload, "bound": c.bound, "rows": report::rows(c)}))
+            .collect();
+        std::fs::write(j, serde_json::to_string_pretty(&summary)?)
+            .with_context(|| format!("writing {}", j.display()))?;
+        println!("json: {}", j.display());
+    }
+    Ok(())
+}

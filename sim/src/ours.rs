@@ -1,0 +1,454 @@
+//! Our policy: the controller's real, pure [`plan`] every 60 s and the guard's real
+//! [`decide`] on every lifecycle event, with their plans carried out on the world the way
+//! `src/controller.rs` (`act`) and `src/guard.rs` (`handle`) carry them out on AWS.
+//!
+//! Nothing of the decision is copied here: the observation is built from the world, the
+//! plan and the next state come from the library, and only the act phase (which in the
+//! product is async I/O) is restated, call for call, against the world's ports.
+
+use crate::run::Policy;
+use crate::workload::{Job, ModelParams, Workload};
+use crate::world::{GroupSetup, HookResult, Life, LifecycleEvent, World};
+use jibri_autoscaler::config::{Config, ConfigError, FloorWindow};
+use jibri_autoscaler::core::guard::{decide, GuardDecision, Transition};
+use jibri_autoscaler::core::plan::{plan, safe_to_release, HookTransition, HookVerdict, Plan};
+use jibri_autoscaler::core::state::PoolState;
+use jibri_autoscaler::domain::*;
+use jibri_autoscaler::jitsi::{BusyStatus, JicofoStats};
+use std::collections::BTreeMap;
+
+pub const GROUP: &str = "jibri-pool";
+
+/// The configuration of a deployment: the README's defaults plus `overrides`.
+pub fn config(overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    m.insert("ASG_NAMES".into(), GROUP.into());
+    m.insert(
+        "JICOFO_STATS_URLS".into(),
+        "http://jicofo.sim:8888/stats".into(),
+    );
+    for (k, v) in overrides {
+        m.insert((*k).to_string(), (*v).to_string());
+    }
+    Config::from_map(&m)
+}
+
+/// The overrides of [`Ours::workday_calendar`], as environment variables.
+pub fn calendar_overrides() -> Vec<(&'static str, String)> {
+    let mut windows = vec!["07:00-21:00=3".to_string()];
+    for h in 8..18 {
+        windows.push(format!("{:02}:56-{h:02}:00=26", h - 1));
+        windows.push(format!("{h:02}:26-{h:02}:30=14"));
+    }
+    vec![
+        ("SPARE_FLOOR_SCHEDULE", windows.join(",")),
+        ("SPARE_MAX", "3".into()),
+        ("IDLE_GRACE_S", "120".into()),
+        ("SCALE_IN_MAX_PER_TICK", "10".into()),
+    ]
+}
+
+/// The controller and the termination guard on a group with a terminate hook (retain on
+/// abandon) and every new instance protected, as `infra/template.yaml` deploys them.
+pub struct Ours {
+    pub label: String,
+    pub cfg: Config,
+    pub state: PoolState,
+    /// Controller schedule period (EventBridge `rate(1 minute)`).
+    pub period_s: u64,
+    pub launch_hook: bool,
+    /// Every plan summary, when asked for (debugging).
+    pub log: Option<Vec<String>>,
+    /// Prototype of a suggested change to the spare model (not in `src/`): see [`BurstMemory`].
+    pub burst_memory: Option<BurstMemory>,
+}
+
+/// A prototype of a suggestion for `spare_target()`, applied from outside without touching
+/// `src/`: before each tick, the spare target is floored to the recording starts seen in the
+/// same phase of the last periods (`periods_s`, e.g. 30 and 60 min: meetings start on the
+/// hour and the half hour), over the next `window_s`. The floor is handed to the real
+/// `plan()` through `Config::spare_floors`, a one-minute window at the current minute; the
+/// starts are the ones `plan()` itself counts (`Plan::counts.starts`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BurstMemory {
+    pub periods_s: Vec<u64>,
+    /// How far ahead the floor looks (about two boot latencies: what starts before a
+    /// recorder launched now is ready must find one already there).
+    pub window_s: u64,
+    /// If set, the floor is the Poisson quantile at this probability of the starts seen
+    /// (a margin for a burst larger than the last), else the count itself.
+    pub probability: Option<f64>,
+    /// Starts per minute, `(minute, count)`, as long as the longest period needs.
+    pub history: Vec<(u64, u32)>,
+}
+
+impl BurstMemory {
+    pub fn new(periods_s: Vec<u64>, window_s: u64) -> Self {
+        Self {
+            periods_s,
+            window_s,
+            probability: None,
+            history: Vec::new(),
+        }
+    }
+
+    /// The floor at `now`: the most starts any period back saw in its next `window_s`.
+    pub fn floor(&self, now: u64) -> u32 {
+        self.periods_s
+            .iter()
+            .filter(|&&p| p <= now)
+            .map(|&p| {
+                let from = now - p;
+                self.history
+                    .iter()
+                    .filter(|(t, _)| (from..from + self.window_s).contains(t))
+                    .map(|(_, c)| *c)
+                    .sum::<u32>()
+            })
+            .max()
+            .map(|seen| match self.probability {
+                Some(p) if seen > 0 => {
+                    jibri_autoscaler::core::spare::poisson_quantile(f64::from(seen), p, 1000)
+                }
+                _ => seen,
+            })
+            .unwrap_or(0)
+    }
+
+    fn record(&mut self, now: u64, starts: u32) {
+        let keep = self.periods_s.iter().max().copied().unwrap_or(0) + self.window_s;
+        self.history.retain(|(t, _)| t + keep >= now);
+        if starts > 0 {
+            self.history.push((now - now % 60, starts));
+        }
+    }
+}
+
+impl Ours {
+    pub fn new(label: impl Into<String>, cfg: Config) -> Self {
+        Self {
+            label: label.into(),
+            cfg,
+            state: PoolState::default(),
+            period_s: 60,
+            launch_hook: false,
+            log: None,
+            burst_memory: None,
+        }
+    }
+
+    /// The default configuration (`SPARE_MODE=adaptive`) on the group `infra/template.yaml`
+    /// creates by default (`EnableLaunchHook=true`).
+    pub fn default_config() -> Self {
+        // The defaults are valid by construction (a config test in src/ says so).
+        let mut o = Self::new(
+            "ours (plan, defaults)",
+            config(&[]).unwrap_or_else(|e| panic!("default config: {e}")),
+        );
+        o.launch_hook = true;
+        o
+    }
+
+    /// The default configuration on a group without the launch hook
+    /// (`EnableLaunchHook=false`).
+    pub fn default_without_launch_hook() -> Self {
+        let mut o = Self::default_config();
+        o.label = "ours (plan, defaults, no launch hook)".into();
+        o.launch_hook = false;
+        o
+    }
+
+    /// A configuration fitted to the workday's calendar (found with `bench-policy
+    /// --variant` over four generated workdays): a floor of 26 idle recorders in the four
+    /// minutes before each full hour and 14 before each half hour, 08:00-17:30 UTC; at least
+    /// 3 idle 07:00-21:00; an adaptive spare capped at 3 (its reaction to a burst comes
+    /// after the burst); idle recorders go after 2 minutes, up to 10 a tick.
+    pub fn workday_calendar() -> Self {
+        let pairs = calendar_overrides();
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut o = Self::new(
+            "ours (plan, workday calendar)",
+            config(&refs).unwrap_or_else(|e| panic!("calendar config: {e}")),
+        );
+        o.launch_hook = true;
+        o
+    }
+
+    fn tick(&mut self, w: &mut World) {
+        let now = w.now;
+        let obs = observe(w, &self.cfg);
+        let mut cfg = std::borrow::Cow::Borrowed(&self.cfg);
+        if let Some(b) = &self.burst_memory {
+            let floor = b.floor(now);
+            if floor > 0 {
+                let minute = ((now % 86_400) / 60) as u32;
+                cfg.to_mut().spare_floors.push(FloorWindow {
+                    start_min: minute,
+                    end_min: minute + 1,
+                    floor,
+                });
+            }
+        }
+        let (p, next) = plan(&obs, &self.state, &cfg, now);
+        if let Some(b) = self.burst_memory.as_mut() {
+            b.record(now, p.counts.starts);
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.push(format!("t={now} {}", p.summary()));
+        }
+        // The controller saves `next` whenever it changed (with or without acting).
+        self.state = next;
+        act(&p, &obs, w);
+    }
+}
+
+impl Policy for Ours {
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+
+    fn setup(&self, p: &ModelParams, _w: &Workload) -> GroupSetup {
+        let initial = match self.cfg.spare {
+            jibri_autoscaler::config::SpareMode::Fixed(n) => n,
+            jibri_autoscaler::config::SpareMode::Adaptive { min, .. } => min,
+        };
+        GroupSetup {
+            min: p.min,
+            max: p.max,
+            initial: initial.clamp(p.min, p.max),
+            terminate_hook: true,
+            launch_hook: self.launch_hook,
+            new_instances_protected: true,
+            retain_on_abandon: true,
+        }
+    }
+
+    fn step(&mut self, w: &mut World, _jobs: &[Job]) {
+        for ev in w.take_due_events() {
+            guard(&ev, w, &self.cfg);
+        }
+        if w.now % self.period_s == 0 {
+            self.tick(w);
+        }
+    }
+}
+
+/// The instance as EC2 + its probe describe it (what `Ec2Instance::observe` builds).
+fn instance_observation(
+    w: &World,
+    i: &crate::world::Instance,
+    lifecycle: LifecycleState,
+    probed: bool,
+) -> InstanceObservation {
+    InstanceObservation {
+        id: i.id.clone(),
+        lifecycle,
+        protected_from_scale_in: i.protected,
+        private_ip: Some(format!("10.0.{}.{}", i.n / 250, i.n % 250 + 2)),
+        launch_time: Some(i.launched_at),
+        upload_pending: false,
+        drain_requested: i.drain_tag.is_some(),
+        drain_requested_at: i.drain_tag,
+        probe: if probed {
+            w.probe(&i.id)
+        } else {
+            Probe::NotProbed
+        },
+    }
+}
+
+/// The controller's observe phase: the group, every instance (probed when `InService`,
+/// `Pending:Wait`, `Terminating:Wait` or `Terminating:Retained`), and one Jicofo shard.
+pub fn observe(w: &World, cfg: &Config) -> Observation {
+    let instances = w
+        .instances
+        .iter()
+        .filter(|i| i.life != Life::Terminated)
+        .map(|i| {
+            let probed = matches!(
+                i.life,
+                Life::InService
+                    | Life::PendingWait { .. }
+                    | Life::TerminatingWait { .. }
+                    | Life::Retained
+            );
+            instance_observation(w, i, i.life.state(), probed)
+        })
+        .collect();
+    Observation {
+        group: GroupObservation {
+            name: cfg.pool_group().to_string(),
+            min: w.setup.min,
+            max: w.setup.max,
+            desired: w.desired,
+            new_instances_protected: w.setup.new_instances_protected,
+            retain_on_abandon: w.setup.retain_on_abandon,
+        },
+        instances,
+        jicofo: JicofoObservation {
+            stats: JicofoStats {
+                jibri_count: Some(u64::from(w.brewery_count())),
+                jibri_available: Some(u64::from(w.available())),
+                recording_active: w
+                    .instances
+                    .iter()
+                    .filter(|i| matches!(i.jibri, crate::world::Jibri::Recording { .. }))
+                    .count() as u64,
+                jibri_failures_total: w.jicofo_failures_total,
+                ..JicofoStats::default()
+            },
+            shards_configured: cfg.jicofo_stats_urls.len(),
+            shards_failed: 0,
+        },
+    }
+}
+
+/// `controller::release_after_recheck`: drain, tag, re-probe; may it go now?
+fn release_after_recheck(w: &mut World, i: &InstanceObservation) -> bool {
+    if i.probe != Probe::Failed(ProbeFailure::Refused) {
+        let _ = w.graceful_shutdown(&i.id);
+    }
+    if !i.drain_requested {
+        w.mark_drain_requested(&i.id);
+    }
+    let again = InstanceObservation {
+        probe: w.probe(&i.id),
+        drain_requested: true,
+        ..i.clone()
+    };
+    safe_to_release(&again).is_ok()
+}
+
+/// `Controller::act`, step by step, on the world. Failures of a call are ignored exactly
+/// where the controller logs and goes on (a completed action, a refused drain).
+pub fn act(plan: &Plan, obs: &Observation, w: &mut World) {
+    let by_id: BTreeMap<&InstanceId, &InstanceObservation> =
+        obs.instances.iter().map(|i| (&i.id, i)).collect();
+
+    // 1. Protection, batched.
+    if !plan.protect.is_empty() {
+        w.set_protection(&plan.protect, true);
+    }
+
+    // 2. Lifecycle actions.
+    for h in &plan.hooks {
+        let _ = match (h.verdict, h.transition) {
+            (HookVerdict::Wait, _) => continue,
+            (HookVerdict::Continue, HookTransition::Launching) => {
+                w.complete(&h.instance, HookResult::Continue)
+            }
+            (HookVerdict::Continue, HookTransition::Terminating) => {
+                let Some(i) = by_id.get(&h.instance) else {
+                    continue;
+                };
+                if release_after_recheck(w, i) {
+                    w.complete(&h.instance, HookResult::Continue)
+                } else {
+                    w.heartbeat(&h.instance)
+                }
+            }
+            (HookVerdict::Heartbeat, _) => w.heartbeat(&h.instance),
+            (HookVerdict::Abandon, _) => w.complete(&h.instance, HookResult::Abandon),
+        };
+    }
+
+    // 3. Drain busy recorders on their way out.
+    for id in &plan.drain {
+        let _ = w.graceful_shutdown(id);
+    }
+    for id in &plan.drain {
+        w.mark_drain_requested(id);
+    }
+
+    // 4. Replace broken recorders: re-probe, drain, terminate without decrement.
+    for r in &plan.replace {
+        if matches!(w.probe(&r.instance), Probe::Status(s) if s.busy == BusyStatus::Busy) {
+            continue;
+        }
+        let _ = w.graceful_shutdown(&r.instance);
+        w.mark_drain_requested(&r.instance);
+        let _ = w.terminate(&r.instance, false);
+    }
+
+    // 5. Retained instances that are idle now.
+    for id in &plan.terminate_retained {
+        let Some(i) = by_id.get(id) else { continue };
+        if release_after_recheck(w, i) {
+            let _ = w.terminate(id, false);
+        }
+    }
+
+    // 6. Capacity: up at once; down by unprotecting re-probed idle victims, then lowering.
+    if let Some(d) = plan.desired {
+        if d > plan.desired_before {
+            let _ = w.set_desired(d);
+        } else {
+            let victims: Vec<InstanceId> = plan
+                .victims
+                .iter()
+                .filter(|v| matches!(w.probe(v), Probe::Status(s) if s.is_available()))
+                .cloned()
+                .collect();
+            if !victims.is_empty() {
+                w.set_protection(&victims, false);
+                let d = plan.desired_before - victims.len() as u32;
+                if w.set_desired(d).is_err() {
+                    w.set_protection(&victims, true);
+                }
+            }
+        }
+    }
+}
+
+/// `Guard::handle` for one lifecycle event.
+pub fn guard(ev: &LifecycleEvent, w: &mut World, cfg: &Config) {
+    let now = w.now;
+    let Some(inst) = w.find(&ev.instance) else {
+        return;
+    };
+    let (lifecycle, transition) = if ev.terminating {
+        (LifecycleState::TerminatingWait, Transition::Terminating)
+    } else {
+        (LifecycleState::PendingWait, Transition::Launching)
+    };
+    let obs = InstanceObservation {
+        protected_from_scale_in: false,
+        ..instance_observation(w, inst, lifecycle, true)
+    };
+    let started = ev.started.min(now);
+    let hold = |w: &mut World, drain: bool| {
+        if drain {
+            let _ = w.graceful_shutdown(&ev.instance);
+            w.mark_drain_requested(&ev.instance);
+        }
+        let _ = w.heartbeat(&ev.instance);
+    };
+    match decide(
+        transition,
+        &obs,
+        started,
+        cfg.max_hook_hold_s,
+        cfg.launch_max_wait_s,
+        now,
+    ) {
+        GuardDecision::Release { .. } => {
+            if release_after_recheck(w, &obs) {
+                let _ = w.complete(&ev.instance, HookResult::Continue);
+            } else {
+                w.c.guard_holds += 1;
+                hold(w, true);
+            }
+        }
+        GuardDecision::Hold { drain, .. } => {
+            w.c.guard_holds += 1;
+            hold(w, drain)
+        }
+        GuardDecision::Abandon { .. } => {
+            let _ = w.complete(&ev.instance, HookResult::Abandon);
+        }
+        GuardDecision::LaunchReady => {
+            let _ = w.complete(&ev.instance, HookResult::Continue);
+        }
+        GuardDecision::LaunchNotReady { .. } => {}
+    }
+}
