@@ -50,6 +50,7 @@ config-table: ## print the README's configuration table from the code
 
 include infra/infra.mk
 include sim/sim.mk
+include recorder/recorder.mk
 
 demo: venv ## the whole product on the local test bed: both functions under cargo lambda watch, a compressed working day
 	scripts/demo.sh

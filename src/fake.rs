@@ -239,10 +239,13 @@ impl StateStore for MemoryStateStore {
     }
 }
 
+/// One emission: the group and its metrics.
+pub type Emitted = (String, Vec<Metric>);
+
 /// Metrics kept in memory.
 #[derive(Clone, Default)]
 pub struct RecordingMetrics {
-    pub emitted: Arc<Mutex<Vec<(String, Vec<Metric>)>>>,
+    pub emitted: Arc<Mutex<Vec<Emitted>>>,
 }
 
 impl RecordingMetrics {

@@ -47,7 +47,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             }
             Incoming::Action(a) => a,
         };
-        if !self.cfg.groups.iter().any(|g| *g == a.group) {
+        if !self.cfg.groups.contains(&a.group) {
             tracing::info!(group = %a.group, instance = %a.instance, "event for a group this guard does not manage; ignored");
             return Ok(GuardOutcome::Ignored { why: format!("group {} not configured", a.group) });
         }

@@ -511,7 +511,7 @@ fn terminate_hook(
                 }
                 return (action(HookVerdict::Abandon, format!("held {held_for}s, {why}")), held);
             }
-            let due = held.last_heartbeat.map_or(true, |t| now.saturating_sub(t) >= cfg.heartbeat_interval_s);
+            let due = held.last_heartbeat.is_none_or(|t| now.saturating_sub(t) >= cfg.heartbeat_interval_s);
             if due {
                 held.last_heartbeat = Some(now);
                 (action(HookVerdict::Heartbeat, why), held)

@@ -14,7 +14,7 @@ use crate::domain::EpochSecs;
 
 /// Smallest `s` such that `P(Poisson(mean) <= s) >= probability` (capped at `cap`).
 pub fn poisson_quantile(mean: f64, probability: f64, cap: u32) -> u32 {
-    if !(mean > 0.0) || !mean.is_finite() {
+    if mean.is_nan() || mean <= 0.0 || !mean.is_finite() {
         return 0;
     }
     // Sum the pmf iteratively in log space to stay finite for large means.

@@ -1,0 +1,1453 @@
+//! The finalize and the retry of pending sessions.
+//!
+//! Finalize of a session: record it as pending and tag the instance (before any byte
+//! leaves, so a crash mid-upload leaves both), upload every file (streamed from disk,
+//! multipart above the threshold, each request carrying the checksum of the bytes read,
+//! which S3 verifies), check each object's full-object checksum as S3 reports it against
+//! the local one, write the manifest last, delete the local files that are verified and
+//! unchanged, drop the marker, and set the tag to the number of sessions still pending
+//! (removed at 0). Then the same for every other pending session. Any failure keeps the
+//! files and the marker for the next finalize or the systemd timer.
+
+use crate::core::checksum::{combine_parts, Checksum, ChecksumAlgorithm, Crc};
+use crate::core::layout::{self, SessionName};
+use crate::core::metadata::{self, RecordingInfo};
+use crate::core::parts::{is_multipart, plan_parts};
+use crate::core::retry::{FailureKind, Next, RetryPolicy};
+use crate::core::session::{
+    self, FileAction, FileRecord, FileStamp, ListedPart, MultipartProgress, PartDone, PartsInS3,
+    Pending, SessionRecord, StoredObject, TagAction, TagState,
+};
+use crate::pending::{Lock, PendingDir};
+use crate::ports::{
+    AwsError, AwsResult, CompletedPart, FileRange, InstanceTags, ObjectAttributes, ObjectStore,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+/// Largest `metadata.json` read (Jibri's is a few KB).
+const MAX_METADATA_BYTES: u64 = 1 << 20;
+/// Read buffer of the checksum pass.
+const HASH_BUFFER: usize = 512 * 1024;
+/// Progress (parts done) is written to the marker at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+pub const UPLOADER: &str = concat!("jibri-finalize ", env!("CARGO_PKG_VERSION"));
+
+/// What the uploader needs of the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Normalised key prefix (empty or ending in '/').
+    pub prefix: String,
+    pub part_size: u64,
+    pub multipart_threshold: u64,
+    pub concurrency: usize,
+    pub algorithm: ChecksumAlgorithm,
+    pub retry: RetryPolicy,
+    pub instance_id: String,
+    /// Wait between rounds for a session that could not be recorded as pending (it is
+    /// not handed to the timer, so this process keeps at it).
+    pub unrecorded_round_wait: Duration,
+}
+
+/// What became of one session in a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every file verified in S3, manifest written, local files deleted, marker dropped.
+    Uploaded { files: usize, bytes: u64 },
+    /// Another run finished it first.
+    AlreadyDone,
+    /// Another run holds it now; left to that run.
+    Busy,
+    /// Its directory disappeared before it was uploaded: nothing is left to protect.
+    Gone,
+    /// Kept for the next attempt: files on disk, marker in place.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionReport {
+    pub session: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    pub sessions: Vec<SessionReport>,
+    /// Sessions still pending at the end, if the pending directory could be read.
+    pub pending_after: Option<Pending>,
+    /// Problems that are no single session's (pending directory, tag).
+    pub problems: Vec<String>,
+}
+
+impl RunReport {
+    /// No session failed and nothing else went wrong: the exit status 0.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+            && !self
+                .sessions
+                .iter()
+                .any(|s| matches!(s.outcome, Outcome::Failed(_)))
+    }
+
+    fn push(&mut self, session: &str, outcome: Outcome) {
+        self.sessions.push(SessionReport {
+            session: session.into(),
+            outcome,
+        });
+    }
+
+    pub fn outcome(&self, session: &str) -> Option<&Outcome> {
+        self.sessions
+            .iter()
+            .find(|s| s.session == session)
+            .map(|s| &s.outcome)
+    }
+}
+
+/// Epoch seconds, injected so tests choose the day.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    })
+}
+
+/// Jitter for the backoff: xorshift64* seeded by the standard library's random hasher keys.
+#[derive(Debug)]
+pub struct Jitter(Mutex<u64>);
+
+impl Jitter {
+    pub fn new() -> Self {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(std::process::id().into());
+        Self(Mutex::new(h.finish() | 1))
+    }
+
+    /// A number in [0, 1).
+    pub fn next(&self) -> f64 {
+        let mut s = lock(&self.0);
+        *s ^= *s >> 12;
+        *s ^= *s << 25;
+        *s ^= *s >> 27;
+        let x = s.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+impl Default for Jitter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Calls `call` until it succeeds or the policy gives up.
+async fn with_retry<T, F, Fut>(
+    policy: &RetryPolicy,
+    jitter: &Jitter,
+    what: &str,
+    mut call: F,
+) -> AwsResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = AwsResult<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) => match policy.decide(attempt, e.kind, jitter.next()) {
+                Next::RetryAfter(wait) => {
+                    warn!(call = what, attempt, wait_ms = wait.as_millis() as u64, error = %e, "retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Next::GiveUp => return Err(e),
+            },
+        }
+    }
+}
+
+/// The session's record, shared by the tasks of one session and written to its marker
+/// (unless the session could not be recorded): progress at most [`PROGRESS_EVERY`] late.
+struct RecordSink {
+    record: SessionRecord,
+    pending: Option<PendingDir>,
+    last_save: Instant,
+    dirty: bool,
+}
+
+impl RecordSink {
+    fn new(record: SessionRecord, pending: Option<PendingDir>) -> Self {
+        Self {
+            record,
+            pending,
+            last_save: Instant::now(),
+            dirty: false,
+        }
+    }
+
+    fn save(&mut self, durable: bool) {
+        if let Some(p) = &self.pending {
+            if let Err(e) = p.save(&self.record, durable) {
+                warn!(session = %self.record.session, error = %e, "could not update the pending marker");
+            }
+        }
+        self.last_save = Instant::now();
+        self.dirty = false;
+    }
+
+    /// Applies a change; writes it out if the last write is old enough (else the
+    /// session's flusher does, see [`Flusher`]).
+    fn update(&mut self, f: impl FnOnce(&mut SessionRecord)) {
+        f(&mut self.record);
+        self.dirty = true;
+        if self.last_save.elapsed() >= PROGRESS_EVERY {
+            self.save(false);
+        }
+    }
+}
+
+/// Writes a session's pending progress out every [`PROGRESS_EVERY`] while it uploads, so
+/// that a crash loses at most that much (parts in S3 but not in the marker are sent again).
+struct Flusher(tokio::task::JoinHandle<()>);
+
+impl Flusher {
+    fn start(sink: &Sink) -> Self {
+        let sink = sink.clone();
+        Self(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PROGRESS_EVERY);
+            loop {
+                tick.tick().await;
+                let mut s = lock(&sink);
+                if s.dirty {
+                    s.save(false);
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+type Sink = Arc<Mutex<RecordSink>>;
+
+/// A regular file of the session directory.
+#[derive(Debug, Clone)]
+struct LocalFile {
+    /// '/'-separated path relative to the session directory.
+    rel: String,
+    components: Vec<OsString>,
+    path: PathBuf,
+    stamp: FileStamp,
+}
+
+fn stamp_of(m: &std::fs::Metadata) -> FileStamp {
+    FileStamp {
+        size: m.len(),
+        mtime_s: m.mtime(),
+        mtime_ns: m.mtime_nsec().clamp(0, 999_999_999) as u32,
+        inode: m.ino(),
+    }
+}
+
+/// What a session directory holds.
+struct Scan {
+    /// Regular files, recursively, sorted by relative path.
+    files: Vec<LocalFile>,
+    subdirs: Vec<PathBuf>,
+    /// Neither file nor directory (links, devices...): not uploaded, left in place.
+    skipped: Vec<PathBuf>,
+}
+
+/// `None` if `dir` does not exist.
+fn scan(dir: &Path) -> io::Result<Option<Scan>> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+        Ok(m) if !m.is_dir() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a directory", dir.display()),
+            ))
+        }
+        Ok(_) => {}
+    }
+    let (mut files, mut dirs, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    let mut stack: Vec<(PathBuf, Vec<OsString>)> = vec![(dir.to_path_buf(), vec![])];
+    while let Some((abs, rel)) = stack.pop() {
+        for entry in std::fs::read_dir(&abs)? {
+            let entry = entry?;
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path)?;
+            let mut components = rel.clone();
+            components.push(entry.file_name());
+            if meta.is_file() {
+                let rel = components
+                    .iter()
+                    .map(|c| c.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                files.push(LocalFile {
+                    rel,
+                    components,
+                    path,
+                    stamp: stamp_of(&meta),
+                });
+            } else if meta.is_dir() {
+                dirs.push(path.clone());
+                stack.push((path, components));
+            } else {
+                skipped.push(path);
+            }
+        }
+    }
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(Some(Scan {
+        files,
+        subdirs: dirs,
+        skipped,
+    }))
+}
+
+/// The checksum of `len` bytes of a file from `offset`, read from disk.
+fn hash_range(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    algorithm: ChecksumAlgorithm,
+) -> io::Result<Checksum> {
+    let f = std::fs::File::open(path)?;
+    let mut crc = Crc::new(algorithm);
+    let mut buf = vec![0u8; HASH_BUFFER.min(len.max(1) as usize)];
+    let mut done = 0u64;
+    while done < len {
+        let want = buf.len().min((len - done) as usize);
+        let n = f.read_at(&mut buf[..want], offset + done)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} is shorter than expected", path.display()),
+            ));
+        }
+        crc.update(&buf[..n]);
+        done += n as u64;
+    }
+    Ok(crc.finish())
+}
+
+async fn hash(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    algorithm: ChecksumAlgorithm,
+) -> Result<Checksum, String> {
+    let p = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || hash_range(&p, offset, len, algorithm)).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(format!("reading {}: {e}", path.display())),
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    }
+}
+
+fn read_recording_info(dir: &Path) -> Option<RecordingInfo> {
+    let path = dir.join(metadata::JIBRI_METADATA_FILE);
+    let m = std::fs::metadata(&path).ok()?;
+    if !m.is_file() || m.len() > MAX_METADATA_BYTES {
+        warn!(path = %path.display(), "metadata.json is not a small regular file; objects get no meeting metadata");
+        return None;
+    }
+    let parsed = std::fs::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| metadata::parse_jibri_metadata(&b).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(info) => Some(info),
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "metadata.json unreadable; objects get no meeting metadata (it is uploaded as it is)");
+            None
+        }
+    }
+}
+
+/// What one session's upload tasks share.
+struct SessionCtx<S> {
+    store: Arc<S>,
+    settings: Arc<Settings>,
+    jitter: Arc<Jitter>,
+    permits: Arc<Semaphore>,
+    sink: Sink,
+    attrs_metadata: Vec<(String, String)>,
+}
+
+impl<S> Clone for SessionCtx<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            settings: self.settings.clone(),
+            jitter: self.jitter.clone(),
+            permits: self.permits.clone(),
+            sink: self.sink.clone(),
+            attrs_metadata: self.attrs_metadata.clone(),
+        }
+    }
+}
+
+/// One file's result: bytes uploaded now (0 if it was already in S3).
+struct FileDone {
+    uploaded: u64,
+}
+
+impl<S: ObjectStore> SessionCtx<S> {
+    async fn retry<T, F, Fut>(&self, what: &str, call: F) -> AwsResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = AwsResult<T>>,
+    {
+        with_retry(&self.settings.retry, &self.jitter, what, call).await
+    }
+
+    fn attrs(&self, rel: &str) -> ObjectAttributes {
+        ObjectAttributes {
+            content_type: layout::content_type(rel),
+            metadata: self.attrs_metadata.clone(),
+        }
+    }
+
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, String> {
+        self.permits.acquire().await.map_err(|e| e.to_string())
+    }
+
+    /// Whether a verified object is still in S3 as recorded.
+    async fn still_stored(&self, stored: &StoredObject) -> bool {
+        let Some(sum) = Checksum::from_base64(stored.algorithm, &stored.checksum) else {
+            return false;
+        };
+        let key = stored.key.as_str();
+        let version = stored.version_id.as_deref();
+        match self
+            .retry("HeadObject", || self.store.head(key, version))
+            .await
+        {
+            Ok(head) => session::verify(&head, stored.size, &sum).is_ok(),
+            Err(e) => {
+                warn!(key, error = %e, "a verified object could not be checked again; uploading it again");
+                false
+            }
+        }
+    }
+
+    async fn upload_file(&self, file: LocalFile, key: String) -> Result<FileDone, String> {
+        let s = &self.settings;
+        let record = lock(&self.sink).record.files.get(&file.rel).cloned();
+        let multipart = is_multipart(file.stamp.size, s.multipart_threshold);
+        let plan =
+            plan_parts(file.stamp.size, s.part_size).map_err(|e| format!("{}: {e}", file.rel))?;
+        match session::file_action(
+            record.as_ref(),
+            file.stamp,
+            multipart,
+            plan.part_size,
+            s.algorithm,
+        ) {
+            FileAction::AlreadyStored => {
+                let stored = record.and_then(|r| r.stored).map(|(o, _)| o);
+                if let Some(o) = &stored {
+                    if o.key == key && self.still_stored(o).await {
+                        debug!(file = %file.rel, "already verified in S3");
+                        return Ok(FileDone { uploaded: 0 });
+                    }
+                }
+                self.upload_fresh(&file, &key, multipart, None).await
+            }
+            FileAction::Resume(progress) => {
+                self.upload_multipart(&file, &key, Some(progress)).await
+            }
+            FileAction::Fresh { abort } => self.upload_fresh(&file, &key, multipart, abort).await,
+        }
+    }
+
+    async fn upload_fresh(
+        &self,
+        file: &LocalFile,
+        key: &str,
+        multipart: bool,
+        abort: Option<String>,
+    ) -> Result<FileDone, String> {
+        if let Some(id) = abort {
+            // A stale upload of other content or part size: give its parts back (best
+            // effort: the bucket's lifecycle rule aborts forgotten uploads anyway).
+            if let Err(e) = self.store.abort_upload(key, &id).await {
+                debug!(key, error = %e, "could not abort a stale multipart upload");
+            }
+            self.forget_upload(&file.rel);
+        }
+        if multipart {
+            self.upload_multipart(file, key, None).await
+        } else {
+            self.upload_single(file, key).await
+        }
+    }
+
+    /// The next attempt at this file starts a new multipart upload.
+    fn forget_upload(&self, rel: &str) {
+        lock(&self.sink).update(|r| {
+            if let Some(f) = r.files.get_mut(rel) {
+                f.multipart = None;
+            }
+        });
+    }
+
+    /// Progress, written out with the next save: lost in a crash, it only costs checking
+    /// or sending the file again.
+    fn record_stored(&self, file: &LocalFile, stored: StoredObject) {
+        lock(&self.sink).update(|r| {
+            r.files.insert(
+                file.rel.clone(),
+                FileRecord {
+                    multipart: None,
+                    stored: Some((stored, file.stamp)),
+                },
+            );
+        });
+    }
+
+    async fn verify_stored(
+        &self,
+        file: &LocalFile,
+        key: &str,
+        version: Option<String>,
+        sum: &Checksum,
+    ) -> Result<StoredObject, String> {
+        let head = self
+            .retry("HeadObject", || self.store.head(key, version.as_deref()))
+            .await
+            .map_err(|e| format!("{}: verifying: {e}", file.rel))?;
+        session::verify(&head, file.stamp.size, sum)
+            .map_err(|e| format!("{}: the object in S3 is not the local file: {e}", file.rel))?;
+        Ok(StoredObject {
+            key: key.into(),
+            size: file.stamp.size,
+            algorithm: sum.algorithm,
+            checksum: sum.base64(),
+            version_id: head.version_id.or(version),
+        })
+    }
+
+    async fn upload_single(&self, file: &LocalFile, key: &str) -> Result<FileDone, String> {
+        let _permit = self.permit().await?;
+        let sum = hash(&file.path, 0, file.stamp.size, self.settings.algorithm).await?;
+        let range = FileRange {
+            path: file.path.clone(),
+            offset: 0,
+            len: file.stamp.size,
+        };
+        let attrs = self.attrs(&file.rel);
+        let put = self
+            .retry("PutObject", || {
+                self.store.put_file(key, &range, &sum, &attrs)
+            })
+            .await
+            .map_err(|e| format!("{}: {e}", file.rel))?;
+        let stored = self.verify_stored(file, key, put.version_id, &sum).await?;
+        debug!(file = %file.rel, key, checksum = %sum, "stored and verified");
+        self.record_stored(file, stored);
+        Ok(FileDone {
+            uploaded: file.stamp.size,
+        })
+    }
+
+    async fn upload_multipart(
+        &self,
+        file: &LocalFile,
+        key: &str,
+        resume: Option<MultipartProgress>,
+    ) -> Result<FileDone, String> {
+        let s = self.settings.clone();
+        let plan =
+            plan_parts(file.stamp.size, s.part_size).map_err(|e| format!("{}: {e}", file.rel))?;
+        let fail = |e: AwsError| format!("{}: {e}", file.rel);
+
+        // The upload to continue (with the parts S3 still lists), or a new one.
+        let mut listed: Option<HashMap<u32, ListedPart>> = None;
+        let mut progress = None;
+        if let Some(p) = resume {
+            let (k, id) = (key, p.upload_id.as_str());
+            match self
+                .retry("ListParts", || self.store.list_parts(k, id))
+                .await
+            {
+                Ok(parts) => {
+                    info!(file = %file.rel, parts_in_s3 = parts.len(), "resuming the multipart upload");
+                    listed = Some(parts.into_iter().map(|lp| (lp.number, lp)).collect());
+                    progress = Some(p);
+                }
+                Err(e) if matches!(e.kind, FailureKind::NoSuchUpload | FailureKind::NotFound) => {
+                    info!(file = %file.rel, "the unfinished upload is gone (aborted or expired); starting over");
+                }
+                Err(e) => {
+                    warn!(file = %file.rel, error = %e, "the upload's parts could not be listed; resuming from the recorded parts");
+                    progress = Some(p);
+                }
+            }
+        }
+        let progress = match progress {
+            Some(p) => p,
+            None => {
+                let attrs = self.attrs(&file.rel);
+                let id = self
+                    .retry("CreateMultipartUpload", || {
+                        self.store.create_upload(key, s.algorithm, &attrs)
+                    })
+                    .await
+                    .map_err(fail)?;
+                let p = MultipartProgress {
+                    upload_id: id,
+                    part_size: plan.part_size,
+                    algorithm: s.algorithm,
+                    stamp: file.stamp,
+                    parts: BTreeMap::new(),
+                };
+                let mut sink = lock(&self.sink);
+                sink.record
+                    .files
+                    .entry(file.rel.clone())
+                    .or_insert(FileRecord {
+                        multipart: None,
+                        stored: None,
+                    })
+                    .multipart = Some(p.clone());
+                sink.save(false);
+                p
+            }
+        };
+        let upload_id = progress.upload_id.clone();
+        let recorded = Arc::new(progress.parts);
+        let listed = Arc::new(listed);
+
+        let mut tasks = JoinSet::new();
+        for n in 1..=plan.count {
+            let ctx = self.clone();
+            let (file, key, upload_id, recorded, listed) = (
+                file.clone(),
+                key.to_owned(),
+                upload_id.clone(),
+                recorded.clone(),
+                listed.clone(),
+            );
+            tasks.spawn(async move {
+                let (offset, len) = plan.range(n);
+                let _permit = ctx.permit().await.map_err(|e| (FailureKind::Rejected, e))?;
+                let sum = hash(&file.path, offset, len, ctx.settings.algorithm)
+                    .await
+                    .map_err(|e| (FailureKind::Rejected, e))?;
+                let in_s3 = match listed.as_ref() {
+                    Some(l) => PartsInS3::Listed(l.get(&n)),
+                    None => PartsInS3::Unlisted,
+                };
+                if session::part_reusable(recorded.get(&n), in_s3, &sum, len) {
+                    let etag = recorded.get(&n).map(|p| p.etag.clone()).unwrap_or_default();
+                    return Ok::<_, (FailureKind, String)>((n, etag, sum, len, false));
+                }
+                let range = FileRange {
+                    path: file.path.clone(),
+                    offset,
+                    len,
+                };
+                let etag = ctx
+                    .retry("UploadPart", || {
+                        ctx.store.upload_part(&key, &upload_id, n, &range, &sum)
+                    })
+                    .await
+                    .map_err(|e| (e.kind, format!("{}: part {n}: {e}", file.rel)))?;
+                lock(&ctx.sink).update(|r| {
+                    if let Some(mp) = r
+                        .files
+                        .get_mut(&file.rel)
+                        .and_then(|f| f.multipart.as_mut())
+                    {
+                        mp.parts.insert(
+                            n,
+                            PartDone {
+                                etag: etag.clone(),
+                                size: len,
+                                checksum: sum.base64(),
+                            },
+                        );
+                    }
+                });
+                Ok((n, etag, sum, len, true))
+            });
+        }
+        let mut parts = Vec::with_capacity(plan.count as usize);
+        let mut first_error: Option<(FailureKind, String)> = None;
+        let mut sent = 0u64;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok((n, etag, sum, len, uploaded))) => {
+                    if uploaded {
+                        sent += len;
+                    }
+                    parts.push((n, etag, sum, len));
+                }
+                Ok(Err(e)) => {
+                    if first_error.is_none() {
+                        first_error = Some(e);
+                        // The file cannot complete in this attempt: stop sending its parts.
+                        tasks.abort_all();
+                    }
+                }
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => {
+                    first_error =
+                        first_error.or(Some((FailureKind::Rejected, format!("{}: {e}", file.rel))))
+                }
+            }
+        }
+        lock(&self.sink).save(false);
+        if let Some((kind, message)) = first_error {
+            if kind == FailureKind::NoSuchUpload {
+                // Gone under us: the next attempt starts a new upload.
+                self.forget_upload(&file.rel);
+            }
+            return Err(message);
+        }
+        parts.sort_by_key(|p| p.0);
+        let full = combine_parts(s.algorithm, parts.iter().map(|p| (p.2, p.3)));
+
+        // The parts are the bytes read now; if the file changed meanwhile they are no
+        // snapshot of it. Keep it for the next attempt (which starts over, the stamp differs).
+        let now = std::fs::symlink_metadata(&file.path)
+            .map(|m| stamp_of(&m))
+            .map_err(|e| format!("{}: {e}", file.rel))?;
+        if now != file.stamp {
+            return Err(format!(
+                "{}: the file changed while it was uploaded",
+                file.rel
+            ));
+        }
+
+        let completed: Vec<CompletedPart> = parts
+            .iter()
+            .map(|(n, etag, sum, _)| CompletedPart {
+                number: *n,
+                etag: etag.clone(),
+                checksum: *sum,
+            })
+            .collect();
+        let done = self
+            .retry("CompleteMultipartUpload", || {
+                self.store
+                    .complete_upload(key, &upload_id, &completed, &full)
+            })
+            .await;
+        let version = match done {
+            Ok(stored) => stored.version_id,
+            // A retried Complete whose first attempt went through finds no upload: what
+            // counts is whether the object is there, which the check below says.
+            Err(e) if e.kind == FailureKind::NoSuchUpload => None,
+            Err(e) => {
+                if !e.kind.is_retryable() {
+                    // Refused (a part S3 does not have, or a checksum it disputes): the next
+                    // attempt starts a new upload rather than repeating this one.
+                    self.forget_upload(&file.rel);
+                }
+                return Err(fail(e));
+            }
+        };
+        let verified = self.verify_stored(file, key, version, &full).await;
+        let stored = match verified {
+            Ok(stored) => stored,
+            Err(e) => {
+                // The upload is completed (or gone): the next attempt starts a new one.
+                self.forget_upload(&file.rel);
+                return Err(e);
+            }
+        };
+        info!(file = %file.rel, key, bytes = file.stamp.size, parts = plan.count, checksum = %full, "stored and verified");
+        self.record_stored(file, stored);
+        Ok(FileDone { uploaded: sent })
+    }
+}
+
+enum Marked {
+    Yes,
+    /// The marker could not be written: the session is this process's to finish.
+    Unrecorded,
+    /// A pending session of the same name from another directory.
+    Conflict(String),
+    TagFailed(String),
+}
+
+pub struct Uploader<S, T> {
+    store: Arc<S>,
+    tags: T,
+    pending: PendingDir,
+    settings: Arc<Settings>,
+    clock: Clock,
+    jitter: Arc<Jitter>,
+}
+
+impl<S: ObjectStore, T: InstanceTags> Uploader<S, T> {
+    pub fn new(store: S, tags: T, pending: PendingDir, settings: Settings) -> Self {
+        Self {
+            store: Arc::new(store),
+            tags,
+            pending,
+            settings: Arc::new(settings),
+            clock: system_clock(),
+            jitter: Arc::new(Jitter::new()),
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn tags(&self) -> &T {
+        &self.tags
+    }
+
+    /// Jibri's finalize: this session first, then every other pending one.
+    pub async fn finalize(&self, dir: &Path) -> RunReport {
+        let mut report = RunReport::default();
+        let (session, dir) = match session_of(dir) {
+            Ok(x) => x,
+            Err(e) => {
+                report.problems.push(e);
+                return report;
+            }
+        };
+        info!(session = %session, dir = %dir, "finalize");
+        match self.mark_and_tag(&session, &dir, true).await {
+            Marked::Yes => {
+                let outcome = self.process(session.as_str(), true).await;
+                report.push(session.as_str(), outcome);
+            }
+            Marked::Unrecorded => {
+                report.problems.push(format!(
+                    "session {session} could not be recorded as pending in {}",
+                    self.pending.root().display()
+                ));
+                let outcome = self.process_unrecorded(&session, &dir).await;
+                report.push(session.as_str(), outcome);
+            }
+            Marked::Conflict(other) => {
+                report.push(session.as_str(), Outcome::Failed(format!("another pending session named {session} is from {other}: rename one of the directories; nothing uploaded")));
+            }
+            Marked::TagFailed(e) => {
+                report.push(session.as_str(), Outcome::Failed(format!("tagging the instance failed, so nothing was uploaded (files kept, session pending): {e}")));
+                report.pending_after = Some(self.count());
+                return report;
+            }
+        }
+        self.retry_all(Some(session.as_str()), &mut report).await;
+        self.settle(&mut report).await;
+        report
+    }
+
+    /// What a finalize does when the configuration is invalid: record the session as
+    /// pending (its key prefix decided at its first real attempt) and tag the instance, so
+    /// that the recording outlives the mistake; nothing is uploaded.
+    pub async fn hold(&self, dir: &Path, why: &str) -> RunReport {
+        let mut report = RunReport::default();
+        let (session, dir) = match session_of(dir) {
+            Ok(x) => x,
+            Err(e) => {
+                report.problems.push(e);
+                return report;
+            }
+        };
+        let outcome = match self.mark_and_tag(&session, &dir, false).await {
+            Marked::Yes => format!("{why}; the session is recorded as pending and the instance tagged: fix the configuration, the timer uploads it"),
+            Marked::Unrecorded => format!("{why}; the session could not even be recorded as pending (the instance is tagged)"),
+            Marked::Conflict(other) => format!("{why}; another pending session of this name is from {other}"),
+            Marked::TagFailed(e) => format!("{why}; the instance could not be tagged either: {e}"),
+        };
+        report.push(session.as_str(), Outcome::Failed(outcome));
+        report
+    }
+
+    /// The timer's run: make sure the tag covers what is pending, then retry every session.
+    pub async fn retry_pending(&self) -> RunReport {
+        let mut report = RunReport::default();
+        {
+            let _g = self.global_lock(&mut report).await;
+            let count = self.count();
+            if count != Pending::Known(0) {
+                let action = session::tag_action(count, 0, self.pending.tag_state());
+                if let Err(e) = self.apply_tag(action).await {
+                    report.problems.push(format!(
+                        "the instance could not be tagged, so nothing was uploaded: {e}"
+                    ));
+                    report.pending_after = Some(count);
+                    return report;
+                }
+            }
+        }
+        self.retry_all(None, &mut report).await;
+        self.settle(&mut report).await;
+        report
+    }
+
+    fn count(&self) -> Pending {
+        if self.pending.ensure().is_err() {
+            return Pending::Unknown;
+        }
+        match self.pending.list() {
+            Ok(names) => Pending::Known(names.len() as u32),
+            Err(_) => Pending::Unknown,
+        }
+    }
+
+    async fn global_lock(&self, report: &mut RunReport) -> Option<Lock> {
+        let p = self.pending.clone();
+        match tokio::task::spawn_blocking(move || p.global_lock()).await {
+            Ok(Ok(l)) => Some(l),
+            Ok(Err(e)) => {
+                let msg = format!("pending directory {}: {e}", self.pending.root().display());
+                if !report.problems.contains(&msg) {
+                    report.problems.push(msg);
+                }
+                None
+            }
+            Err(e) => {
+                report.problems.push(e.to_string());
+                None
+            }
+        }
+    }
+
+    async fn apply_tag(&self, action: TagAction) -> AwsResult<()> {
+        let target = match action {
+            TagAction::Nothing => return Ok(()),
+            TagAction::Set(n) => TagState::Value(n),
+            TagAction::Remove => TagState::Absent,
+        };
+        // Until the call is known to have landed, this host does not know the tag.
+        if let Err(e) = self.pending.set_tag_state(TagState::Unknown) {
+            warn!(error = %e, "could not record the tag state");
+        }
+        let result = with_retry(&self.settings.retry, &self.jitter, "tag", || async {
+            match action {
+                TagAction::Set(n) => self.tags.set_upload_pending(n).await,
+                _ => self.tags.remove_upload_pending().await,
+            }
+        })
+        .await;
+        match &result {
+            Ok(()) => {
+                info!(tag = crate::ports::TAG_UPLOAD_PENDING, value = ?target, "instance tag updated");
+                if let Err(e) = self.pending.set_tag_state(target) {
+                    warn!(error = %e, "could not record the tag state");
+                }
+            }
+            Err(e) => {
+                error!(tag = crate::ports::TAG_UPLOAD_PENDING, error = %e, "instance tag not updated")
+            }
+        }
+        result
+    }
+
+    /// `decide_prefix: false` leaves the key prefix to the first real attempt (no valid
+    /// configuration to take it from).
+    async fn mark_and_tag(&self, session: &SessionName, dir: &str, decide_prefix: bool) -> Marked {
+        let mut scratch = RunReport::default();
+        let _g = self.global_lock(&mut scratch).await;
+        let fresh = || {
+            let now = (self.clock)();
+            let prefix = if decide_prefix {
+                self.key_prefix(session, now)
+            } else {
+                String::new()
+            };
+            SessionRecord::new(session.as_str(), dir, prefix, now)
+        };
+        let marked = match self.pending.load(session.as_str()) {
+            Ok(Some(rec)) if rec.dir == dir => true,
+            Ok(Some(rec)) => return Marked::Conflict(rec.dir),
+            Ok(None) => self.save_new(&fresh()),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                warn!(session = %session, error = %e, "replacing an unreadable pending marker");
+                self.save_new(&fresh())
+            }
+            Err(e) => {
+                error!(session = %session, error = %e, "pending marker unreadable");
+                false
+            }
+        };
+        let (count, extra) = match (self.count(), marked) {
+            (Pending::Known(n), true) => (Pending::Known(n.max(1)), 0),
+            (Pending::Known(n), false) => (Pending::Known(n), 1),
+            (Pending::Unknown, _) => (Pending::Unknown, 1),
+        };
+        match self
+            .apply_tag(session::tag_action(count, extra, self.pending.tag_state()))
+            .await
+        {
+            Ok(()) if marked => Marked::Yes,
+            Ok(()) => Marked::Unrecorded,
+            Err(e) => Marked::TagFailed(e.to_string()),
+        }
+    }
+
+    /// `<prefix><yyyy>/<mm>/<dd>/<session>/` for a session first attempted at `first_attempt_at`.
+    fn key_prefix(&self, session: &SessionName, first_attempt_at: u64) -> String {
+        layout::session_prefix(
+            &self.settings.prefix,
+            layout::CivilDate::from_epoch_secs(first_attempt_at),
+            session,
+        )
+    }
+
+    fn save_new(&self, rec: &SessionRecord) -> bool {
+        match self
+            .pending
+            .ensure()
+            .and_then(|()| self.pending.save(rec, true))
+        {
+            Ok(()) => {
+                info!(session = %rec.session, prefix = %rec.key_prefix, "recorded as pending");
+                true
+            }
+            Err(e) => {
+                error!(session = %rec.session, dir = %self.pending.root().display(), error = %e, "could not record the session as pending");
+                false
+            }
+        }
+    }
+
+    async fn session_lock(&self, session: &str, wait: bool) -> io::Result<Option<Lock>> {
+        let (p, s) = (self.pending.clone(), session.to_owned());
+        tokio::task::spawn_blocking(move || p.session_lock(&s, wait))
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    /// One recorded session, under its lock.
+    async fn process(&self, session: &str, wait: bool) -> Outcome {
+        let held = match self.session_lock(session, wait).await {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => {
+                info!(session, "another run is uploading this session");
+                return Outcome::Busy;
+            }
+            Err(e) => {
+                warn!(session, error = %e, "no session lock; going on without");
+                None
+            }
+        };
+        let record = match self.pending.load(session) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                if let Some(l) = held {
+                    l.release_and_remove();
+                }
+                return Outcome::AlreadyDone;
+            }
+            Err(e) => return Outcome::Failed(format!("pending marker unreadable: {e} (remove it by hand once the session's files are safe)")),
+        };
+        let mut record = record;
+        if record.key_prefix.is_empty() {
+            // Recorded while the configuration was invalid: the keys are decided now, by
+            // the day of that first attempt.
+            match SessionName::new(&record.session) {
+                Ok(name) => record.key_prefix = self.key_prefix(&name, record.first_attempt_at),
+                Err(e) => {
+                    return Outcome::Failed(format!(
+                        "pending marker of an unusable session name: {e}"
+                    ))
+                }
+            }
+            if let Err(e) = self.pending.save(&record, true) {
+                warn!(session, error = %e, "could not update the pending marker");
+            }
+        }
+        let sink = Arc::new(Mutex::new(RecordSink::new(
+            record,
+            Some(self.pending.clone()),
+        )));
+        let outcome = self.upload_session(&sink).await;
+        if matches!(outcome, Outcome::Uploaded { .. } | Outcome::Gone) {
+            let mut scratch = RunReport::default();
+            let _g = self.global_lock(&mut scratch).await;
+            if let Err(e) = self.pending.remove(session) {
+                return Outcome::Failed(format!(
+                    "uploaded, but its pending marker could not be removed: {e}"
+                ));
+            }
+            if let Some(l) = held {
+                l.release_and_remove();
+            }
+        }
+        outcome
+    }
+
+    /// A session whose marker could not be written is not handed to the timer: this
+    /// process keeps at it (Jibri stays BUSY meanwhile) until it is uploaded or its
+    /// marker can be written after all.
+    async fn process_unrecorded(&self, session: &SessionName, dir: &str) -> Outcome {
+        let now = (self.clock)();
+        let prefix = layout::session_prefix(
+            &self.settings.prefix,
+            layout::CivilDate::from_epoch_secs(now),
+            session,
+        );
+        let sink = Arc::new(Mutex::new(RecordSink::new(
+            SessionRecord::new(session.as_str(), dir, prefix, now),
+            None,
+        )));
+        let mut round = 1u32;
+        loop {
+            let outcome = self.upload_session(&sink).await;
+            let Outcome::Failed(e) = outcome else {
+                return outcome;
+            };
+            let record = lock(&sink).record.clone();
+            let handed = {
+                let mut scratch = RunReport::default();
+                let _g = self.global_lock(&mut scratch).await;
+                self.save_new(&record)
+            };
+            if handed {
+                return Outcome::Failed(format!("{e} (now recorded as pending)"));
+            }
+            let wait = self.settings.unrecorded_round_wait;
+            error!(session = %session, round, wait_s = wait.as_secs(), error = %e, "upload failed and the session cannot be recorded as pending: trying again in this process");
+            tokio::time::sleep(wait).await;
+            round += 1;
+        }
+    }
+
+    async fn retry_all(&self, except: Option<&str>, report: &mut RunReport) {
+        let names = match self.pending.list() {
+            Ok(n) => n,
+            Err(e) => {
+                let msg = format!("pending directory {}: {e}", self.pending.root().display());
+                if !report.problems.contains(&msg) {
+                    report.problems.push(msg);
+                }
+                return;
+            }
+        };
+        for name in names.iter().filter(|n| Some(n.as_str()) != except) {
+            info!(session = %name, "retrying a pending session");
+            let outcome = self.process(name, false).await;
+            report.push(name, outcome);
+        }
+    }
+
+    /// The tag follows what is still pending.
+    async fn settle(&self, report: &mut RunReport) {
+        let _g = self.global_lock(report).await;
+        let count = self.count();
+        report.pending_after = Some(count);
+        if count == Pending::Unknown {
+            report.problems.push(format!(
+                "pending directory {} unreadable: the instance tag is left as it is",
+                self.pending.root().display()
+            ));
+        }
+        let action = session::tag_action(count, 0, self.pending.tag_state());
+        if let Err(e) = self.apply_tag(action).await {
+            report.problems.push(format!("instance tag: {e}"));
+        }
+    }
+
+    fn ctx(&self, sink: &Sink, attrs_metadata: Vec<(String, String)>) -> SessionCtx<S> {
+        SessionCtx {
+            store: self.store.clone(),
+            settings: self.settings.clone(),
+            jitter: self.jitter.clone(),
+            permits: Arc::new(Semaphore::new(self.settings.concurrency)),
+            sink: sink.clone(),
+            attrs_metadata,
+        }
+    }
+
+    /// Uploads, verifies, writes the manifest, deletes: one attempt at one session.
+    async fn upload_session(&self, sink: &Sink) -> Outcome {
+        let started = Instant::now();
+        let (session, dir, prefix) = {
+            let mut s = lock(sink);
+            s.record.attempts += 1;
+            s.save(false);
+            (
+                s.record.session.clone(),
+                PathBuf::from(&s.record.dir),
+                s.record.key_prefix.clone(),
+            )
+        };
+        let scan_dir = dir.clone();
+        let scanned = match tokio::task::spawn_blocking(move || scan(&scan_dir)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return self.failed(sink, format!("reading {}: {e}", dir.display())),
+            Err(e) => return self.failed(sink, e.to_string()),
+        };
+        let Some(Scan {
+            files,
+            subdirs,
+            skipped,
+        }) = scanned
+        else {
+            let s = lock(sink);
+            if s.record.manifest.is_some() {
+                // Uploaded and deleted by an earlier run that stopped before dropping the marker.
+                let bytes = s
+                    .record
+                    .files
+                    .values()
+                    .filter_map(|f| f.stored.as_ref())
+                    .map(|(o, _)| o.size)
+                    .sum();
+                return Outcome::Uploaded {
+                    files: s.record.files.len(),
+                    bytes,
+                };
+            }
+            error!(session, dir = %dir.display(), "the session directory is gone before it was uploaded: nothing left to protect");
+            return Outcome::Gone;
+        };
+        for p in &skipped {
+            warn!(path = %p.display(), "not a regular file: not uploaded, left in place");
+        }
+        // Files recorded but no longer on disk: fine if stored (deleted after an earlier
+        // manifest), lost otherwise.
+        {
+            let mut s = lock(sink);
+            let local: std::collections::HashSet<&str> =
+                files.iter().map(|f| f.rel.as_str()).collect();
+            s.record.files.retain(|rel, f| {
+                let keep = local.contains(rel.as_str()) || f.stored.is_some();
+                if !keep {
+                    warn!(file = %rel, "a file recorded as pending has disappeared before it was uploaded");
+                }
+                keep
+            });
+        }
+
+        let info_dir = dir.clone();
+        let info = tokio::task::spawn_blocking(move || read_recording_info(&info_dir))
+            .await
+            .ok()
+            .flatten();
+        let ctx = self.ctx(
+            sink,
+            metadata::object_metadata(info.as_ref(), &self.settings.instance_id, &session),
+        );
+        let _flusher = Flusher::start(sink);
+        let mut tasks = JoinSet::new();
+        for file in files.iter().cloned() {
+            let key = match layout::object_key(&prefix, &file.components) {
+                Ok(k) => k,
+                Err(e) => return self.failed(sink, format!("{}: {e}", file.rel)),
+            };
+            let ctx = ctx.clone();
+            tasks.spawn(async move { ctx.upload_file(file, key).await });
+        }
+        let mut errors = Vec::new();
+        let mut sent = 0u64;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(done)) => sent += done.uploaded,
+                Ok(Err(e)) => errors.push(e),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if !errors.is_empty() {
+            errors.sort();
+            let more = if errors.len() > 3 {
+                format!(" (and {} more)", errors.len() - 3)
+            } else {
+                String::new()
+            };
+            return self.failed(
+                sink,
+                format!("{}{more}", errors[..errors.len().min(3)].join("; ")),
+            );
+        }
+
+        // Every file is in S3: the manifest, last.
+        if sent > 0 || lock(sink).record.manifest.is_none() {
+            if let Err(e) = self.write_manifest(&ctx, info.as_ref()).await {
+                return self.failed(sink, e);
+            }
+        }
+
+        // Only now, and only what is verified and unchanged, is deleted.
+        let mut kept = Vec::new();
+        {
+            let s = lock(sink);
+            for f in &files {
+                let now = std::fs::symlink_metadata(&f.path)
+                    .map(|m| stamp_of(&m))
+                    .ok();
+                match now {
+                    Some(stamp) if session::may_delete(s.record.files.get(&f.rel), stamp) => {
+                        if let Err(e) = std::fs::remove_file(&f.path) {
+                            kept.push(format!("{}: could not be deleted: {e}", f.rel));
+                        }
+                    }
+                    Some(_) => kept.push(format!(
+                        "{}: changed after it was verified; uploading it again next time",
+                        f.rel
+                    )),
+                    None => {}
+                }
+            }
+        }
+        if !kept.is_empty() {
+            {
+                let mut s = lock(sink);
+                for f in &files {
+                    if let Some(r) = s.record.files.get_mut(&f.rel) {
+                        if std::fs::symlink_metadata(&f.path)
+                            .map(|m| stamp_of(&m) != f.stamp)
+                            .unwrap_or(false)
+                        {
+                            r.stored = None;
+                        }
+                    }
+                }
+                s.record.manifest = None;
+            }
+            return self.failed(sink, kept.join("; "));
+        }
+        let mut dirs = subdirs;
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs.iter().chain(std::iter::once(&dir)) {
+            if let Err(e) = std::fs::remove_dir(d) {
+                debug!(dir = %d.display(), error = %e, "directory left in place");
+            }
+        }
+        let (count, bytes) = {
+            let s = lock(sink);
+            (
+                s.record.files.len(),
+                s.record
+                    .files
+                    .values()
+                    .filter_map(|f| f.stored.as_ref())
+                    .map(|(o, _)| o.size)
+                    .sum::<u64>(),
+            )
+        };
+        let secs = started.elapsed().as_secs_f64();
+        info!(
+            session,
+            files = count,
+            bytes,
+            sent,
+            seconds = format!("{secs:.1}"),
+            mb_per_s = format!("{:.1}", sent as f64 / 1e6 / secs.max(1e-3)),
+            "session uploaded, verified and deleted locally"
+        );
+        Outcome::Uploaded {
+            files: count,
+            bytes,
+        }
+    }
+
+    fn failed(&self, sink: &Sink, error: String) -> Outcome {
+        let mut s = lock(sink);
+        error!(session = %s.record.session, attempt = s.record.attempts, error = %error, "session not uploaded; files kept, session stays pending");
+        s.record.last_error = Some(error.clone());
+        s.save(true);
+        Outcome::Failed(error)
+    }
+
+    async fn write_manifest(
+        &self,
+        ctx: &SessionCtx<S>,
+        info: Option<&RecordingInfo>,
+    ) -> Result<(), String> {
+        let record = lock(&ctx.sink).record.clone();
+        let Some(m) = session::manifest(
+            &record,
+            info,
+            &self.settings.instance_id,
+            (self.clock)(),
+            UPLOADER,
+        ) else {
+            return Err("manifest: not every file is stored".into());
+        };
+        let body = serde_json::to_vec_pretty(&m).map_err(|e| format!("manifest: {e}"))?;
+        let mut c = Crc::new(self.settings.algorithm);
+        c.update(&body);
+        let sum = c.finish();
+        let key = layout::manifest_key(&record.key_prefix);
+        let attrs = ObjectAttributes {
+            content_type: "application/json",
+            metadata: ctx.attrs_metadata.clone(),
+        };
+        let put = ctx
+            .retry("PutObject", || {
+                self.store.put_bytes(&key, body.clone(), &sum, &attrs)
+            })
+            .await
+            .map_err(|e| format!("manifest: {e}"))?;
+        let head = ctx
+            .retry("HeadObject", || {
+                self.store.head(&key, put.version_id.as_deref())
+            })
+            .await
+            .map_err(|e| format!("manifest: verifying: {e}"))?;
+        session::verify(&head, body.len() as u64, &sum).map_err(|e| format!("manifest: {e}"))?;
+        let stored = StoredObject {
+            key: key.clone(),
+            size: body.len() as u64,
+            algorithm: sum.algorithm,
+            checksum: sum.base64(),
+            version_id: head.version_id.or(put.version_id),
+        };
+        let mut s = lock(&ctx.sink);
+        s.record.manifest = Some(stored);
+        s.save(true);
+        info!(key, files = m.files.len(), "manifest written");
+        Ok(())
+    }
+}
+
+/// The session name and absolute directory of Jibri's argument.
+fn session_of(dir: &Path) -> Result<(SessionName, String), String> {
+    let abs = std::fs::canonicalize(dir)
+        .map_err(|e| format!("recording directory {}: {e}", dir.display()))?;
+    if !abs.is_dir() {
+        return Err(format!("{} is not a directory", abs.display()));
+    }
+    let name = abs
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("{}: the directory name is not UTF-8", abs.display()))?;
+    let session = SessionName::new(name).map_err(|e| e.to_string())?;
+    let dir = abs
+        .to_str()
+        .ok_or_else(|| format!("{}: the path is not UTF-8", abs.display()))?
+        .to_owned();
+    Ok((session, dir))
+}
