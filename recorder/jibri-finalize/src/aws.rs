@@ -139,11 +139,13 @@ macro_rules! with_checksum {
     }};
 }
 
-impl ObjectStore for S3Store {
-    async fn put_file(
+impl S3Store {
+    /// One `PutObject` with its checksum and attributes: what `put_file` and `put_bytes` share.
+    async fn put(
         &self,
         key: &str,
-        body: &FileRange,
+        data: ByteStream,
+        len: i64,
         checksum: &Checksum,
         attrs: &ObjectAttributes,
     ) -> AwsResult<Stored> {
@@ -153,36 +155,7 @@ impl ObjectStore for S3Store {
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .body(stream(OP, body).await?)
-            .content_length(body.len as i64)
-            .content_type(attrs.content_type);
-        for (k, v) in &attrs.metadata {
-            req = req.metadata(k, v);
-        }
-        let out = with_checksum!(req, checksum)
-            .send()
-            .await
-            .map_err(|e| classify(OP, e))?;
-        Ok(Stored {
-            version_id: real_version(out.version_id),
-        })
-    }
-
-    async fn put_bytes(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-        checksum: &Checksum,
-        attrs: &ObjectAttributes,
-    ) -> AwsResult<Stored> {
-        const OP: &str = "PutObject";
-        let len = body.len() as i64;
-        let mut req = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(body))
+            .body(data)
             .content_length(len)
             .content_type(attrs.content_type);
         for (k, v) in &attrs.metadata {
@@ -195,6 +168,30 @@ impl ObjectStore for S3Store {
         Ok(Stored {
             version_id: real_version(out.version_id),
         })
+    }
+}
+
+impl ObjectStore for S3Store {
+    async fn put_file(
+        &self,
+        key: &str,
+        body: &FileRange,
+        checksum: &Checksum,
+        attrs: &ObjectAttributes,
+    ) -> AwsResult<Stored> {
+        let data = stream("PutObject", body).await?;
+        self.put(key, data, body.len as i64, checksum, attrs).await
+    }
+
+    async fn put_bytes(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        checksum: &Checksum,
+        attrs: &ObjectAttributes,
+    ) -> AwsResult<Stored> {
+        let len = body.len() as i64;
+        self.put(key, ByteStream::from(body), len, checksum, attrs).await
     }
 
     async fn create_upload(
