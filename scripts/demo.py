@@ -83,6 +83,39 @@ def demand_rate(minute_of_day):
     return base * burst
 
 
+def write_chart(series, path="target/demo/demo.svg"):
+    """Busy, idle and desired capacity per simulated minute, and the requests, as an SVG."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    w, h, pad = 900, 320, 40
+    top = max([max(d, b + i) for _, _, b, i, d in series] + [1])
+    n = max(len(series) - 1, 1)
+
+    def line(values, colour, label, dy):
+        pts = " ".join(
+            f"{pad + k * (w - 2 * pad) / n:.1f},{h - pad - v * (h - 2 * pad) / top:.1f}" for k, v in enumerate(values)
+        )
+        return (
+            f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{pts}"/>'
+            f'<text x="{w - pad + 5}" y="{pad + dy}" fill="{colour}">{label}</text>'
+        )
+
+    start = series[0][0] if series else 0
+    body = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w + 80}" height="{h}" font-family="sans-serif" font-size="12">',
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="{pad}" y="20">make demo: {len(series)} minutes from {start // 60:02d}:{start % 60:02d}, max {top}</text>',
+        f'<rect x="{pad}" y="{pad}" width="{w - 2 * pad}" height="{h - 2 * pad}" fill="none" stroke="#999"/>',
+        line([d for *_, d in series], "#1f77b4", "desired", 0),
+        line([b for _, _, b, _, _ in series], "#d62728", "busy", 16),
+        line([i for _, _, _, i, _ in series], "#2ca02c", "idle", 32),
+        line([a for _, a, *_ in series], "black", "requests/min", 48),
+        "</svg>",
+    ]
+    with open(path, "w") as f:
+        f.write("\n".join(body))
+    return path
+
+
 def main():
     hours = float(os.environ.get("DEMO_HOURS", "3"))
     start_hour = float(os.environ.get("DEMO_START_HOUR", "9.5"))
@@ -105,6 +138,7 @@ def main():
     print(f"demo: pool {GROUP}; {hours} h from {start_hour:.1f}h, boot delay {boot_delay:.0f} s (test-bed clock)")
     print("demo: first tick compiles the functions under cargo lambda watch (about a minute)...", flush=True)
     active = {}  # recorder -> end minute
+    series = []  # (minute, asked, busy, idle, desired) per simulated minute
     stats = {"requests": 0, "refused": 0, "instance_minutes": 0, "ticks": 0}
     steps = int(hours * 60)
     deliveries_seen = 0
@@ -143,6 +177,7 @@ def main():
         recs = st.get("recorders", []) if isinstance(st, dict) else []
         busy = sum(1 for r in recs if r.get("status") == "BUSY")
         idle = sum(1 for r in recs if r.get("available"))
+        series.append((minute, n, busy, idle, insts["DesiredCapacity"]))
         print(
             f"{minute // 60:02d}:{minute % 60:02d} demand+{n:<2} busy {busy:>2} idle {idle:>2} "
             f"desired {insts['DesiredCapacity']:>2} pending {sum(s.startswith('Pending') for s in states):>2} "
@@ -161,6 +196,7 @@ def main():
     print(f"  recordings cut              {cut}")
     print(f"  instance-hours              {stats['instance_minutes'] / 60:.1f}")
     print(f"  function logs               .testbed/watch.log")
+    print(f"  chart                       {write_chart(series)}")
     return 0 if cut == 0 else 1
 
 
