@@ -28,6 +28,7 @@ use crate::run::Policy;
 use crate::workload::{Job, ModelParams, Workload};
 use crate::world::{GroupSetup, Jibri, Life, World};
 use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Ordering;
 
 /// A fixed pool of the trace's peak concurrency (recording + finalize), plus `headroom`.
 pub struct StaticPool {
@@ -137,23 +138,27 @@ impl Policy for CronAlarm {
             let avg = self.samples.iter().map(|&s| f64::from(s)).sum::<f64>()
                 / self.samples.len().max(1) as f64;
             self.samples.clear();
-            if now >= self.cooldown_until {
-                let t = f64::from(self.threshold);
-                let d = w.desired;
-                let target = if avg < t && d < w.setup.max {
-                    Some(d + 1)
-                } else if avg > t && d > w.setup.min {
-                    Some(d - 1)
-                } else {
-                    None
-                };
-                if let Some(d) = target {
-                    if w.set_desired(d).is_ok() {
-                        self.cooldown_until = now + self.cooldown_s;
-                    }
-                }
-            }
+            let metric = avg.partial_cmp(&f64::from(self.threshold)).unwrap_or(Ordering::Equal);
+            simple_scaling(w, metric, &mut self.cooldown_until, self.cooldown_s);
         }
+    }
+}
+
+/// EC2 Auto Scaling simple scaling as both alarm-driven baselines use it: the free-capacity
+/// metric below its threshold adds one instance, above it removes one, within [min, max],
+/// and a change starts the cooldown that blocks the next.
+fn simple_scaling(w: &mut World, metric: Ordering, cooldown_until: &mut u64, cooldown_s: u64) {
+    if w.now < *cooldown_until {
+        return;
+    }
+    let d = w.desired;
+    let target = match metric {
+        Ordering::Less if d < w.setup.max => d + 1,
+        Ordering::Greater if d > w.setup.min => d - 1,
+        _ => return,
+    };
+    if w.set_desired(target).is_ok() {
+        *cooldown_until = w.now + cooldown_s;
     }
 }
 
@@ -203,21 +208,7 @@ impl Policy for FreeMetric {
             .count() as u32;
         if now % 60 == 0 && now > 0 {
             let sum = std::mem::take(&mut self.sum);
-            if now >= self.cooldown_until {
-                let d = w.desired;
-                let target = if sum < self.steady_state && d < w.setup.max {
-                    Some(d + 1)
-                } else if sum > self.steady_state && d > w.setup.min {
-                    Some(d - 1)
-                } else {
-                    None
-                };
-                if let Some(d) = target {
-                    if w.set_desired(d).is_ok() {
-                        self.cooldown_until = now + self.cooldown_s;
-                    }
-                }
-            }
+            simple_scaling(w, sum.cmp(&self.steady_state), &mut self.cooldown_until, self.cooldown_s);
         }
     }
 }

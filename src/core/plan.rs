@@ -9,7 +9,7 @@ use crate::core::spare::{spare_target, SpareTarget};
 use crate::core::state::{HeldHook, PoolState, Seen, STATE_VERSION};
 use crate::domain::{EpochSecs, InstanceId, InstanceObservation, LifecycleState, Observation, Probe, ProbeFailure};
 use crate::jitsi::{BusyStatus, HealthStatus};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// What one recorder is, for the pool.
@@ -552,9 +552,4 @@ fn probe_text(p: &Probe) -> String {
 fn launch_hook(i: &InstanceObservation, since: EpochSecs, cfg: &Config, now: EpochSecs) -> HookAction {
     let (verdict, why) = launch_verdict(i, now.saturating_sub(since), cfg.launch_max_wait_s);
     HookAction { instance: i.id.clone(), transition: HookTransition::Launching, verdict, why }
-}
-
-/// Instances of this plan by class, for tests and the simulator.
-pub fn classes(obs: &Observation) -> BTreeMap<InstanceId, Class> {
-    obs.instances.iter().map(|i| (i.id.clone(), classify(i))).collect()
 }
