@@ -17,8 +17,17 @@ use std::time::Duration;
 pub async fn sdk_config(budget: Duration) -> SdkConfig {
     let attempt = Duration::from_secs(5).min(budget);
     aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(4).with_initial_backoff(Duration::from_millis(200)))
-        .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(attempt).operation_timeout(budget).build())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(4)
+                .with_initial_backoff(Duration::from_millis(200)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_attempt_timeout(attempt)
+                .operation_timeout(budget)
+                .build(),
+        )
         .load()
         .await
 }
@@ -26,16 +35,33 @@ pub async fn sdk_config(budget: Duration) -> SdkConfig {
 /// Maps an AWS error code (and message) to a [`PortError`]: the one place that knows codes.
 pub fn classify_code(op: &'static str, code: &str, message: String) -> PortError {
     match code {
-        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException" | "SlowDown"
-        | "RequestThrottled" | "RequestThrottledException" | "ProvisionedThroughputExceededException" => {
-            PortError::Throttled { op, message }
+        "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException"
+        | "SlowDown"
+        | "RequestThrottled"
+        | "RequestThrottledException"
+        | "ProvisionedThroughputExceededException" => PortError::Throttled { op, message },
+        "ValidationError" if message.contains("No active Lifecycle Action found") => {
+            PortError::NoActiveAction { op, message }
         }
-        "ValidationError" if message.contains("No active Lifecycle Action found") => PortError::NoActiveAction { op, message },
         "PreconditionFailed" | "ConditionalRequestConflict" => PortError::Conflict { op },
-        "NoSuchKey" | "NotFound" | "NoSuchBucket" | "InvalidInstanceID.NotFound" => PortError::NotFound { op, message },
-        "ValidationError" | "InvalidParameterValue" | "InvalidParameterCombination" | "ResourceContention"
-        | "ScalingActivityInProgress" => PortError::Invalid { op, message: format!("{code}: {message}") },
-        _ => PortError::Service { op, message: format!("{code}: {message}") },
+        "NoSuchKey" | "NotFound" | "NoSuchBucket" | "InvalidInstanceID.NotFound" => {
+            PortError::NotFound { op, message }
+        }
+        "ValidationError"
+        | "InvalidParameterValue"
+        | "InvalidParameterCombination"
+        | "ResourceContention"
+        | "ScalingActivityInProgress" => PortError::Invalid {
+            op,
+            message: format!("{code}: {message}"),
+        },
+        _ => PortError::Service {
+            op,
+            message: format!("{code}: {message}"),
+        },
     }
 }
 
@@ -58,8 +84,14 @@ where
             }
             classify_code(op, code, message)
         }
-        SdkError::TimeoutError(_) => PortError::Transport { op, message: "timed out".into() },
-        other => PortError::Transport { op, message: aws_smithy_types::error::display::DisplayErrorContext(other).to_string() },
+        SdkError::TimeoutError(_) => PortError::Transport {
+            op,
+            message: "timed out".into(),
+        },
+        other => PortError::Transport {
+            op,
+            message: aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+        },
     }
 }
 
@@ -71,7 +103,9 @@ pub struct AwsAutoScaling {
 
 impl AwsAutoScaling {
     pub fn new(cfg: &SdkConfig) -> Self {
-        Self { client: aws_sdk_autoscaling::Client::new(cfg) }
+        Self {
+            client: aws_sdk_autoscaling::Client::new(cfg),
+        }
     }
 
     pub fn from_client(client: aws_sdk_autoscaling::Client) -> Self {
@@ -87,18 +121,35 @@ impl AutoScaling for AwsAutoScaling {
     async fn describe_group(&self, group: &str) -> PortResult<GroupSnapshot> {
         const OP: &str = "DescribeAutoScalingGroups";
         let groups = async {
-            let mut pages = self.client.describe_auto_scaling_groups().auto_scaling_group_names(group).into_paginator().send();
+            let mut pages = self
+                .client
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names(group)
+                .into_paginator()
+                .send();
             let mut found = None;
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| classify(OP, e))?;
-                if let Some(g) = page.auto_scaling_groups().iter().find(|g| g.auto_scaling_group_name() == Some(group)) {
+                if let Some(g) = page
+                    .auto_scaling_groups()
+                    .iter()
+                    .find(|g| g.auto_scaling_group_name() == Some(group))
+                {
                     found = Some(g.clone());
                 }
             }
-            found.ok_or_else(|| PortError::NotFound { op: OP, message: format!("group {group}") })
+            found.ok_or_else(|| PortError::NotFound {
+                op: OP,
+                message: format!("group {group}"),
+            })
         };
         let hooks = async {
-            self.client.describe_lifecycle_hooks().auto_scaling_group_name(group).send().await.map_err(|e| classify("DescribeLifecycleHooks", e))
+            self.client
+                .describe_lifecycle_hooks()
+                .auto_scaling_group_name(group)
+                .send()
+                .await
+                .map_err(|e| classify("DescribeLifecycleHooks", e))
         };
         let (g, hooks) = tokio::join!(groups, hooks);
         let (g, hooks) = (g?, hooks?);
@@ -120,11 +171,15 @@ impl AutoScaling for AwsAutoScaling {
                 .filter_map(|i| {
                     Some(GroupInstance {
                         id: InstanceId(i.instance_id()?.to_string()),
-                        lifecycle_state: i.lifecycle_state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                        lifecycle_state: i
+                            .lifecycle_state()
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_default(),
                         protected_from_scale_in: i.protected_from_scale_in().unwrap_or(false),
                     })
                 })
                 .collect(),
+            warm_pool: g.warm_pool_configuration().is_some(),
             hooks: hooks
                 .lifecycle_hooks()
                 .iter()
@@ -138,7 +193,12 @@ impl AutoScaling for AwsAutoScaling {
         })
     }
 
-    async fn set_protection(&self, group: &str, ids: &[InstanceId], protected: bool) -> PortResult<()> {
+    async fn set_protection(
+        &self,
+        group: &str,
+        ids: &[InstanceId],
+        protected: bool,
+    ) -> PortResult<()> {
         // AWS accepts at most 50 instance ids per SetInstanceProtection call.
         for chunk in ids.chunks(50) {
             self.client
@@ -176,7 +236,9 @@ impl AutoScaling for AwsAutoScaling {
         if let Some(t) = &a.token {
             req = req.lifecycle_action_token(t);
         }
-        req.send().await.map_err(|e| classify("CompleteLifecycleAction", e))?;
+        req.send()
+            .await
+            .map_err(|e| classify("CompleteLifecycleAction", e))?;
         Ok(())
     }
 
@@ -190,7 +252,9 @@ impl AutoScaling for AwsAutoScaling {
         if let Some(t) = &a.token {
             req = req.lifecycle_action_token(t);
         }
-        req.send().await.map_err(|e| classify("RecordLifecycleActionHeartbeat", e))?;
+        req.send()
+            .await
+            .map_err(|e| classify("RecordLifecycleActionHeartbeat", e))?;
         Ok(())
     }
 
@@ -204,6 +268,78 @@ impl AutoScaling for AwsAutoScaling {
             .map_err(|e| classify("TerminateInstanceInAutoScalingGroup", e))?;
         Ok(())
     }
+
+    async fn describe_warm_pool(&self, group: &str) -> PortResult<Option<WarmPoolSnapshot>> {
+        const OP: &str = "DescribeWarmPool";
+        let mut snapshot: Option<WarmPoolSnapshot> = None;
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .describe_warm_pool()
+                .auto_scaling_group_name(group)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| classify(OP, e))?;
+            let Some(c) = page.warm_pool_configuration() else {
+                return Ok(None);
+            };
+            let s = snapshot.get_or_insert_with(|| WarmPoolSnapshot {
+                min_size: to_u32(c.min_size()),
+                max_prepared: c
+                    .max_group_prepared_capacity()
+                    .filter(|v| *v >= 0)
+                    .map(|v| v as u32),
+                pool_state: c
+                    .pool_state()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default(),
+                reuse_on_scale_in: c
+                    .instance_reuse_policy()
+                    .and_then(|r| r.reuse_on_scale_in())
+                    .unwrap_or(false),
+                status: c
+                    .status()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default(),
+                instances: Vec::new(),
+            });
+            s.instances.extend(page.instances().iter().filter_map(|i| {
+                Some(GroupInstance {
+                    id: InstanceId(i.instance_id()?.to_string()),
+                    lifecycle_state: i
+                        .lifecycle_state()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    protected_from_scale_in: i.protected_from_scale_in().unwrap_or(false),
+                })
+            }));
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(snapshot),
+            }
+        }
+    }
+
+    async fn put_warm_pool(&self, group: &str, size: u32) -> PortResult<()> {
+        use aws_sdk_autoscaling::types::{InstanceReusePolicy, WarmPoolState};
+        self.client
+            .put_warm_pool()
+            .auto_scaling_group_name(group)
+            .min_size(size as i32)
+            .max_group_prepared_capacity(size as i32)
+            .pool_state(WarmPoolState::Stopped)
+            .instance_reuse_policy(
+                InstanceReusePolicy::builder()
+                    .reuse_on_scale_in(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("PutWarmPool", e))?;
+        Ok(())
+    }
 }
 
 /// EC2.
@@ -214,7 +350,9 @@ pub struct AwsEc2 {
 
 impl AwsEc2 {
     pub fn new(cfg: &SdkConfig) -> Self {
-        Self { client: aws_sdk_ec2::Client::new(cfg) }
+        Self {
+            client: aws_sdk_ec2::Client::new(cfg),
+        }
     }
 
     pub fn from_client(client: aws_sdk_ec2::Client) -> Self {
@@ -223,18 +361,34 @@ impl AwsEc2 {
 }
 
 impl AwsEc2 {
-    async fn describe_filtered(&self, filter: aws_sdk_ec2::types::Filter, out: &mut Vec<Ec2Instance>) -> PortResult<()> {
-        let mut pages = self.client.describe_instances().filters(filter).into_paginator().send();
+    async fn describe_filtered(
+        &self,
+        filter: aws_sdk_ec2::types::Filter,
+        out: &mut Vec<Ec2Instance>,
+    ) -> PortResult<()> {
+        let mut pages = self
+            .client
+            .describe_instances()
+            .filters(filter)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify("DescribeInstances", e))?;
             for i in page.reservations().iter().flat_map(|r| r.instances()) {
                 let Some(id) = i.instance_id() else { continue };
-                let tag = |k: &str| i.tags().iter().find(|t| t.key() == Some(k)).and_then(|t| t.value()).map(str::to_string);
+                let tag = |k: &str| {
+                    i.tags()
+                        .iter()
+                        .find(|t| t.key() == Some(k))
+                        .and_then(|t| t.value())
+                        .map(str::to_string)
+                };
                 out.push(Ec2Instance {
                     id: InstanceId(id.to_string()),
                     private_ip: i.private_ip_address().map(str::to_string),
                     launch_time: i.launch_time().map(|t| t.secs().max(0) as u64),
-                    upload_pending: tag(TAG_UPLOAD_PENDING).is_some_and(|v| !v.is_empty() && v != "0"),
+                    upload_pending: tag(TAG_UPLOAD_PENDING)
+                        .is_some_and(|v| !v.is_empty() && v != "0"),
                     drain_requested: tag(TAG_DRAIN_REQUESTED).is_some(),
                     drain_requested_at: tag(TAG_DRAIN_REQUESTED).and_then(|v| v.parse().ok()),
                     group: tag("aws:autoscaling:groupName"),
@@ -252,14 +406,20 @@ impl Ec2 for AwsEc2 {
         // A filter (not InstanceIds) so that an instance gone since the group listed it is
         // simply absent instead of failing the whole batch with InvalidInstanceID.NotFound.
         for chunk in ids.chunks(100) {
-            let filter = Filter::builder().name("instance-id").set_values(Some(chunk.iter().map(|i| i.0.clone()).collect())).build();
+            let filter = Filter::builder()
+                .name("instance-id")
+                .set_values(Some(chunk.iter().map(|i| i.0.clone()).collect()))
+                .build();
             self.describe_filtered(filter, &mut out).await?;
         }
         Ok(out)
     }
 
     async fn describe_group_members(&self, group: &str) -> PortResult<Vec<Ec2Instance>> {
-        let filter = aws_sdk_ec2::types::Filter::builder().name("tag:aws:autoscaling:groupName").values(group).build();
+        let filter = aws_sdk_ec2::types::Filter::builder()
+            .name("tag:aws:autoscaling:groupName")
+            .values(group)
+            .build();
         let mut out = Vec::new();
         self.describe_filtered(filter, &mut out).await?;
         Ok(out)
@@ -271,7 +431,12 @@ impl Ec2 for AwsEc2 {
             self.client
                 .create_tags()
                 .set_resources(Some(chunk.iter().map(|i| i.0.clone()).collect()))
-                .tags(Tag::builder().key(TAG_DRAIN_REQUESTED).value(at.to_string()).build())
+                .tags(
+                    Tag::builder()
+                        .key(TAG_DRAIN_REQUESTED)
+                        .value(at.to_string())
+                        .build(),
+                )
                 .send()
                 .await
                 .map_err(|e| classify("CreateTags", e))?;
@@ -293,12 +458,22 @@ impl S3StateStore {
         // Path-style keeps the local endpoint (http://127.0.0.1:PORT) working; on AWS both
         // styles reach the same bucket.
         let force_path = cfg.endpoint_url().is_some();
-        let s3cfg = aws_sdk_s3::config::Builder::from(cfg).force_path_style(force_path).build();
-        Self { client: aws_sdk_s3::Client::from_conf(s3cfg), bucket: bucket.into(), prefix: prefix.into() }
+        let s3cfg = aws_sdk_s3::config::Builder::from(cfg)
+            .force_path_style(force_path)
+            .build();
+        Self {
+            client: aws_sdk_s3::Client::from_conf(s3cfg),
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        }
     }
 
     pub fn from_client(client: aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Self {
-        Self { client, bucket: bucket.into(), prefix: prefix.into() }
+        Self {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        }
     }
 
     fn key(&self, group: &str) -> String {
@@ -308,13 +483,22 @@ impl S3StateStore {
 
 impl StateStore for S3StateStore {
     async fn load(&self, group: &str) -> PortResult<Versioned> {
-        let got = self.client.get_object().bucket(&self.bucket).key(self.key(group)).send().await;
+        let got = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(group))
+            .send()
+            .await;
         let out = match got {
             Ok(o) => o,
             Err(e) => {
                 return match classify("GetObject", e) {
                     PortError::NotFound { message, .. } if !message.contains("bucket") => {
-                        Ok(Versioned { state: PoolState::default(), etag: None })
+                        Ok(Versioned {
+                            state: PoolState::default(),
+                            etag: None,
+                        })
                     }
                     other => Err(other),
                 }
@@ -325,7 +509,10 @@ impl StateStore for S3StateStore {
             .body
             .collect()
             .await
-            .map_err(|e| PortError::Transport { op: "GetObject", message: e.to_string() })?
+            .map_err(|e| PortError::Transport {
+                op: "GetObject",
+                message: e.to_string(),
+            })?
             .into_bytes();
         let state = match serde_json::from_slice::<PoolState>(&bytes) {
             Ok(s) => s,
@@ -340,7 +527,10 @@ impl StateStore for S3StateStore {
     }
 
     async fn save(&self, group: &str, state: &PoolState, etag: Option<&str>) -> PortResult<String> {
-        let body = serde_json::to_vec(state).map_err(|e| PortError::Invalid { op: "PutObject", message: e.to_string() })?;
+        let body = serde_json::to_vec(state).map_err(|e| PortError::Invalid {
+            op: "PutObject",
+            message: e.to_string(),
+        })?;
         let mut req = self
             .client
             .put_object()
@@ -366,14 +556,20 @@ pub struct CloudWatchSink {
 
 impl CloudWatchSink {
     pub fn new(cfg: &SdkConfig, namespace: &str) -> Self {
-        Self { client: aws_sdk_cloudwatch::Client::new(cfg), namespace: namespace.into() }
+        Self {
+            client: aws_sdk_cloudwatch::Client::new(cfg),
+            namespace: namespace.into(),
+        }
     }
 }
 
 impl MetricsSink for CloudWatchSink {
     async fn emit(&self, group: &str, metrics: &[Metric], at: EpochSecs) -> PortResult<()> {
         use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-        let dim = Dimension::builder().name("AutoScalingGroupName").value(group).build();
+        let dim = Dimension::builder()
+            .name("AutoScalingGroupName")
+            .value(group)
+            .build();
         let data: Vec<MetricDatum> = metrics
             .iter()
             .map(|m| {

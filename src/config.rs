@@ -27,14 +27,23 @@ pub const VARS: &[Var] = &[
     Var { name: "SPARE_MODE", default: Some("adaptive"), doc: "`fixed` (keep `SPARE_FIXED` idle) or `adaptive` (Poisson spare over the boot latency, see README)." },
     Var { name: "SPARE_FIXED", default: Some("2"), doc: "Idle recorders kept in `fixed` mode." },
     Var { name: "SPARE_MIN", default: Some("1"), doc: "Lower bound of the adaptive spare target." },
-    Var { name: "SPARE_MAX", default: Some("20"), doc: "Upper bound of the adaptive spare target." },
+    Var { name: "SPARE_MAX", default: Some("40"), doc: "Upper bound of the adaptive spare target." },
     Var { name: "SPARE_PROBABILITY", default: Some("0.99"), doc: "Adaptive: probability that the recording starts arriving during one boot latency all find an idle recorder." },
     Var { name: "SPARE_FLOOR_SCHEDULE", default: Some(""), doc: "Time-of-day floors for the spare target, UTC: `HH:MM-HH:MM=N` separated by commas, e.g. `07:30-18:00=4`." },
-    Var { name: "BOOT_LATENCY_S", default: Some("240"), doc: "Seconds from launch until a new recorder takes recordings." },
+    Var { name: "BOOT_LATENCY_S", default: Some("240"), doc: "Seconds from launch until a new recorder takes recordings (until measured, see `BOOT_LATENCY_LEARN`)." },
+    Var { name: "WARM_BOOT_LATENCY_S", default: Some("60"), doc: "Seconds from a warm-pool start until the recorder takes recordings (until measured)." },
+    Var { name: "BOOT_LATENCY_LEARN", default: Some("on"), doc: "`on`: the boot latencies used are the ones measured on this pool (launch until the Jibri first answers), once 3 boots were seen; `off`: the configured ones." },
+    Var { name: "FORECAST", default: Some("on"), doc: "`on`: the spare target also covers the recording starts that history (by hour of week and minute of hour) expects in the next boot latency: the pool grows before :00 and :30. `off`: recent rates only." },
+    Var { name: "FORECAST_ALPHA", default: Some("0.3"), doc: "Weight of the newest week (hour-of-week bins; twice that for the hour-of-day fallback) in the learned demand." },
+    Var { name: "LEADING_SIGNALS", default: Some("on"), doc: "`on`: new conferences in Jicofo (times the learned recordings per conference) count as starts about to come, and a refusal makes the last two minutes' start rate count over the boot latency." },
+    Var { name: "WARM_POOL_MODE", default: Some("off"), doc: "`off`: the controller never changes the warm pool (it still uses one that exists); `managed`: it sizes the group's warm pool every tick (`PutWarmPool`, MinSize = MaxGroupPreparedCapacity, reuse on scale-in)." },
+    Var { name: "WARM_POOL_MIN", default: Some("0"), doc: "Managed warm pool: smallest size set." },
+    Var { name: "WARM_POOL_MAX", default: Some("10"), doc: "Managed warm pool: largest size set." },
+    Var { name: "WARM_POOL_HORIZON_S", default: Some("1800"), doc: "Managed warm pool: sized for the starts expected (forecast, at `SPARE_PROBABILITY`) over this many seconds." },
     Var { name: "RATE_SHORT_WINDOW_S", default: Some("600"), doc: "Adaptive: short window of the recording-start rate estimate." },
     Var { name: "RATE_LONG_WINDOW_S", default: Some("3600"), doc: "Adaptive: long window (the history kept); the rate used is the larger of both." },
-    Var { name: "IDLE_GRACE_S", default: Some("600"), doc: "A recorder must be idle this long before it may be scaled in." },
-    Var { name: "SCALE_IN_MAX_PER_TICK", default: Some("2"), doc: "Recorders removed by scale-in per tick at most." },
+    Var { name: "IDLE_GRACE_S", default: Some("120"), doc: "A recorder must be idle this long before it may be scaled in." },
+    Var { name: "SCALE_IN_MAX_PER_TICK", default: Some("10"), doc: "Recorders removed by scale-in per tick at most." },
     Var { name: "UNHEALTHY_GRACE_S", default: Some("300"), doc: "UNHEALTHY, EXPIRED or unreachable this long: graceful shutdown and replacement (never while BUSY)." },
     Var { name: "REPLACE_MAX_PER_TICK", default: Some("1"), doc: "Replacements started per tick at most." },
     Var { name: "HEARTBEAT_INTERVAL_S", default: Some("300"), doc: "Held terminate hooks get a heartbeat this often; must be below the hook's HeartbeatTimeout." },
@@ -53,7 +62,11 @@ pub const VARS: &[Var] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub enum SpareMode {
     Fixed(u32),
-    Adaptive { min: u32, max: u32, probability: f64 },
+    Adaptive {
+        min: u32,
+        max: u32,
+        probability: f64,
+    },
 }
 
 /// A daily UTC window with a spare floor, e.g. `07:30-18:00=4` (may wrap midnight).
@@ -93,6 +106,15 @@ pub struct Config {
     pub spare: SpareMode,
     pub spare_floors: Vec<FloorWindow>,
     pub boot_latency_s: u64,
+    pub warm_boot_latency_s: u64,
+    pub boot_latency_learn: bool,
+    pub forecast: bool,
+    pub forecast_alpha: f64,
+    pub leading_signals: bool,
+    pub warm_pool_managed: bool,
+    pub warm_pool_min: u32,
+    pub warm_pool_max: u32,
+    pub warm_pool_horizon_s: u64,
     pub rate_short_window_s: u64,
     pub rate_long_window_s: u64,
     pub idle_grace_s: u64,
@@ -137,7 +159,10 @@ impl Config {
         let r = Reader { get: &get };
         let groups = r.list("ASG_NAMES")?;
         if groups.is_empty() {
-            return Err(err("ASG_NAMES", "at least one Auto Scaling group name is required"));
+            return Err(err(
+                "ASG_NAMES",
+                "at least one Auto Scaling group name is required",
+            ));
         }
         let jicofo_stats_urls = r.list("JICOFO_STATS_URLS")?;
         for u in &jicofo_stats_urls {
@@ -159,23 +184,62 @@ impl Config {
                 if !(probability > 0.0 && probability < 1.0) {
                     return Err(err("SPARE_PROBABILITY", "must be strictly between 0 and 1"));
                 }
-                SpareMode::Adaptive { min, max, probability }
+                SpareMode::Adaptive {
+                    min,
+                    max,
+                    probability,
+                }
             }
-            other => return Err(err("SPARE_MODE", format!("{other:?} is neither `fixed` nor `adaptive`"))),
+            other => {
+                return Err(err(
+                    "SPARE_MODE",
+                    format!("{other:?} is neither `fixed` nor `adaptive`"),
+                ))
+            }
         };
         let rate_short_window_s = r.num("RATE_SHORT_WINDOW_S", 60, 86_400)?;
         let rate_long_window_s = r.num("RATE_LONG_WINDOW_S", 60, 7 * 86_400)?;
         if rate_long_window_s < rate_short_window_s {
-            return Err(err("RATE_LONG_WINDOW_S", "must not be shorter than RATE_SHORT_WINDOW_S"));
+            return Err(err(
+                "RATE_LONG_WINDOW_S",
+                "must not be shorter than RATE_SHORT_WINDOW_S",
+            ));
         }
         let max_hook_hold_s = r.num("MAX_HOOK_HOLD_S", 60, AWS_MAX_HOOK_HOLD_S)?;
         let heartbeat_interval_s = r.num("HEARTBEAT_INTERVAL_S", 10, 7200)?;
         let metrics_sink = match r.string("METRICS_SINK")?.as_str() {
             "emf" => MetricsSinkKind::Emf,
             "cloudwatch" => MetricsSinkKind::CloudWatch,
-            other => return Err(err("METRICS_SINK", format!("{other:?} is neither `emf` nor `cloudwatch`"))),
+            other => {
+                return Err(err(
+                    "METRICS_SINK",
+                    format!("{other:?} is neither `emf` nor `cloudwatch`"),
+                ))
+            }
         };
         let state_bucket = Some(r.string("STATE_BUCKET")?).filter(|b| !b.is_empty());
+        let forecast_alpha = r.float("FORECAST_ALPHA")?;
+        if !(forecast_alpha > 0.0 && forecast_alpha <= 1.0) {
+            return Err(err("FORECAST_ALPHA", "must be in (0, 1]"));
+        }
+        let warm_pool_managed = match r.string("WARM_POOL_MODE")?.as_str() {
+            "off" => false,
+            "managed" => true,
+            other => {
+                return Err(err(
+                    "WARM_POOL_MODE",
+                    format!("{other:?} is neither `off` nor `managed`"),
+                ))
+            }
+        };
+        let warm_pool_min = r.num("WARM_POOL_MIN", 0, 10_000)? as u32;
+        let warm_pool_max = r.num("WARM_POOL_MAX", 0, 10_000)? as u32;
+        if warm_pool_max < warm_pool_min {
+            return Err(err(
+                "WARM_POOL_MAX",
+                format!("{warm_pool_max} is below WARM_POOL_MIN {warm_pool_min}"),
+            ));
+        }
         Ok(Config {
             groups,
             jicofo_stats_urls,
@@ -187,6 +251,15 @@ impl Config {
             spare,
             spare_floors: parse_floors(&r.string("SPARE_FLOOR_SCHEDULE")?)?,
             boot_latency_s: r.num("BOOT_LATENCY_S", 1, 3600)?,
+            warm_boot_latency_s: r.num("WARM_BOOT_LATENCY_S", 1, 3600)?,
+            boot_latency_learn: r.switch("BOOT_LATENCY_LEARN")?,
+            forecast: r.switch("FORECAST")?,
+            forecast_alpha,
+            leading_signals: r.switch("LEADING_SIGNALS")?,
+            warm_pool_managed,
+            warm_pool_min,
+            warm_pool_max,
+            warm_pool_horizon_s: r.num("WARM_POOL_HORIZON_S", 0, 7 * 86_400)?,
             rate_short_window_s,
             rate_long_window_s,
             idle_grace_s: r.num("IDLE_GRACE_S", 0, 86_400)?,
@@ -205,7 +278,12 @@ impl Config {
             log_json: match r.string("LOG_FORMAT")?.as_str() {
                 "json" => true,
                 "text" => false,
-                other => return Err(err("LOG_FORMAT", format!("{other:?} is neither `json` nor `text`"))),
+                other => {
+                    return Err(err(
+                        "LOG_FORMAT",
+                        format!("{other:?} is neither `json` nor `text`"),
+                    ))
+                }
             },
         })
     }
@@ -217,7 +295,10 @@ impl Config {
 }
 
 fn err(var: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError { var, message: message.into() }
+    ConfigError {
+        var,
+        message: message.into(),
+    }
 }
 
 fn check_http_url(var: &'static str, url: &str) -> Result<(), ConfigError> {
@@ -232,10 +313,15 @@ fn check_template(var: &'static str, t: &str) -> Result<(), ConfigError> {
     check_http_url(var, t)?;
     let mut rest = t;
     while let Some(open) = rest.find('{') {
-        let close = rest[open..].find('}').ok_or_else(|| err(var, "unclosed `{` in template"))?;
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| err(var, "unclosed `{` in template"))?;
         let key = &rest[open + 1..open + close];
         if key != "private_ip" && key != "instance_id" {
-            return Err(err(var, format!("unknown placeholder {{{key}}}; use {{private_ip}} or {{instance_id}}")));
+            return Err(err(
+                var,
+                format!("unknown placeholder {{{key}}}; use {{private_ip}} or {{instance_id}}"),
+            ));
         }
         rest = &rest[open + close + 1..];
     }
@@ -243,10 +329,18 @@ fn check_template(var: &'static str, t: &str) -> Result<(), ConfigError> {
 }
 
 /// Fills a URL template for one instance; `None` when it needs an IP the instance lacks.
-pub fn fill_template(template: &str, instance_id: &str, private_ip: Option<&str>) -> Option<String> {
+pub fn fill_template(
+    template: &str,
+    instance_id: &str,
+    private_ip: Option<&str>,
+) -> Option<String> {
     if template.contains("{private_ip}") {
         let ip = private_ip.filter(|ip| !ip.is_empty())?;
-        Some(template.replace("{private_ip}", ip).replace("{instance_id}", instance_id))
+        Some(
+            template
+                .replace("{private_ip}", ip)
+                .replace("{instance_id}", instance_id),
+        )
     } else {
         Some(template.replace("{instance_id}", instance_id))
     }
@@ -266,7 +360,11 @@ fn parse_floors(s: &str) -> Result<Vec<FloorWindow>, ConfigError> {
         };
         let (start_min, end_min) = (minute(a).ok_or_else(bad)?, minute(b).ok_or_else(bad)?);
         let floor = n.trim().parse::<u32>().map_err(|_| bad())?;
-        out.push(FloorWindow { start_min, end_min: end_min % 1440, floor });
+        out.push(FloorWindow {
+            start_min,
+            end_min: end_min % 1440,
+            floor,
+        });
     }
     Ok(out)
 }
@@ -277,7 +375,10 @@ struct Reader<'a, F: Fn(&str) -> Option<String>> {
 
 impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
     fn string(&self, name: &'static str) -> Result<String, ConfigError> {
-        let var = VARS.iter().find(|v| v.name == name).expect("every variable read is listed in VARS");
+        let var = VARS
+            .iter()
+            .find(|v| v.name == name)
+            .expect("every variable read is listed in VARS");
         match ((self.get)(name), var.default) {
             (Some(v), _) => Ok(v.trim().to_string()),
             (None, Some(d)) => Ok(d.to_string()),
@@ -286,12 +387,20 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
     }
 
     fn list(&self, name: &'static str) -> Result<Vec<String>, ConfigError> {
-        Ok(self.string(name)?.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+        Ok(self
+            .string(name)?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect())
     }
 
     fn num(&self, name: &'static str, min: u64, max: u64) -> Result<u64, ConfigError> {
         let s = self.string(name)?;
-        let n: u64 = s.parse().map_err(|_| err(name, format!("{s:?} is not a whole number")))?;
+        let n: u64 = s
+            .parse()
+            .map_err(|_| err(name, format!("{s:?} is not a whole number")))?;
         if n < min || n > max {
             return Err(err(name, format!("{n} is outside [{min}, {max}]")));
         }
@@ -300,7 +409,17 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
 
     fn float(&self, name: &'static str) -> Result<f64, ConfigError> {
         let s = self.string(name)?;
-        s.parse().map_err(|_| err(name, format!("{s:?} is not a number")))
+        s.parse()
+            .map_err(|_| err(name, format!("{s:?} is not a number")))
+    }
+
+    /// `on` / `off`.
+    fn switch(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.string(name)?.to_ascii_lowercase().as_str() {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            other => Err(err(name, format!("{other:?} is neither `on` nor `off`"))),
+        }
     }
 
     fn boolean(&self, name: &'static str) -> Result<bool, ConfigError> {
@@ -344,7 +463,14 @@ pub(crate) mod tests {
         let c = config_with(&[]).unwrap();
         assert_eq!(c.pool_group(), "jibri-pool");
         assert_eq!(c.probe_timeout, Duration::from_secs(2));
-        assert!(matches!(c.spare, SpareMode::Adaptive { min: 1, max: 20, .. }));
+        assert!(matches!(
+            c.spare,
+            SpareMode::Adaptive {
+                min: 1,
+                max: 40,
+                ..
+            }
+        ));
         assert_eq!(c.metrics_sink, MetricsSinkKind::Emf);
         assert!(!c.dry_run);
         assert_eq!(c.state_bucket, None);
@@ -396,7 +522,10 @@ pub(crate) mod tests {
             fill_template("http://{private_ip}:2222/x", "i-1", Some("10.0.0.5")).as_deref(),
             Some("http://10.0.0.5:2222/x")
         );
-        assert_eq!(fill_template("http://{private_ip}:2222/x", "i-1", None), None);
+        assert_eq!(
+            fill_template("http://{private_ip}:2222/x", "i-1", None),
+            None
+        );
         assert_eq!(
             fill_template("http://127.0.0.1:9/jibri/{instance_id}/h", "i-1", None).as_deref(),
             Some("http://127.0.0.1:9/jibri/i-1/h")
@@ -412,8 +541,12 @@ pub(crate) mod tests {
 
     #[test]
     fn readme_table_is_the_generated_one() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap_or_default();
-        assert!(readme.contains(&markdown_table()), "README.md's configuration table is stale: run `make config-table` and paste it");
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .unwrap_or_default();
+        assert!(
+            readme.contains(&markdown_table()),
+            "README.md's configuration table is stale: run `make config-table` and paste it"
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub enum Outcome {
     StateOnly,
     Acted,
     /// Another invocation holds the lease or wrote first: this one did not act.
-    LeaseHeld { holder: String },
+    LeaseHeld {
+        holder: String,
+    },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -76,14 +78,41 @@ where
         // The group, its members in EC2 (by the group tag, so no instance list is needed
         // first) and Jicofo are read concurrently.
         let name = self.cfg.pool_group();
-        let (group, members, jicofo) = tokio::join!(self.asg.describe_group(name), self.ec2.describe_group_members(name), self.read_jicofo());
+        let (group, members, jicofo) = tokio::join!(
+            self.asg.describe_group(name),
+            self.ec2.describe_group_members(name),
+            self.read_jicofo()
+        );
         let group = group.map_err(TickError::Group)?;
         let mut problems = Vec::new();
+        // The warm pool is read when the group has one, or when we manage it (to create it).
+        let warm = if group.warm_pool || self.cfg.warm_pool_managed {
+            match self.asg.describe_warm_pool(name).await {
+                Ok(w) => w.map(Ok),
+                Err(e) => {
+                    tracing::warn!(error = %e, "DescribeWarmPool failed: warm pool left alone this tick");
+                    problems.push(e.to_string());
+                    Some(Err(()))
+                }
+            }
+        } else {
+            None
+        };
         let ec2 = match members {
             // An instance the group lists but the tag filter missed (tags propagate after
             // launch) is described by id.
             Ok(mut found) => {
-                let missing: Vec<InstanceId> = group.instances.iter().map(|i| i.id.clone()).filter(|id| !found.iter().any(|e| &e.id == id)).collect();
+                let warm_ids = warm
+                    .iter()
+                    .flatten()
+                    .flat_map(|w| w.instances.iter().map(|i| i.id.clone()));
+                let missing: Vec<InstanceId> = group
+                    .instances
+                    .iter()
+                    .map(|i| i.id.clone())
+                    .chain(warm_ids)
+                    .filter(|id| !found.iter().any(|e| &e.id == id))
+                    .collect();
                 if missing.is_empty() {
                     Ok(found)
                 } else {
@@ -109,9 +138,52 @@ where
             .iter()
             .map(|gi| {
                 let lifecycle = LifecycleState::parse(&gi.lifecycle_state);
-                Ec2Instance::observe(ec2.get(&gi.id), gi.id.clone(), lifecycle, gi.protected_from_scale_in, Probe::NotProbed)
+                Ec2Instance::observe(
+                    ec2.get(&gi.id),
+                    gi.id.clone(),
+                    lifecycle,
+                    gi.protected_from_scale_in,
+                    Probe::NotProbed,
+                )
             })
             .collect();
+        let mut warm_pool = match &warm {
+            Some(Ok(w)) => Some(WarmPoolObservation {
+                min_size: w.min_size,
+                max_prepared: w.max_prepared,
+                pool_state: w.pool_state.clone(),
+                reuse_on_scale_in: w.reuse_on_scale_in,
+                status: w.status.clone(),
+                instances: w
+                    .instances
+                    .iter()
+                    .map(|gi| {
+                        Ec2Instance::observe(
+                            ec2.get(&gi.id),
+                            gi.id.clone(),
+                            LifecycleState::parse(&gi.lifecycle_state),
+                            false,
+                            Probe::NotProbed,
+                        )
+                    })
+                    .collect(),
+            }),
+            // Unreadable: reported as "being deleted" so that nothing resizes it this tick.
+            Some(Err(())) => Some(WarmPoolObservation {
+                status: "Unknown".into(),
+                ..WarmPoolObservation::default()
+            }),
+            None => None,
+        };
+        let warm_hooks = warm_pool
+            .iter()
+            .flat_map(|w| w.instances.iter())
+            .filter(|i| {
+                matches!(
+                    i.lifecycle,
+                    LifecycleState::WarmedPendingWait | LifecycleState::WarmedTerminatingWait
+                )
+            });
         let to_probe: Vec<RecorderAddress> = instances
             .iter()
             .filter(|i| {
@@ -123,11 +195,18 @@ where
                         | LifecycleState::TerminatingRetained
                 )
             })
+            .chain(warm_hooks)
             .filter(|i| ec2.contains_key(&i.id))
-            .map(|i| RecorderAddress { id: i.id.clone(), private_ip: i.private_ip.clone() })
+            .map(|i| RecorderAddress {
+                id: i.id.clone(),
+                private_ip: i.private_ip.clone(),
+            })
             .collect();
         let probes = probe_all(&self.recorders, to_probe, self.cfg.probe_concurrency).await;
-        for i in &mut instances {
+        for i in instances
+            .iter_mut()
+            .chain(warm_pool.iter_mut().flat_map(|w| w.instances.iter_mut()))
+        {
             if let Some(p) = probes.get(&i.id) {
                 i.probe = p.clone();
             }
@@ -140,7 +219,16 @@ where
             new_instances_protected: group.new_instances_protected,
             retain_on_abandon: group.retain_on_abandon,
         };
-        Ok((Observation { group: snapshot_group, instances, jicofo }, group, problems))
+        Ok((
+            Observation {
+                group: snapshot_group,
+                instances,
+                jicofo,
+                warm_pool,
+            },
+            group,
+            problems,
+        ))
     }
 
     async fn read_jicofo(&self) -> JicofoObservation {
@@ -152,7 +240,10 @@ where
                 (url, r)
             });
         }
-        let mut obs = JicofoObservation { shards_configured: self.cfg.jicofo_stats_urls.len(), ..Default::default() };
+        let mut obs = JicofoObservation {
+            shards_configured: self.cfg.jicofo_stats_urls.len(),
+            ..Default::default()
+        };
         let mut sum = JicofoStats::default();
         while let Some(joined) = set.join_next().await {
             match joined {
@@ -188,15 +279,28 @@ where
         let group_name = self.cfg.pool_group().to_string();
         // The state is read before observing, so any tick that wrote since makes our
         // conditional write fail: we never act on a plan older than another's action.
-        let Versioned { state: prev, etag } = self.state.load(&group_name).await.map_err(TickError::StateLoad)?;
+        let Versioned { state: prev, etag } = self
+            .state
+            .load(&group_name)
+            .await
+            .map_err(TickError::StateLoad)?;
         let (obs, snapshot, problems) = self.observe().await?;
         let (plan, next) = plan(&obs, &prev, &self.cfg, now);
         tracing::info!(target: "plan", "{}", plan.summary());
         for w in &plan.warnings {
             tracing::error!("{w}");
         }
-        let mut report = TickReport { outcome: Outcome::Steady, plan, calls: Vec::new(), errors: problems };
-        if let Err(e) = self.metrics.emit(&group_name, &pool_metrics(&report.plan), now).await {
+        let mut report = TickReport {
+            outcome: Outcome::Steady,
+            plan,
+            calls: Vec::new(),
+            errors: problems,
+        };
+        if let Err(e) = self
+            .metrics
+            .emit(&group_name, &pool_metrics(&report.plan), now)
+            .await
+        {
             tracing::warn!(error = %e, "emitting metrics failed");
             report.errors.push(e.to_string());
         }
@@ -204,17 +308,31 @@ where
             report.outcome = Outcome::DryRun;
             return Ok(report);
         }
-        if let Some(lease) = prev.lease.as_ref().filter(|l| l.until > now && l.holder != self.holder) {
+        if let Some(lease) = prev
+            .lease
+            .as_ref()
+            .filter(|l| l.until > now && l.holder != self.holder)
+        {
             tracing::warn!(holder = %lease.holder, until = lease.until, "another tick holds the lease; not acting");
-            report.outcome = Outcome::LeaseHeld { holder: lease.holder.clone() };
+            report.outcome = Outcome::LeaseHeld {
+                holder: lease.holder.clone(),
+            };
             return Ok(report);
         }
-        let state_changed = next != PoolState { lease: None, ..prev.clone() };
+        let state_changed = next
+            != PoolState {
+                lease: None,
+                ..prev.clone()
+            };
         if report.plan.is_noop() {
             if state_changed {
                 match self.state.save(&group_name, &next, etag.as_deref()).await {
                     Ok(_) => report.outcome = Outcome::StateOnly,
-                    Err(PortError::Conflict { .. }) => report.outcome = Outcome::LeaseHeld { holder: "a concurrent tick".into() },
+                    Err(PortError::Conflict { .. }) => {
+                        report.outcome = Outcome::LeaseHeld {
+                            holder: "a concurrent tick".into(),
+                        }
+                    }
                     Err(e) => report.errors.push(e.to_string()),
                 }
             }
@@ -222,12 +340,22 @@ where
         }
         // Take the lease with the new state in one conditional write.
         let budget_s = self.cfg.tick_budget.as_secs().max(1);
-        let leased = PoolState { lease: Some(Lease { holder: self.holder.clone(), until: now + budget_s }), ..next.clone() };
+        let leased = PoolState {
+            lease: Some(Lease {
+                holder: self.holder.clone(),
+                until: now + budget_s,
+            }),
+            ..next.clone()
+        };
         let etag = match self.state.save(&group_name, &leased, etag.as_deref()).await {
             Ok(t) => t,
             Err(PortError::Conflict { .. }) => {
-                tracing::warn!("the state changed since it was read: another tick is acting; not acting");
-                report.outcome = Outcome::LeaseHeld { holder: "a concurrent tick".into() };
+                tracing::warn!(
+                    "the state changed since it was read: another tick is acting; not acting"
+                );
+                report.outcome = Outcome::LeaseHeld {
+                    holder: "a concurrent tick".into(),
+                };
                 return Ok(report);
             }
             Err(e) => {
@@ -245,18 +373,36 @@ where
         Ok(report)
     }
 
-    async fn act(&self, report: &mut TickReport, obs: &Observation, snapshot: &GroupSnapshot, now: EpochSecs) {
+    async fn act(
+        &self,
+        report: &mut TickReport,
+        obs: &Observation,
+        snapshot: &GroupSnapshot,
+        now: EpochSecs,
+    ) {
         let group = snapshot.name.clone();
         let plan = report.plan.clone();
-        let by_id: BTreeMap<&InstanceId, &InstanceObservation> = obs.instances.iter().map(|i| (&i.id, i)).collect();
-        let addr = |id: &InstanceId| RecorderAddress { id: id.clone(), private_ip: by_id.get(id).and_then(|i| i.private_ip.clone()) };
+        let warm_instances = obs.warm_pool.iter().flat_map(|w| w.instances.iter());
+        let by_id: BTreeMap<&InstanceId, &InstanceObservation> = obs
+            .instances
+            .iter()
+            .chain(warm_instances)
+            .map(|i| (&i.id, i))
+            .collect();
+        let addr = |id: &InstanceId| RecorderAddress {
+            id: id.clone(),
+            private_ip: by_id.get(id).and_then(|i| i.private_ip.clone()),
+        };
         let mut calls = Vec::new();
         let mut errors = Vec::new();
 
         // 1. Protection, batched. A failure forbids this tick's scale-in.
         let mut protection_ok = true;
         if !plan.protect.is_empty() {
-            calls.push(format!("SetInstanceProtection(true, {})", join(&plan.protect)));
+            calls.push(format!(
+                "SetInstanceProtection(true, {})",
+                join(&plan.protect)
+            ));
             if let Err(e) = self.asg.set_protection(&group, &plan.protect, true).await {
                 protection_ok = false;
                 errors.push(e.to_string());
@@ -265,24 +411,47 @@ where
 
         // 2. Lifecycle actions.
         for h in &plan.hooks {
-            let transition = match h.transition {
-                HookTransition::Terminating => TERMINATING,
-                HookTransition::Launching => LAUNCHING,
+            let transition = if h.transition.on_launch_hook() {
+                LAUNCHING
+            } else {
+                TERMINATING
             };
             let Some(hook) = snapshot.hook_for(transition) else {
                 errors.push(format!("{}: no {transition} hook on the group", h.instance));
                 continue;
             };
-            let action = ActionRef { group: group.clone(), hook: hook.name.clone(), instance: h.instance.clone(), token: None };
+            let action = ActionRef {
+                group: group.clone(),
+                hook: hook.name.clone(),
+                instance: h.instance.clone(),
+                token: None,
+            };
             let result = match (h.verdict, h.transition) {
                 (HookVerdict::Wait, _) => continue,
                 (HookVerdict::Continue, HookTransition::Launching) => {
                     calls.push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
                     self.asg.complete(&action, LifecycleResult::Continue).await
                 }
+                (
+                    HookVerdict::Continue,
+                    HookTransition::WarmPoolEntry | HookTransition::WarmPoolExit,
+                ) => {
+                    // Stopping or terminating a warm instance: one last look for a recording.
+                    let p = self.recorders.probe(&addr(&h.instance)).await;
+                    if matches!(&p, Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy) {
+                        calls.push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
+                        self.asg.heartbeat(&action).await
+                    } else {
+                        calls.push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
+                        self.asg.complete(&action, LifecycleResult::Continue).await
+                    }
+                }
                 (HookVerdict::Continue, HookTransition::Terminating) => {
-                    let Some(i) = by_id.get(&h.instance) else { continue };
-                    if release_after_recheck(&*self.recorders, &self.ec2, i, now, &mut calls).await {
+                    let Some(i) = by_id.get(&h.instance) else {
+                        continue;
+                    };
+                    if release_after_recheck(&*self.recorders, &self.ec2, i, now, &mut calls).await
+                    {
                         calls.push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
                         self.asg.complete(&action, LifecycleResult::Continue).await
                     } else {
@@ -301,7 +470,9 @@ where
             };
             match result {
                 Ok(()) => {}
-                Err(PortError::NoActiveAction { .. }) => tracing::info!(instance = %h.instance, "lifecycle action already completed"),
+                Err(PortError::NoActiveAction { .. }) => {
+                    tracing::info!(instance = %h.instance, "lifecycle action already completed")
+                }
                 Err(e) => errors.push(e.to_string()),
             }
         }
@@ -314,7 +485,10 @@ where
                     errors.push(format!("gracefulShutdown({id}): {f}"));
                 }
             }
-            calls.push(format!("CreateTags(drain-requested, {})", join(&plan.drain)));
+            calls.push(format!(
+                "CreateTags(drain-requested, {})",
+                join(&plan.drain)
+            ));
             if let Err(e) = self.ec2.mark_drain_requested(&plan.drain, now).await {
                 errors.push(e.to_string());
             }
@@ -330,10 +504,17 @@ where
             }
             calls.push(format!("gracefulShutdown({})", r.instance));
             let _ = self.recorders.graceful_shutdown(&a).await;
-            if let Err(e) = self.ec2.mark_drain_requested(std::slice::from_ref(&r.instance), now).await {
+            if let Err(e) = self
+                .ec2
+                .mark_drain_requested(std::slice::from_ref(&r.instance), now)
+                .await
+            {
                 errors.push(e.to_string());
             }
-            calls.push(format!("TerminateInstanceInAutoScalingGroup({}, decrement=false)", r.instance));
+            calls.push(format!(
+                "TerminateInstanceInAutoScalingGroup({}, decrement=false)",
+                r.instance
+            ));
             if let Err(e) = self.asg.terminate(&r.instance, false).await {
                 errors.push(e.to_string());
             }
@@ -343,14 +524,24 @@ where
         for id in &plan.terminate_retained {
             let Some(i) = by_id.get(id) else { continue };
             if release_after_recheck(&*self.recorders, &self.ec2, i, now, &mut calls).await {
-                calls.push(format!("TerminateInstanceInAutoScalingGroup({id}, decrement=false)"));
+                calls.push(format!(
+                    "TerminateInstanceInAutoScalingGroup({id}, decrement=false)"
+                ));
                 if let Err(e) = self.asg.terminate(id, false).await {
                     errors.push(e.to_string());
                 }
             }
         }
 
-        // 6. Capacity.
+        // 6. The managed warm pool's size (before capacity: a scale-out draws on it).
+        if let Some(w) = plan.warm_pool {
+            calls.push(format!("PutWarmPool({})", w.size));
+            if let Err(e) = self.asg.put_warm_pool(&group, w.size).await {
+                errors.push(e.to_string());
+            }
+        }
+
+        // 7. Capacity.
         if let Some(d) = plan.desired {
             if d > plan.desired_before {
                 calls.push(format!("SetDesiredCapacity({d})"));
@@ -358,7 +549,10 @@ where
                     errors.push(e.to_string());
                 }
             } else if !protection_ok {
-                errors.push("scale-in skipped: protection of the other instances could not be ensured".into());
+                errors.push(
+                    "scale-in skipped: protection of the other instances could not be ensured"
+                        .into(),
+                );
             } else {
                 // Mark, re-check, act: a victim that took a recording since it was chosen stays.
                 let mut victims = Vec::new();
@@ -366,7 +560,9 @@ where
                     let p = self.recorders.probe(&addr(v)).await;
                     match p {
                         Probe::Status(s) if s.is_available() => victims.push(v.clone()),
-                        other => tracing::info!(instance = %v, probe = ?other, "victim no longer idle; kept"),
+                        other => {
+                            tracing::info!(instance = %v, probe = ?other, "victim no longer idle; kept")
+                        }
                     }
                 }
                 if !victims.is_empty() {
@@ -405,7 +601,10 @@ pub async fn release_after_recheck<R: Recorders + ?Sized, E: Ec2 + ?Sized>(
     now: EpochSecs,
     calls: &mut Vec<String>,
 ) -> bool {
-    let a = RecorderAddress { id: i.id.clone(), private_ip: i.private_ip.clone() };
+    let a = RecorderAddress {
+        id: i.id.clone(),
+        private_ip: i.private_ip.clone(),
+    };
     // A live Jibri is always asked again: one restarted since an earlier drain is idle and
     // would otherwise take a recording between the re-probe and the termination.
     if i.probe != Probe::Failed(ProbeFailure::Refused) {
@@ -416,13 +615,20 @@ pub async fn release_after_recheck<R: Recorders + ?Sized, E: Ec2 + ?Sized>(
     }
     if !i.drain_requested {
         calls.push(format!("CreateTags(drain-requested, {})", i.id));
-        if let Err(e) = ec2.mark_drain_requested(std::slice::from_ref(&i.id), now).await {
+        if let Err(e) = ec2
+            .mark_drain_requested(std::slice::from_ref(&i.id), now)
+            .await
+        {
             // Without the mark a later "refused" would read as unknown: keep it this time.
             tracing::warn!(instance = %i.id, error = %e, "cannot mark drain-requested; release deferred");
             return false;
         }
     }
-    let again = InstanceObservation { probe: r.probe(&a).await, drain_requested: true, ..i.clone() };
+    let again = InstanceObservation {
+        probe: r.probe(&a).await,
+        drain_requested: true,
+        ..i.clone()
+    };
     match safe_to_release(&again) {
         Ok(()) => true,
         Err(why) => {
@@ -433,7 +639,11 @@ pub async fn release_after_recheck<R: Recorders + ?Sized, E: Ec2 + ?Sized>(
 }
 
 /// Probes recorders concurrently, at most `limit` at once; one slow recorder costs one timeout.
-pub async fn probe_all<R: Recorders + 'static>(r: &Arc<R>, targets: Vec<RecorderAddress>, limit: usize) -> BTreeMap<InstanceId, Probe> {
+pub async fn probe_all<R: Recorders + 'static>(
+    r: &Arc<R>,
+    targets: Vec<RecorderAddress>,
+    limit: usize,
+) -> BTreeMap<InstanceId, Probe> {
     let sem = Arc::new(Semaphore::new(limit.max(1)));
     let mut set = JoinSet::new();
     for t in targets {
@@ -455,5 +665,8 @@ pub async fn probe_all<R: Recorders + 'static>(r: &Arc<R>, targets: Vec<Recorder
 }
 
 fn join(ids: &[InstanceId]) -> String {
-    ids.iter().map(|i| i.0.as_str()).collect::<Vec<_>>().join(",")
+    ids.iter()
+        .map(|i| i.0.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }

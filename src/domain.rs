@@ -10,7 +10,9 @@ use std::fmt;
 pub type EpochSecs = u64;
 
 /// An EC2 instance id, e.g. `i-0123456789abcdef0`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct InstanceId(pub String);
 
@@ -41,7 +43,11 @@ pub enum LifecycleState {
     Terminating,
     Terminated,
     Standby,
-    /// Any warm-pool, detaching or future state, kept verbatim.
+    /// Warm pool: launched into the pool, its launch hook held (`Warmed:Pending:Wait`).
+    WarmedPendingWait,
+    /// Warm pool: leaving the pool for termination, its terminate hook held.
+    WarmedTerminatingWait,
+    /// Any other warm-pool, detaching or future state, kept verbatim.
     Other(String),
 }
 
@@ -58,6 +64,8 @@ impl LifecycleState {
             "Terminating" => Self::Terminating,
             "Terminated" => Self::Terminated,
             "Standby" => Self::Standby,
+            "Warmed:Pending:Wait" => Self::WarmedPendingWait,
+            "Warmed:Terminating:Wait" => Self::WarmedTerminatingWait,
             other => Self::Other(other.to_string()),
         }
     }
@@ -74,13 +82,31 @@ impl LifecycleState {
             Self::Terminating => "Terminating",
             Self::Terminated => "Terminated",
             Self::Standby => "Standby",
+            Self::WarmedPendingWait => "Warmed:Pending:Wait",
+            Self::WarmedTerminatingWait => "Warmed:Terminating:Wait",
             Self::Other(s) => s,
         }
     }
 
     /// Launching: counts toward desired capacity and will be a spare once booted.
     pub fn is_launching(&self) -> bool {
-        matches!(self, Self::Pending | Self::PendingWait | Self::PendingProceed)
+        matches!(
+            self,
+            Self::Pending | Self::PendingWait | Self::PendingProceed
+        )
+    }
+
+    /// In the group's warm pool (`Warmed:*`): not in the desired capacity.
+    pub fn is_warmed(&self) -> bool {
+        self.as_str().starts_with("Warmed:")
+    }
+
+    /// Warm and ready to be started by a scale-out (`Warmed:Stopped|Running|Hibernated`).
+    pub fn is_warm_ready(&self) -> bool {
+        matches!(
+            self.as_str(),
+            "Warmed:Stopped" | "Warmed:Running" | "Warmed:Hibernated"
+        )
     }
 }
 
@@ -116,6 +142,16 @@ impl fmt::Display for ProbeFailure {
             Self::NoAddress => f.write_str("no address"),
             Self::Transport(e) => write!(f, "transport ({e})"),
         }
+    }
+}
+
+/// Whether a `drain-requested` tag still applies: EC2 keeps tags across a stop and start,
+/// so a tag older than the instance's last start (a warm-pool instance started again) is
+/// stale: that Jibri was restarted and never asked to drain.
+pub fn drain_current(tag_at: Option<EpochSecs>, last_start: Option<EpochSecs>) -> bool {
+    match (tag_at, last_start) {
+        (Some(at), Some(start)) => at >= start,
+        _ => true,
     }
 }
 
@@ -172,10 +208,46 @@ impl JicofoObservation {
     }
 }
 
+/// The group's warm pool (DescribeWarmPool), when it has one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WarmPoolObservation {
+    pub min_size: u32,
+    /// `None`: unset (AWS then uses the group's maximum size).
+    pub max_prepared: Option<u32>,
+    /// `Stopped`, `Running` or `Hibernated`.
+    pub pool_state: String,
+    pub reuse_on_scale_in: bool,
+    /// `PendingDelete` while being deleted; empty otherwise.
+    pub status: String,
+    /// Its instances, every one in a `Warmed:*` state.
+    pub instances: Vec<InstanceObservation>,
+}
+
+impl WarmPoolObservation {
+    /// The pool's size as AWS keeps it: `max(MinSize, MaxGroupPreparedCapacity - desired)`.
+    pub fn size_for(&self, group_max: u32, desired: u32) -> u32 {
+        self.min_size.max(
+            self.max_prepared
+                .unwrap_or(group_max)
+                .saturating_sub(desired),
+        )
+    }
+
+    /// Instances a scale-out can start now.
+    pub fn ready(&self) -> u32 {
+        self.instances
+            .iter()
+            .filter(|i| i.lifecycle.is_warm_ready())
+            .count() as u32
+    }
+}
+
 /// Everything one tick knows, plus the durable state carried from earlier ticks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
     pub group: GroupObservation,
     pub instances: Vec<InstanceObservation>,
     pub jicofo: JicofoObservation,
+    /// `None`: the group has no warm pool (or it was not read).
+    pub warm_pool: Option<WarmPoolObservation>,
 }

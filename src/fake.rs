@@ -21,6 +21,8 @@ pub struct FakeAws {
     pub calls: Arc<Mutex<Vec<String>>>,
     /// Operation name → error returned once.
     pub fail_next: Arc<Mutex<BTreeMap<&'static str, PortError>>>,
+    /// The group's warm pool, if it has one.
+    pub warm: Arc<Mutex<Option<WarmPoolSnapshot>>>,
 }
 
 impl FakeAws {
@@ -42,7 +44,11 @@ impl FakeAws {
                 (i.id.clone(), e)
             })
             .collect();
-        Self { group: Arc::new(Mutex::new(group)), ec2: Arc::new(Mutex::new(ec2)), ..Self::default() }
+        Self {
+            group: Arc::new(Mutex::new(group)),
+            ec2: Arc::new(Mutex::new(ec2)),
+            ..Self::default()
+        }
     }
 
     pub fn calls(&self) -> Vec<String> {
@@ -51,7 +57,10 @@ impl FakeAws {
 
     /// Calls that change something (everything but Describe*).
     pub fn mutating_calls(&self) -> Vec<String> {
-        self.calls().into_iter().filter(|c| !c.starts_with("Describe")).collect()
+        self.calls()
+            .into_iter()
+            .filter(|c| !c.starts_with("Describe"))
+            .collect()
     }
 
     pub fn fail_once(&self, op: &'static str, e: PortError) {
@@ -76,14 +85,26 @@ impl AutoScaling for FakeAws {
         self.record("DescribeAutoScalingGroups", group.into())?;
         let g = lock(&self.group).clone();
         if g.name != group {
-            return Err(PortError::NotFound { op: "DescribeAutoScalingGroups", message: group.into() });
+            return Err(PortError::NotFound {
+                op: "DescribeAutoScalingGroups",
+                message: group.into(),
+            });
         }
         Ok(g)
     }
 
-    async fn set_protection(&self, _group: &str, v: &[InstanceId], protected: bool) -> PortResult<()> {
+    async fn set_protection(
+        &self,
+        _group: &str,
+        v: &[InstanceId],
+        protected: bool,
+    ) -> PortResult<()> {
         self.record("SetInstanceProtection", format!("{protected},{}", ids(v)))?;
-        for i in lock(&self.group).instances.iter_mut().filter(|i| v.contains(&i.id)) {
+        for i in lock(&self.group)
+            .instances
+            .iter_mut()
+            .filter(|i| v.contains(&i.id))
+        {
             i.protected_from_scale_in = protected;
         }
         Ok(())
@@ -93,18 +114,46 @@ impl AutoScaling for FakeAws {
         self.record("SetDesiredCapacity", desired.to_string())?;
         let mut g = lock(&self.group);
         if desired < g.min || desired > g.max {
-            return Err(PortError::Invalid { op: "SetDesiredCapacity", message: format!("{desired} outside [{}, {}]", g.min, g.max) });
+            return Err(PortError::Invalid {
+                op: "SetDesiredCapacity",
+                message: format!("{desired} outside [{}, {}]", g.min, g.max),
+            });
         }
         g.desired = desired;
         Ok(())
     }
 
     async fn complete(&self, a: &ActionRef, result: LifecycleResult) -> PortResult<()> {
-        self.record("CompleteLifecycleAction", format!("{},{}", result.as_str(), a.instance))?;
+        self.record(
+            "CompleteLifecycleAction",
+            format!("{},{}", result.as_str(), a.instance),
+        )?;
+        if let Some(w) = lock(&self.warm).as_mut() {
+            if let Some(i) = w
+                .instances
+                .iter_mut()
+                .find(|i| i.id == a.instance && i.lifecycle_state.ends_with(":Wait"))
+            {
+                i.lifecycle_state = match (i.lifecycle_state.as_str(), result) {
+                    ("Warmed:Pending:Wait", LifecycleResult::Continue) => "Warmed:Stopped".into(),
+                    _ => "Warmed:Terminated".into(),
+                };
+                return Ok(());
+            }
+        }
         let mut g = lock(&self.group);
-        let active = g.instances.iter().any(|i| i.id == a.instance && i.lifecycle_state.ends_with(":Wait"));
+        let active = g
+            .instances
+            .iter()
+            .any(|i| i.id == a.instance && i.lifecycle_state.ends_with(":Wait"));
         if !active {
-            return Err(PortError::NoActiveAction { op: "CompleteLifecycleAction", message: format!("No active Lifecycle Action found with instance ID {}", a.instance) });
+            return Err(PortError::NoActiveAction {
+                op: "CompleteLifecycleAction",
+                message: format!(
+                    "No active Lifecycle Action found with instance ID {}",
+                    a.instance
+                ),
+            });
         }
         for i in g.instances.iter_mut().filter(|i| i.id == a.instance) {
             i.lifecycle_state = match (i.lifecycle_state.as_str(), result) {
@@ -121,7 +170,29 @@ impl AutoScaling for FakeAws {
     }
 
     async fn terminate(&self, id: &InstanceId, decrement: bool) -> PortResult<()> {
-        self.record("TerminateInstanceInAutoScalingGroup", format!("{id},{decrement}"))
+        self.record(
+            "TerminateInstanceInAutoScalingGroup",
+            format!("{id},{decrement}"),
+        )
+    }
+
+    async fn describe_warm_pool(&self, _group: &str) -> PortResult<Option<WarmPoolSnapshot>> {
+        self.record("DescribeWarmPool", String::new())?;
+        Ok(lock(&self.warm).clone())
+    }
+
+    async fn put_warm_pool(&self, _group: &str, size: u32) -> PortResult<()> {
+        self.record("PutWarmPool", size.to_string())?;
+        let mut w = lock(&self.warm);
+        let w = w.get_or_insert_with(|| WarmPoolSnapshot {
+            pool_state: "Stopped".into(),
+            reuse_on_scale_in: true,
+            ..WarmPoolSnapshot::default()
+        });
+        w.min_size = size;
+        w.max_prepared = Some(size);
+        lock(&self.group).warm_pool = true;
+        Ok(())
     }
 }
 
@@ -134,7 +205,11 @@ impl Ec2 for FakeAws {
 
     async fn describe_group_members(&self, group: &str) -> PortResult<Vec<Ec2Instance>> {
         self.record("DescribeInstances", format!("group={group}"))?;
-        Ok(lock(&self.ec2).values().filter(|e| e.group.as_deref() == Some(group)).cloned().collect())
+        Ok(lock(&self.ec2)
+            .values()
+            .filter(|e| e.group.as_deref() == Some(group))
+            .cloned()
+            .collect())
     }
 
     async fn mark_drain_requested(&self, v: &[InstanceId], at: EpochSecs) -> PortResult<()> {
@@ -169,13 +244,19 @@ impl FakeRecorders {
 }
 
 pub fn status(busy: BusyStatus) -> Probe {
-    Probe::Status(JibriStatus { busy, health: HealthStatus::Healthy })
+    Probe::Status(JibriStatus {
+        busy,
+        health: HealthStatus::Healthy,
+    })
 }
 
 impl Recorders for FakeRecorders {
     async fn probe(&self, r: &RecorderAddress) -> Probe {
         *lock(&self.probe_count) += 1;
-        lock(&self.probes).get(&r.id).cloned().unwrap_or(Probe::Failed(ProbeFailure::Refused))
+        lock(&self.probes)
+            .get(&r.id)
+            .cloned()
+            .unwrap_or(Probe::Failed(ProbeFailure::Refused))
     }
 
     async fn graceful_shutdown(&self, r: &RecorderAddress) -> Result<(), ProbeFailure> {
@@ -207,7 +288,10 @@ impl FakeJicofo {
 
 impl Jicofo for FakeJicofo {
     async fn stats(&self, url: &str) -> Result<JicofoStats, String> {
-        lock(&self.shards).get(url).cloned().unwrap_or_else(|| Err(format!("{url}: connection refused")))
+        lock(&self.shards)
+            .get(url)
+            .cloned()
+            .unwrap_or_else(|| Err(format!("{url}: connection refused")))
     }
 }
 
@@ -221,8 +305,14 @@ pub struct MemoryStateStore {
 impl StateStore for MemoryStateStore {
     async fn load(&self, group: &str) -> PortResult<Versioned> {
         Ok(match lock(&self.objects).get(group) {
-            Some((s, v)) => Versioned { state: s.clone(), etag: Some(v.to_string()) },
-            None => Versioned { state: PoolState::default(), etag: None },
+            Some((s, v)) => Versioned {
+                state: s.clone(),
+                etag: Some(v.to_string()),
+            },
+            None => Versioned {
+                state: PoolState::default(),
+                etag: None,
+            },
         })
     }
 
@@ -250,7 +340,9 @@ pub struct RecordingMetrics {
 
 impl RecordingMetrics {
     pub fn last(&self, name: &str) -> Option<f64> {
-        lock(&self.emitted).last().and_then(|(_, ms)| ms.iter().find(|m| m.name == name).map(|m| m.value))
+        lock(&self.emitted)
+            .last()
+            .and_then(|(_, ms)| ms.iter().find(|m| m.name == name).map(|m| m.value))
     }
 }
 

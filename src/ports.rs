@@ -3,7 +3,9 @@
 //! hand-written fake ([`crate::fake`]) that records calls and can inject errors.
 
 use crate::core::state::{PoolState, Versioned};
-use crate::domain::{EpochSecs, InstanceId, InstanceObservation, LifecycleState, Probe, ProbeFailure};
+use crate::domain::{
+    EpochSecs, InstanceId, InstanceObservation, LifecycleState, Probe, ProbeFailure,
+};
 use crate::jitsi::JicofoStats;
 use std::future::Future;
 
@@ -63,6 +65,22 @@ pub struct GroupSnapshot {
     pub retain_on_abandon: bool,
     pub instances: Vec<GroupInstance>,
     pub hooks: Vec<Hook>,
+    /// The group has a warm pool (`WarmPoolConfiguration` present).
+    pub warm_pool: bool,
+}
+
+/// The group's warm pool as DescribeWarmPool reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WarmPoolSnapshot {
+    pub min_size: u32,
+    /// `None`: unset (the group's maximum size applies).
+    pub max_prepared: Option<u32>,
+    pub pool_state: String,
+    pub reuse_on_scale_in: bool,
+    /// `PendingDelete` while being deleted, else empty.
+    pub status: String,
+    /// Its instances (`Warmed:*` lifecycle states).
+    pub instances: Vec<GroupInstance>,
 }
 
 impl GroupSnapshot {
@@ -97,13 +115,36 @@ pub struct ActionRef {
 
 /// EC2 Auto Scaling, as the product uses it.
 pub trait AutoScaling: Send + Sync {
-    fn describe_group(&self, group: &str) -> impl Future<Output = PortResult<GroupSnapshot>> + Send;
+    fn describe_group(&self, group: &str)
+        -> impl Future<Output = PortResult<GroupSnapshot>> + Send;
     /// Batched by the adapter (at most 50 instances a call, AWS's limit).
-    fn set_protection(&self, group: &str, ids: &[InstanceId], protected: bool) -> impl Future<Output = PortResult<()>> + Send;
-    fn set_desired(&self, group: &str, desired: u32) -> impl Future<Output = PortResult<()>> + Send;
-    fn complete(&self, action: &ActionRef, result: LifecycleResult) -> impl Future<Output = PortResult<()>> + Send;
+    fn set_protection(
+        &self,
+        group: &str,
+        ids: &[InstanceId],
+        protected: bool,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    fn set_desired(&self, group: &str, desired: u32)
+        -> impl Future<Output = PortResult<()>> + Send;
+    fn complete(
+        &self,
+        action: &ActionRef,
+        result: LifecycleResult,
+    ) -> impl Future<Output = PortResult<()>> + Send;
     fn heartbeat(&self, action: &ActionRef) -> impl Future<Output = PortResult<()>> + Send;
-    fn terminate(&self, id: &InstanceId, decrement_desired: bool) -> impl Future<Output = PortResult<()>> + Send;
+    fn terminate(
+        &self,
+        id: &InstanceId,
+        decrement_desired: bool,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// `None` when the group has no warm pool.
+    fn describe_warm_pool(
+        &self,
+        group: &str,
+    ) -> impl Future<Output = PortResult<Option<WarmPoolSnapshot>>> + Send;
+    /// `PutWarmPool`: `MinSize` = `MaxGroupPreparedCapacity` = `size`, `PoolState` Stopped,
+    /// reuse on scale-in (creates the pool if there is none).
+    fn put_warm_pool(&self, group: &str, size: u32) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// One instance as EC2 describes it.
@@ -122,7 +163,13 @@ pub struct Ec2Instance {
 impl Ec2Instance {
     /// The instance as the core sees it: what the group says, what EC2 says (if it
     /// answered), what its Jibri said.
-    pub fn observe(ec2: Option<&Ec2Instance>, id: InstanceId, lifecycle: LifecycleState, protected: bool, probe: Probe) -> InstanceObservation {
+    pub fn observe(
+        ec2: Option<&Ec2Instance>,
+        id: InstanceId,
+        lifecycle: LifecycleState,
+        protected: bool,
+        probe: Probe,
+    ) -> InstanceObservation {
         InstanceObservation {
             id,
             lifecycle,
@@ -130,8 +177,13 @@ impl Ec2Instance {
             private_ip: ec2.and_then(|e| e.private_ip.clone()),
             launch_time: ec2.and_then(|e| e.launch_time),
             upload_pending: ec2.is_some_and(|e| e.upload_pending),
-            drain_requested: ec2.is_some_and(|e| e.drain_requested),
-            drain_requested_at: ec2.and_then(|e| e.drain_requested_at),
+            drain_requested: ec2.is_some_and(|e| {
+                e.drain_requested
+                    && crate::domain::drain_current(e.drain_requested_at, e.launch_time)
+            }),
+            drain_requested_at: ec2.and_then(|e| e.drain_requested_at).filter(|at| {
+                crate::domain::drain_current(Some(*at), ec2.and_then(|e| e.launch_time))
+            }),
             probe,
         }
     }
@@ -145,11 +197,21 @@ pub const TAG_DRAIN_REQUESTED: &str = "jibri-autoscaler:drain-requested";
 /// EC2, read-mostly.
 pub trait Ec2: Send + Sync {
     /// Batched by the adapter; unknown ids are simply absent.
-    fn describe(&self, ids: &[InstanceId]) -> impl Future<Output = PortResult<Vec<Ec2Instance>>> + Send;
+    fn describe(
+        &self,
+        ids: &[InstanceId],
+    ) -> impl Future<Output = PortResult<Vec<Ec2Instance>>> + Send;
     /// Every instance tagged `aws:autoscaling:groupName` = `group`: needs no instance list,
     /// so it runs concurrently with the group's own describe.
-    fn describe_group_members(&self, group: &str) -> impl Future<Output = PortResult<Vec<Ec2Instance>>> + Send;
-    fn mark_drain_requested(&self, ids: &[InstanceId], at: EpochSecs) -> impl Future<Output = PortResult<()>> + Send;
+    fn describe_group_members(
+        &self,
+        group: &str,
+    ) -> impl Future<Output = PortResult<Vec<Ec2Instance>>> + Send;
+    fn mark_drain_requested(
+        &self,
+        ids: &[InstanceId],
+        at: EpochSecs,
+    ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// Where one recorder answers.
@@ -163,7 +225,10 @@ pub struct RecorderAddress {
 pub trait Recorders: Send + Sync {
     /// Never fails: a failure is a [`Probe::Failed`], which the core treats as busy.
     fn probe(&self, r: &RecorderAddress) -> impl Future<Output = Probe> + Send;
-    fn graceful_shutdown(&self, r: &RecorderAddress) -> impl Future<Output = Result<(), ProbeFailure>> + Send;
+    fn graceful_shutdown(
+        &self,
+        r: &RecorderAddress,
+    ) -> impl Future<Output = Result<(), ProbeFailure>> + Send;
 }
 
 /// Jicofo's REST API.
@@ -176,7 +241,12 @@ pub trait StateStore: Send + Sync {
     fn load(&self, group: &str) -> impl Future<Output = PortResult<Versioned>> + Send;
     /// Writes iff the stored version is still `etag` (`None`: iff there is none);
     /// [`PortError::Conflict`] otherwise. Returns the new version.
-    fn save(&self, group: &str, state: &PoolState, etag: Option<&str>) -> impl Future<Output = PortResult<String>> + Send;
+    fn save(
+        &self,
+        group: &str,
+        state: &PoolState,
+        etag: Option<&str>,
+    ) -> impl Future<Output = PortResult<String>> + Send;
 }
 
 /// One metric datapoint.
@@ -188,5 +258,10 @@ pub struct Metric {
 }
 
 pub trait MetricsSink: Send + Sync {
-    fn emit(&self, group: &str, metrics: &[Metric], at: EpochSecs) -> impl Future<Output = PortResult<()>> + Send;
+    fn emit(
+        &self,
+        group: &str,
+        metrics: &[Metric],
+        at: EpochSecs,
+    ) -> impl Future<Output = PortResult<()>> + Send;
 }

@@ -12,15 +12,28 @@ use aws_config::SdkConfig;
 
 /// JSON logs for CloudWatch Logs (one object a line), or text for a terminal.
 pub fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_smithy_runtime=warn,aws_config=warn,hyper=warn"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
-    let _ = if json { b.json().flatten_event(true).without_time().try_init() } else { b.try_init() };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,aws_smithy_runtime=warn,aws_config=warn,hyper=warn",
+        )
+    });
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = if json {
+        b.json().flatten_event(true).without_time().try_init()
+    } else {
+        b.try_init()
+    };
 }
 
 /// Wall-clock seconds since the epoch: read here, at the edge, never in the core.
 pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// S3 in production, memory when no bucket is configured (local runs).
@@ -73,7 +86,9 @@ impl Adapters {
 
     pub fn metrics(&self, cfg: &Config) -> AnySink {
         match cfg.metrics_sink {
-            MetricsSinkKind::Emf => AnySink::Emf(EmfStdout { namespace: cfg.metrics_namespace.clone() }),
+            MetricsSinkKind::Emf => AnySink::Emf(EmfStdout {
+                namespace: cfg.metrics_namespace.clone(),
+            }),
             MetricsSinkKind::CloudWatch => AnySink::CloudWatch(self.cloudwatch.clone()),
         }
     }

@@ -47,20 +47,47 @@ fn world(min: u32, max: u32, desired: u32, instances: &[(&str, &str, bool, Probe
         retain_on_abandon: true,
         instances: instances
             .iter()
-            .map(|(id, l, p, _)| GroupInstance { id: InstanceId::from(*id), lifecycle_state: l.to_string(), protected_from_scale_in: *p })
+            .map(|(id, l, p, _)| GroupInstance {
+                id: InstanceId::from(*id),
+                lifecycle_state: l.to_string(),
+                protected_from_scale_in: *p,
+            })
             .collect(),
-        hooks: vec![Hook { name: "guard".into(), transition: TERMINATING.into(), heartbeat_timeout_s: 900, default_result: "ABANDON".into() }],
+        hooks: vec![Hook {
+            name: "guard".into(),
+            transition: TERMINATING.into(),
+            heartbeat_timeout_s: 900,
+            default_result: "ABANDON".into(),
+        }],
+        warm_pool: false,
     };
     let rec = FakeRecorders::default();
     for (id, _, _, p) in instances {
         rec.set(id, p.clone());
     }
     let jicofo = FakeJicofo::default();
-    jicofo.set(JICOFO, Ok(JicofoStats { jibri_count: Some(instances.len() as u64), jibri_available: Some(0), ..JicofoStats::default() }));
-    World { aws: FakeAws::new(group), rec, jicofo, state: MemoryStateStore::default(), metrics: RecordingMetrics::default() }
+    jicofo.set(
+        JICOFO,
+        Ok(JicofoStats {
+            jibri_count: Some(instances.len() as u64),
+            jibri_available: Some(0),
+            ..JicofoStats::default()
+        }),
+    );
+    World {
+        aws: FakeAws::new(group),
+        rec,
+        jicofo,
+        state: MemoryStateStore::default(),
+        metrics: RecordingMetrics::default(),
+    }
 }
 
-fn controller(w: &World, c: Config, holder: &str) -> Controller<FakeAws, FakeAws, FakeRecorders, FakeJicofo, MemoryStateStore, RecordingMetrics> {
+fn controller(
+    w: &World,
+    c: Config,
+    holder: &str,
+) -> Controller<FakeAws, FakeAws, FakeRecorders, FakeJicofo, MemoryStateStore, RecordingMetrics> {
     Controller {
         cfg: c,
         asg: w.aws.clone(),
@@ -83,34 +110,67 @@ fn busy() -> Probe {
 /// Seeds the state of a pool running for an hour: every recorder answered before, and
 /// the given ones have been idle for an hour.
 async fn idle_for_an_hour(w: &World, ids: &[&str]) {
-    let mut s = PoolState { initialized: true, ..PoolState::default() };
+    let mut s = PoolState {
+        initialized: true,
+        ..PoolState::default()
+    };
     for id in ids {
         s.idle_since.insert(InstanceId::from(*id), NOW - 3600);
     }
     for i in &w.aws.group.lock().unwrap().instances {
-        s.in_service.insert(i.id.clone(), Seen { since: NOW - 3600, answered: true });
+        s.in_service.insert(
+            i.id.clone(),
+            Seen {
+                since: NOW - 3600,
+                answered: true,
+            },
+        );
     }
     w.state.save("pool", &s, None).await.unwrap();
 }
 
 #[tokio::test]
 async fn steady_state_makes_zero_mutating_calls_and_writes_nothing() {
-    let w = world(1, 10, 2, &[("i-a", "InService", true, busy()), ("i-b", "InService", true, idle())]);
+    let w = world(
+        1,
+        10,
+        2,
+        &[
+            ("i-a", "InService", true, busy()),
+            ("i-b", "InService", true, idle()),
+        ],
+    );
     idle_for_an_hour(&w, &["i-b"]).await;
     // First tick records the busy baseline; the second is the steady state.
     controller(&w, cfg(&[]), "t1").tick(NOW).await.unwrap();
     let writes = *w.state.writes.lock().unwrap();
     let r = controller(&w, cfg(&[]), "t2").tick(NOW + 60).await.unwrap();
     assert_eq!(r.outcome, Outcome::Steady, "{}", r.plan.summary());
-    assert!(w.aws.mutating_calls().is_empty(), "{:?}", w.aws.mutating_calls());
+    assert!(
+        w.aws.mutating_calls().is_empty(),
+        "{:?}",
+        w.aws.mutating_calls()
+    );
     assert!(w.rec.shutdowns().is_empty());
-    assert_eq!(*w.state.writes.lock().unwrap(), writes, "steady state wrote the state");
+    assert_eq!(
+        *w.state.writes.lock().unwrap(),
+        writes,
+        "steady state wrote the state"
+    );
     assert_eq!(w.metrics.last("Busy"), Some(1.0));
 }
 
 #[tokio::test]
 async fn scale_out_sets_the_desired_capacity_once() {
-    let w = world(1, 10, 2, &[("i-a", "InService", true, busy()), ("i-b", "InService", true, busy())]);
+    let w = world(
+        1,
+        10,
+        2,
+        &[
+            ("i-a", "InService", true, busy()),
+            ("i-b", "InService", true, busy()),
+        ],
+    );
     let r = controller(&w, cfg(&[]), "t").tick(NOW).await.unwrap();
     assert_eq!(r.outcome, Outcome::Acted);
     assert_eq!(w.aws.mutating_calls(), vec!["SetDesiredCapacity(3)"]);
@@ -118,13 +178,28 @@ async fn scale_out_sets_the_desired_capacity_once() {
 
 #[tokio::test]
 async fn scale_in_unprotects_only_the_victims_right_before_the_drop() {
-    let w = world(0, 10, 4, &[
-        ("i-a", "InService", true, busy()), ("i-b", "InService", true, idle()),
-        ("i-c", "InService", true, idle()), ("i-d", "InService", true, idle()),
-    ]);
+    let w = world(
+        0,
+        10,
+        4,
+        &[
+            ("i-a", "InService", true, busy()),
+            ("i-b", "InService", true, idle()),
+            ("i-c", "InService", true, idle()),
+            ("i-d", "InService", true, idle()),
+        ],
+    );
     idle_for_an_hour(&w, &["i-b", "i-c", "i-d"]).await;
     let r = controller(&w, cfg(&[]), "t").tick(NOW).await.unwrap();
-    assert_eq!(w.aws.mutating_calls(), vec!["SetInstanceProtection(false,i-b,i-c)", "SetDesiredCapacity(2)"], "{}", r.plan.summary());
+    assert_eq!(
+        w.aws.mutating_calls(),
+        vec![
+            "SetInstanceProtection(false,i-b,i-c)",
+            "SetDesiredCapacity(2)"
+        ],
+        "{}",
+        r.plan.summary()
+    );
 }
 
 /// Recorders that turn BUSY after their first probe: a recording lands between the
@@ -139,7 +214,11 @@ impl Recorders for TakesARecording {
         let mut m = self.probes.lock().unwrap();
         let n = m.entry(r.id.clone()).or_insert(0);
         *n += 1;
-        if *n == 1 { idle() } else { busy() }
+        if *n == 1 {
+            idle()
+        } else {
+            busy()
+        }
     }
     async fn graceful_shutdown(&self, _r: &RecorderAddress) -> Result<(), ProbeFailure> {
         Ok(())
@@ -148,7 +227,16 @@ impl Recorders for TakesARecording {
 
 #[tokio::test]
 async fn a_victim_that_took_a_recording_before_the_act_is_kept() {
-    let w = world(0, 10, 3, &[("i-a", "InService", true, idle()), ("i-b", "InService", true, idle()), ("i-c", "InService", true, idle())]);
+    let w = world(
+        0,
+        10,
+        3,
+        &[
+            ("i-a", "InService", true, idle()),
+            ("i-b", "InService", true, idle()),
+            ("i-c", "InService", true, idle()),
+        ],
+    );
     idle_for_an_hour(&w, &["i-a", "i-b", "i-c"]).await;
     let c = Controller {
         cfg: cfg(&[]),
@@ -163,34 +251,89 @@ async fn a_victim_that_took_a_recording_before_the_act_is_kept() {
     let r = c.tick(NOW).await.unwrap();
     assert_eq!(r.plan.victims.len(), 2, "{}", r.plan.summary());
     // Re-probed right before the unprotect: both took a recording, neither is touched.
-    assert!(w.aws.mutating_calls().is_empty(), "{:?}", w.aws.mutating_calls());
+    assert!(
+        w.aws.mutating_calls().is_empty(),
+        "{:?}",
+        w.aws.mutating_calls()
+    );
 }
 
 #[tokio::test]
 async fn unprotected_busy_recorders_are_protected_in_one_batch() {
-    let w = world(0, 10, 3, &[("i-a", "InService", false, busy()), ("i-b", "InService", false, busy()), ("i-c", "InService", true, idle())]);
+    let w = world(
+        0,
+        10,
+        3,
+        &[
+            ("i-a", "InService", false, busy()),
+            ("i-b", "InService", false, busy()),
+            ("i-c", "InService", true, idle()),
+        ],
+    );
     let _ = controller(&w, cfg(&[]), "t").tick(NOW).await.unwrap();
-    assert_eq!(w.aws.mutating_calls(), vec!["SetInstanceProtection(true,i-a,i-b)"]);
+    assert_eq!(
+        w.aws.mutating_calls(),
+        vec!["SetInstanceProtection(true,i-a,i-b)"]
+    );
 }
 
 #[tokio::test]
 async fn a_failed_protection_call_forbids_scale_in_this_tick() {
-    let w = world(0, 10, 3, &[("i-a", "InService", false, busy()), ("i-b", "InService", true, idle()), ("i-c", "InService", true, idle())]);
+    let w = world(
+        0,
+        10,
+        3,
+        &[
+            ("i-a", "InService", false, busy()),
+            ("i-b", "InService", true, idle()),
+            ("i-c", "InService", true, idle()),
+        ],
+    );
     idle_for_an_hour(&w, &["i-b", "i-c"]).await;
-    w.aws.fail_once("SetInstanceProtection", PortError::Throttled { op: "SetInstanceProtection", message: "Rate exceeded".into() });
+    w.aws.fail_once(
+        "SetInstanceProtection",
+        PortError::Throttled {
+            op: "SetInstanceProtection",
+            message: "Rate exceeded".into(),
+        },
+    );
     let r = controller(&w, cfg(&[]), "t").tick(NOW).await.unwrap();
-    assert_eq!(w.aws.mutating_calls(), vec!["SetInstanceProtection(true,i-a)"]);
-    assert!(r.errors.iter().any(|e| e.contains("throttled")), "{:?}", r.errors);
-    assert!(r.errors.iter().any(|e| e.contains("scale-in skipped")), "{:?}", r.errors);
+    assert_eq!(
+        w.aws.mutating_calls(),
+        vec!["SetInstanceProtection(true,i-a)"]
+    );
+    assert!(
+        r.errors.iter().any(|e| e.contains("throttled")),
+        "{:?}",
+        r.errors
+    );
+    assert!(
+        r.errors.iter().any(|e| e.contains("scale-in skipped")),
+        "{:?}",
+        r.errors
+    );
 }
 
 #[tokio::test]
 async fn jicofo_down_means_no_scale_in_and_a_raised_metric() {
-    let w = world(0, 10, 3, &[("i-a", "InService", true, idle()), ("i-b", "InService", true, idle()), ("i-c", "InService", true, idle())]);
+    let w = world(
+        0,
+        10,
+        3,
+        &[
+            ("i-a", "InService", true, idle()),
+            ("i-b", "InService", true, idle()),
+            ("i-c", "InService", true, idle()),
+        ],
+    );
     idle_for_an_hour(&w, &["i-a", "i-b", "i-c"]).await;
     w.jicofo.set(JICOFO, Err("connection refused".into()));
     let r = controller(&w, cfg(&[]), "t").tick(NOW).await.unwrap();
-    assert!(w.aws.mutating_calls().is_empty(), "{:?}", w.aws.mutating_calls());
+    assert!(
+        w.aws.mutating_calls().is_empty(),
+        "{:?}",
+        w.aws.mutating_calls()
+    );
     assert_eq!(w.metrics.last("StatsUnavailable"), Some(1.0));
     assert!(r.plan.summary().contains("observation-incomplete"));
 }
@@ -198,16 +341,31 @@ async fn jicofo_down_means_no_scale_in_and_a_raised_metric() {
 #[tokio::test]
 async fn a_tick_that_finds_another_ticks_lease_does_not_act() {
     let w = world(1, 10, 1, &[("i-a", "InService", true, busy())]);
-    let held = PoolState { lease: Some(Lease { holder: "other".into(), until: NOW + 30 }), ..PoolState::default() };
+    let held = PoolState {
+        lease: Some(Lease {
+            holder: "other".into(),
+            until: NOW + 30,
+        }),
+        ..PoolState::default()
+    };
     w.state.save("pool", &held, None).await.unwrap();
     let r = controller(&w, cfg(&[]), "me").tick(NOW).await.unwrap();
-    assert_eq!(r.outcome, Outcome::LeaseHeld { holder: "other".into() });
+    assert_eq!(
+        r.outcome,
+        Outcome::LeaseHeld {
+            holder: "other".into()
+        }
+    );
     assert!(w.aws.mutating_calls().is_empty());
     // An expired lease does not block.
     let r = controller(&w, cfg(&[]), "me").tick(NOW + 31).await.unwrap();
     assert_eq!(r.outcome, Outcome::Acted);
     assert_eq!(w.aws.mutating_calls(), vec!["SetDesiredCapacity(2)"]);
-    assert_eq!(w.state.load("pool").await.unwrap().state.lease, None, "lease released after acting");
+    assert_eq!(
+        w.state.load("pool").await.unwrap().state.lease,
+        None,
+        "lease released after acting"
+    );
 }
 
 #[tokio::test]
@@ -216,14 +374,21 @@ async fn two_overlapping_ticks_act_once() {
     let (a, b) = (controller(&w, cfg(&[]), "a"), controller(&w, cfg(&[]), "b"));
     let (ra, rb) = tokio::join!(a.tick(NOW), b.tick(NOW));
     let outcomes = [ra.unwrap().outcome, rb.unwrap().outcome];
-    assert_eq!(outcomes.iter().filter(|o| **o == Outcome::Acted).count(), 1, "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == Outcome::Acted).count(),
+        1,
+        "{outcomes:?}"
+    );
     assert_eq!(w.aws.mutating_calls(), vec!["SetDesiredCapacity(2)"]);
 }
 
 #[tokio::test]
 async fn dry_run_changes_nothing() {
     let w = world(1, 10, 1, &[("i-a", "InService", false, busy())]);
-    let r = controller(&w, cfg(&[("DRY_RUN", "true")]), "t").tick(NOW).await.unwrap();
+    let r = controller(&w, cfg(&[("DRY_RUN", "true")]), "t")
+        .tick(NOW)
+        .await
+        .unwrap();
     assert_eq!(r.outcome, Outcome::DryRun);
     assert_eq!(r.plan.desired, Some(2));
     assert!(w.aws.mutating_calls().is_empty());
@@ -232,50 +397,105 @@ async fn dry_run_changes_nothing() {
 
 #[tokio::test]
 async fn held_busy_hook_is_heartbeated_and_drained_idle_one_is_continued() {
-    let w = world(0, 10, 1, &[
-        ("i-a", "InService", true, idle()),
-        ("i-busy", "Terminating:Wait", false, busy()),
-        ("i-idle", "Terminating:Wait", false, idle()),
-    ]);
+    let w = world(
+        0,
+        10,
+        1,
+        &[
+            ("i-a", "InService", true, idle()),
+            ("i-busy", "Terminating:Wait", false, busy()),
+            ("i-idle", "Terminating:Wait", false, idle()),
+        ],
+    );
     let r = controller(&w, cfg(&[]), "t").tick(NOW).await.unwrap();
     let calls = w.aws.mutating_calls();
-    assert!(calls.contains(&"RecordLifecycleActionHeartbeat(i-busy)".to_string()), "{calls:?}");
-    assert!(calls.contains(&"CompleteLifecycleAction(CONTINUE,i-idle)".to_string()), "{calls:?}");
-    assert!(calls.contains(&"CreateTags(i-busy)".to_string()), "{calls:?}");
+    assert!(
+        calls.contains(&"RecordLifecycleActionHeartbeat(i-busy)".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"CompleteLifecycleAction(CONTINUE,i-idle)".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"CreateTags(i-busy)".to_string()),
+        "{calls:?}"
+    );
     assert!(!calls.iter().any(|c| c.contains("CONTINUE,i-busy")));
     // Both were asked to shut down gracefully: the busy one so no new recording lands,
     // the idle one right before its release.
     let sd = w.rec.shutdowns();
-    assert!(sd.contains(&InstanceId::from("i-busy")) && sd.contains(&InstanceId::from("i-idle")), "{sd:?} {}", r.plan.summary());
+    assert!(
+        sd.contains(&InstanceId::from("i-busy")) && sd.contains(&InstanceId::from("i-idle")),
+        "{sd:?} {}",
+        r.plan.summary()
+    );
 }
 
 #[tokio::test]
 async fn held_hook_already_completed_elsewhere_is_not_an_error() {
     let w = world(0, 10, 0, &[("i-idle", "Terminating:Wait", false, idle())]);
-    w.aws.fail_once("CompleteLifecycleAction", PortError::NoActiveAction { op: "CompleteLifecycleAction", message: "No active Lifecycle Action found with instance ID i-idle".into() });
+    w.aws.fail_once(
+        "CompleteLifecycleAction",
+        PortError::NoActiveAction {
+            op: "CompleteLifecycleAction",
+            message: "No active Lifecycle Action found with instance ID i-idle".into(),
+        },
+    );
     let r = controller(&w, cfg(&[]), "t").tick(NOW).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
 }
 
 #[tokio::test]
 async fn retained_idle_instance_is_terminated_busy_one_kept() {
-    let w = world(0, 10, 0, &[("i-r1", "Terminating:Retained", false, idle()), ("i-r2", "Terminating:Retained", false, busy())]);
+    let w = world(
+        0,
+        10,
+        0,
+        &[
+            ("i-r1", "Terminating:Retained", false, idle()),
+            ("i-r2", "Terminating:Retained", false, busy()),
+        ],
+    );
     let _ = controller(&w, cfg(&[]), "t").tick(NOW).await.unwrap();
     let calls = w.aws.mutating_calls();
-    assert!(calls.contains(&"TerminateInstanceInAutoScalingGroup(i-r1,false)".to_string()), "{calls:?}");
-    assert!(!calls.iter().any(|c| c.contains("TerminateInstanceInAutoScalingGroup(i-r2")));
+    assert!(
+        calls.contains(&"TerminateInstanceInAutoScalingGroup(i-r1,false)".to_string()),
+        "{calls:?}"
+    );
+    assert!(!calls
+        .iter()
+        .any(|c| c.contains("TerminateInstanceInAutoScalingGroup(i-r2")));
 }
 
 #[tokio::test]
 async fn hung_and_garbage_recorders_count_as_unknown_and_are_protected() {
-    let w = world(0, 10, 3, &[
-        ("i-a", "InService", false, Probe::Failed(ProbeFailure::Timeout)),
-        ("i-b", "InService", false, Probe::Failed(ProbeFailure::Garbage("x".into()))),
-        ("i-c", "InService", true, idle()),
-    ]);
+    let w = world(
+        0,
+        10,
+        3,
+        &[
+            (
+                "i-a",
+                "InService",
+                false,
+                Probe::Failed(ProbeFailure::Timeout),
+            ),
+            (
+                "i-b",
+                "InService",
+                false,
+                Probe::Failed(ProbeFailure::Garbage("x".into())),
+            ),
+            ("i-c", "InService", true, idle()),
+        ],
+    );
     idle_for_an_hour(&w, &["i-c"]).await;
     let r = controller(&w, cfg(&[]), "t").tick(NOW).await.unwrap();
     assert_eq!(r.plan.counts.unknown, 2);
-    assert_eq!(w.aws.mutating_calls(), vec!["SetInstanceProtection(true,i-a,i-b)"]);
+    assert_eq!(
+        w.aws.mutating_calls(),
+        vec!["SetInstanceProtection(true,i-a,i-b)"]
+    );
     assert_eq!(r.plan.spare.target, 1);
 }

@@ -14,14 +14,22 @@ const NOW: EpochSecs = 1_611_016_600; // 48 s after the fixture event's time
 
 fn event(name: &str) -> Value {
     let p = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")))
+        .unwrap()
 }
 
 fn incoming(name: &str) -> Incoming {
     parse_lifecycle(&event(name)).unwrap().remove(0)
 }
 
-fn guard(probe: Probe, state: &str) -> (Guard<FakeAws, FakeAws, FakeRecorders>, FakeAws, FakeRecorders) {
+fn guard(
+    probe: Probe,
+    state: &str,
+) -> (
+    Guard<FakeAws, FakeAws, FakeRecorders>,
+    FakeAws,
+    FakeRecorders,
+) {
     let group = GroupSnapshot {
         name: "jibri-pool".into(),
         min: 0,
@@ -29,23 +37,52 @@ fn guard(probe: Probe, state: &str) -> (Guard<FakeAws, FakeAws, FakeRecorders>, 
         desired: 0,
         new_instances_protected: true,
         retain_on_abandon: true,
-        instances: vec![GroupInstance { id: "i-0a1b2c3d4e5f60718".into(), lifecycle_state: state.into(), protected_from_scale_in: false }],
+        instances: vec![GroupInstance {
+            id: "i-0a1b2c3d4e5f60718".into(),
+            lifecycle_state: state.into(),
+            protected_from_scale_in: false,
+        }],
         hooks: vec![],
+        warm_pool: false,
     };
     let aws = FakeAws::new(group);
     let rec = FakeRecorders::default();
     rec.set("i-0a1b2c3d4e5f60718", probe);
-    let cfg = Config::from_map(&BTreeMap::from([("ASG_NAMES".to_string(), "jibri-pool".to_string())])).unwrap();
-    (Guard { cfg, asg: aws.clone(), ec2: aws.clone(), recorders: rec.clone() }, aws, rec)
+    let cfg = Config::from_map(&BTreeMap::from([(
+        "ASG_NAMES".to_string(),
+        "jibri-pool".to_string(),
+    )]))
+    .unwrap();
+    (
+        Guard {
+            cfg,
+            asg: aws.clone(),
+            ec2: aws.clone(),
+            recorders: rec.clone(),
+        },
+        aws,
+        rec,
+    )
 }
 
 #[tokio::test]
 async fn idle_recorder_is_drained_then_continued() {
     let (g, aws, rec) = guard(status(BusyStatus::Idle), "Terminating:Wait");
     let out = g.handle(&incoming("terminate.json"), NOW).await.unwrap();
-    assert_eq!(out, GuardOutcome::Continued { instance: "i-0a1b2c3d4e5f60718".into() });
+    assert_eq!(
+        out,
+        GuardOutcome::Continued {
+            instance: "i-0a1b2c3d4e5f60718".into()
+        }
+    );
     assert_eq!(rec.shutdowns().len(), 1);
-    assert_eq!(aws.mutating_calls(), vec!["CreateTags(i-0a1b2c3d4e5f60718)", "CompleteLifecycleAction(CONTINUE,i-0a1b2c3d4e5f60718)"]);
+    assert_eq!(
+        aws.mutating_calls(),
+        vec![
+            "CreateTags(i-0a1b2c3d4e5f60718)",
+            "CompleteLifecycleAction(CONTINUE,i-0a1b2c3d4e5f60718)"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -54,12 +91,22 @@ async fn busy_recorder_is_held_drained_and_tagged_never_continued() {
     let out = g.handle(&incoming("terminate.json"), NOW).await.unwrap();
     assert!(matches!(out, GuardOutcome::Held { .. }), "{out:?}");
     assert_eq!(rec.shutdowns().len(), 1);
-    assert_eq!(aws.mutating_calls(), vec!["CreateTags(i-0a1b2c3d4e5f60718)", "RecordLifecycleActionHeartbeat(i-0a1b2c3d4e5f60718)"]);
+    assert_eq!(
+        aws.mutating_calls(),
+        vec![
+            "CreateTags(i-0a1b2c3d4e5f60718)",
+            "RecordLifecycleActionHeartbeat(i-0a1b2c3d4e5f60718)"
+        ]
+    );
 }
 
 #[tokio::test]
 async fn unknown_recorder_is_held() {
-    for p in [Probe::Failed(ProbeFailure::Timeout), Probe::Failed(ProbeFailure::Garbage("x".into())), Probe::Failed(ProbeFailure::HttpStatus(500))] {
+    for p in [
+        Probe::Failed(ProbeFailure::Timeout),
+        Probe::Failed(ProbeFailure::Garbage("x".into())),
+        Probe::Failed(ProbeFailure::HttpStatus(500)),
+    ] {
         let (g, aws, _) = guard(p.clone(), "Terminating:Wait");
         let out = g.handle(&incoming("terminate.json"), NOW).await.unwrap();
         assert!(matches!(out, GuardOutcome::Held { .. }), "{p:?}: {out:?}");
@@ -72,7 +119,10 @@ async fn other_groups_are_ignored_without_any_aws_call() {
     let (g, aws, rec) = guard(status(BusyStatus::Idle), "Terminating:Wait");
     let mut e = event("terminate.json");
     e["detail"]["AutoScalingGroupName"] = "someone-elses-group".into();
-    let out = g.handle(&parse_lifecycle(&e).unwrap()[0], NOW).await.unwrap();
+    let out = g
+        .handle(&parse_lifecycle(&e).unwrap()[0], NOW)
+        .await
+        .unwrap();
     assert!(matches!(out, GuardOutcome::Ignored { .. }));
     assert!(aws.calls().is_empty());
     assert_eq!(*rec.probe_count.lock().unwrap(), 0);
@@ -84,7 +134,13 @@ async fn duplicate_event_is_success() {
     let first = g.handle(&incoming("terminate.json"), NOW).await.unwrap();
     assert!(matches!(first, GuardOutcome::Continued { .. }));
     let again = g.handle(&incoming("terminate.json"), NOW).await.unwrap();
-    assert!(matches!(again, GuardOutcome::AlreadyCompleted { .. } | GuardOutcome::Held { .. }), "{again:?}");
+    assert!(
+        matches!(
+            again,
+            GuardOutcome::AlreadyCompleted { .. } | GuardOutcome::Held { .. }
+        ),
+        "{again:?}"
+    );
 }
 
 #[tokio::test]
@@ -100,17 +156,33 @@ async fn warm_pool_destination_and_old_events_are_guarded_the_same() {
 #[tokio::test]
 async fn held_past_the_maximum_is_abandoned() {
     let (g, aws, _) = guard(status(BusyStatus::Busy), "Terminating:Wait");
-    let out = g.handle(&incoming("terminate.json"), NOW + 43_200).await.unwrap();
-    assert!(matches!(out, GuardOutcome::Abandoned { retained: true, .. }), "{out:?}");
-    assert!(aws.mutating_calls().contains(&"CompleteLifecycleAction(ABANDON,i-0a1b2c3d4e5f60718)".to_string()));
+    let out = g
+        .handle(&incoming("terminate.json"), NOW + 43_200)
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, GuardOutcome::Abandoned { retained: true, .. }),
+        "{out:?}"
+    );
+    assert!(aws
+        .mutating_calls()
+        .contains(&"CompleteLifecycleAction(ABANDON,i-0a1b2c3d4e5f60718)".to_string()));
 }
 
 #[tokio::test]
 async fn launch_hook_continues_once_healthy() {
     let (g, aws, _) = guard(status(BusyStatus::Idle), "Pending:Wait");
     let out = g.handle(&incoming("launch.json"), NOW).await.unwrap();
-    assert_eq!(out, GuardOutcome::Continued { instance: "i-0a1b2c3d4e5f60718".into() });
-    assert_eq!(aws.mutating_calls(), vec!["CompleteLifecycleAction(CONTINUE,i-0a1b2c3d4e5f60718)"]);
+    assert_eq!(
+        out,
+        GuardOutcome::Continued {
+            instance: "i-0a1b2c3d4e5f60718".into()
+        }
+    );
+    assert_eq!(
+        aws.mutating_calls(),
+        vec!["CompleteLifecycleAction(CONTINUE,i-0a1b2c3d4e5f60718)"]
+    );
     let (g, aws, _) = guard(Probe::Failed(ProbeFailure::Refused), "Pending:Wait");
     let out = g.handle(&incoming("launch.json"), NOW).await.unwrap();
     assert!(matches!(out, GuardOutcome::LaunchPending { .. }));
@@ -122,7 +194,10 @@ async fn test_notification_is_acknowledged_without_aws_calls() {
     let (g, aws, _) = guard(status(BusyStatus::Idle), "Terminating:Wait");
     for name in ["test-notification-sns.json", "test-notification-sqs.json"] {
         let v = parse_lifecycle(&event(name)).unwrap();
-        assert!(matches!(g.handle(&v[0], NOW).await.unwrap(), GuardOutcome::Acknowledged { .. }));
+        assert!(matches!(
+            g.handle(&v[0], NOW).await.unwrap(),
+            GuardOutcome::Acknowledged { .. }
+        ));
     }
     assert!(aws.calls().is_empty());
 }

@@ -16,7 +16,8 @@ use jitsi_emulator::{Emulator, EmulatorHandle, FaultKind};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-type RealController = Controller<AwsAutoScaling, AwsEc2, JitsiHttp, JitsiHttp, S3StateStore, RecordingMetrics>;
+type RealController =
+    Controller<AwsAutoScaling, AwsEc2, JitsiHttp, JitsiHttp, S3StateStore, RecordingMetrics>;
 
 struct Bed {
     asg: aws_sdk_autoscaling::Client,
@@ -32,20 +33,45 @@ impl Bed {
     async fn new(group: GroupSpec<'_>, vars: &[(&str, &str)]) -> Self {
         let account = new_account();
         let cfg = sdk(&account).await;
-        let (asg, ec2, s3) = (asg_client(&cfg, &account), ec2_client(&cfg, &account), s3_client(&cfg, &account));
+        let (asg, ec2, s3) = (
+            asg_client(&cfg, &account),
+            ec2_client(&cfg, &account),
+            s3_client(&cfg, &account),
+        );
         // Bucket names are global (in moto as on AWS): one per account.
         let bucket = format!("jibri-state-{account}");
-        s3.create_bucket().bucket(&bucket).send().await.expect("CreateBucket");
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("CreateBucket");
         create_group(&asg, &ec2, &group).await;
         let emu = Emulator::start("127.0.0.1:0").await.expect("emulator");
-        let bed = Bed { asg, ec2, s3, control: Control::new(&account), emu, metrics: RecordingMetrics::default(), vars: BTreeMap::new() };
+        let bed = Bed {
+            asg,
+            ec2,
+            s3,
+            control: Control::new(&account),
+            emu,
+            metrics: RecordingMetrics::default(),
+            vars: BTreeMap::new(),
+        };
         bed.sync_recorders().await;
         let url = bed.emu.url();
         let mut defaults: BTreeMap<String, String> = [
             ("ASG_NAMES", "jibri-pool".to_string()),
-            ("JICOFO_STATS_URLS", format!("{}/stats", bed.emu.jicofo_url("default"))),
-            ("JIBRI_HEALTH_URL", format!("{url}/jibri/{{instance_id}}/jibri/api/v1.0/health")),
-            ("JIBRI_INTERNAL_URL", format!("{url}/jibri/{{instance_id}}/jibri/api/internal/v1.0")),
+            (
+                "JICOFO_STATS_URLS",
+                format!("{}/stats", bed.emu.jicofo_url("default")),
+            ),
+            (
+                "JIBRI_HEALTH_URL",
+                format!("{url}/jibri/{{instance_id}}/jibri/api/v1.0/health"),
+            ),
+            (
+                "JIBRI_INTERNAL_URL",
+                format!("{url}/jibri/{{instance_id}}/jibri/api/internal/v1.0"),
+            ),
             ("PROBE_TIMEOUT_MS", "400".to_string()),
             ("SPARE_MODE", "fixed".to_string()),
             ("SPARE_FIXED", "1".to_string()),
@@ -60,7 +86,10 @@ impl Bed {
         for (k, v) in vars {
             vars_map_insert(&mut defaults, k, v);
         }
-        Bed { vars: defaults, ..bed }
+        Bed {
+            vars: defaults,
+            ..bed
+        }
     }
 
     fn cfg(&self) -> Config {
@@ -75,7 +104,11 @@ impl Bed {
             ec2: AwsEc2::from_client(self.ec2.clone()),
             recorders: Arc::new(jitsi.clone()),
             jicofo: Arc::new(jitsi),
-            state: S3StateStore::from_client(self.s3.clone(), cfg.state_bucket.as_deref().unwrap_or_default(), &cfg.state_prefix),
+            state: S3StateStore::from_client(
+                self.s3.clone(),
+                cfg.state_bucket.as_deref().unwrap_or_default(),
+                &cfg.state_prefix,
+            ),
             metrics: self.metrics.clone(),
             holder: holder.into(),
             cfg,
@@ -84,7 +117,12 @@ impl Bed {
 
     fn guard(&self) -> Guard<AwsAutoScaling, AwsEc2, JitsiHttp> {
         let cfg = self.cfg();
-        Guard { recorders: JitsiHttp::new(&cfg).unwrap(), asg: AwsAutoScaling::from_client(self.asg.clone()), ec2: AwsEc2::from_client(self.ec2.clone()), cfg }
+        Guard {
+            recorders: JitsiHttp::new(&cfg).unwrap(),
+            asg: AwsAutoScaling::from_client(self.asg.clone()),
+            ec2: AwsEc2::from_client(self.ec2.clone()),
+            cfg,
+        }
     }
 
     /// One controller tick on the test bed's clock.
@@ -101,7 +139,11 @@ impl Bed {
         let events = self.control.events().await;
         let guard = self.guard();
         let mut out = Vec::new();
-        for e in events.iter().skip(from).filter(|e| e["kind"] == "lifecycle") {
+        for e in events
+            .iter()
+            .skip(from)
+            .filter(|e| e["kind"] == "lifecycle")
+        {
             let now = self.control.now().await;
             for i in parse_lifecycle(&e["event"]).expect("test bed events parse") {
                 out.push(guard.handle(&i, now).await.expect("guard"));
@@ -120,7 +162,8 @@ impl Bed {
     async fn sync_recorders(&self) {
         let insts = instances(&self.asg, "jibri-pool").await;
         for (id, state, _) in &insts {
-            if self.emu.recorder(id).is_none() && (state == "InService" || state == "Pending:Wait") {
+            if self.emu.recorder(id).is_none() && (state == "InService" || state == "Pending:Wait")
+            {
                 self.emu.add_recorder(id).unwrap();
             }
         }
@@ -132,11 +175,20 @@ impl Bed {
     }
 
     async fn ids(&self) -> Vec<String> {
-        instances(&self.asg, "jibri-pool").await.into_iter().map(|i| i.0).collect()
+        instances(&self.asg, "jibri-pool")
+            .await
+            .into_iter()
+            .map(|i| i.0)
+            .collect()
     }
 
     async fn state_of(&self, id: &str) -> String {
-        instances(&self.asg, "jibri-pool").await.into_iter().find(|i| i.0 == id).map(|i| i.1).unwrap_or_else(|| "gone".into())
+        instances(&self.asg, "jibri-pool")
+            .await
+            .into_iter()
+            .find(|i| i.0 == id)
+            .map(|i| i.1)
+            .unwrap_or_else(|| "gone".into())
     }
 }
 
@@ -146,7 +198,14 @@ fn vars_map_insert(m: &mut BTreeMap<String, String>, k: &str, v: &str) {
 
 #[tokio::test]
 async fn scale_out_on_demand_launches_at_once() {
-    let bed = Bed::new(GroupSpec { desired: 2, ..GroupSpec::default() }, &[("SPARE_FIXED", "2")]).await;
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 2,
+            ..GroupSpec::default()
+        },
+        &[("SPARE_FIXED", "2")],
+    )
+    .await;
     for id in bed.ids().await {
         bed.emu.start_recording(&id).unwrap();
     }
@@ -159,31 +218,64 @@ async fn scale_out_on_demand_launches_at_once() {
 
 #[tokio::test]
 async fn scale_in_removes_idle_recorders_only_and_the_guard_releases_them() {
-    let bed = Bed::new(GroupSpec { desired: 4, ..GroupSpec::default() }, &[]).await;
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 4,
+            ..GroupSpec::default()
+        },
+        &[],
+    )
+    .await;
     let ids = bed.ids().await;
     bed.emu.start_recording(&ids[0]).unwrap();
     let first = bed.event_count().await;
     let r = bed.tick().await;
     assert_eq!(r.plan.victims.len(), 2, "{}", r.plan.summary());
     assert_eq!(desired(&bed.asg, "jibri-pool").await, 2);
-    assert!(!r.plan.victims.iter().any(|v| v.0 == ids[0]), "the busy recorder was chosen");
+    assert!(
+        !r.plan.victims.iter().any(|v| v.0 == ids[0]),
+        "the busy recorder was chosen"
+    );
     for v in &r.plan.victims {
         assert_eq!(bed.state_of(&v.0).await, "Terminating:Wait");
     }
     let outcomes = bed.deliver_events(first).await;
-    assert_eq!(outcomes.iter().filter(|o| matches!(o, GuardOutcome::Continued { .. })).count(), 2, "{outcomes:?}");
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, GuardOutcome::Continued { .. }))
+            .count(),
+        2,
+        "{outcomes:?}"
+    );
     for v in &r.plan.victims {
         assert_eq!(bed.state_of(&v.0).await, "gone");
         assert_eq!(ec2_state(&bed.ec2, &v.0).await, "terminated");
-        assert_eq!(bed.emu.calls(&v.0).map(|c| c.graceful_shutdown).unwrap_or(1), 1);
+        assert_eq!(
+            bed.emu
+                .calls(&v.0)
+                .map(|c| c.graceful_shutdown)
+                .unwrap_or(1),
+            1
+        );
     }
     assert_eq!(bed.state_of(&ids[0]).await, "InService");
-    assert_eq!(bed.emu.recorder(&ids[0]).unwrap().status, jitsi_emulator::BusyStatus::Busy);
+    assert_eq!(
+        bed.emu.recorder(&ids[0]).unwrap().status,
+        jitsi_emulator::BusyStatus::Busy
+    );
 }
 
 #[tokio::test]
 async fn steady_state_makes_zero_mutating_calls_on_the_test_bed() {
-    let bed = Bed::new(GroupSpec { desired: 2, ..GroupSpec::default() }, &[]).await;
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 2,
+            ..GroupSpec::default()
+        },
+        &[],
+    )
+    .await;
     bed.emu.start_recording(&bed.ids().await[0]).unwrap();
     let _ = bed.tick().await; // records idle-since and the busy baseline
     let r = bed.tick().await;
@@ -193,12 +285,24 @@ async fn steady_state_makes_zero_mutating_calls_on_the_test_bed() {
 
 #[tokio::test]
 async fn protection_is_reconciled_every_tick() {
-    let bed = Bed::new(GroupSpec { desired: 2, protect_new: false, ..GroupSpec::default() }, &[]).await;
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 2,
+            protect_new: false,
+            ..GroupSpec::default()
+        },
+        &[],
+    )
+    .await;
     let ids = bed.ids().await;
     bed.emu.start_recording(&ids[0]).unwrap();
     bed.emu.start_recording(&ids[1]).unwrap();
     let r = bed.tick().await;
-    assert!(r.calls[0].starts_with("SetInstanceProtection(true"), "{:?}", r.calls);
+    assert!(
+        r.calls[0].starts_with("SetInstanceProtection(true"),
+        "{:?}",
+        r.calls
+    );
     for (id, _, protected) in instances(&bed.asg, "jibri-pool").await {
         assert!(protected || !ids.contains(&id), "{id} unprotected");
     }
@@ -206,22 +310,50 @@ async fn protection_is_reconciled_every_tick() {
 
 #[tokio::test]
 async fn a_hung_recorder_costs_one_timeout_and_is_treated_as_busy() {
-    let bed = Bed::new(GroupSpec { desired: 3, ..GroupSpec::default() }, &[("PROBE_TIMEOUT_MS", "300"), ("IDLE_GRACE_S", "3600")]).await;
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 3,
+            ..GroupSpec::default()
+        },
+        &[("PROBE_TIMEOUT_MS", "300"), ("IDLE_GRACE_S", "3600")],
+    )
+    .await;
     let ids = bed.ids().await;
     let _ = bed.tick().await; // every Jibri answered once: they are running, not booting
-    bed.emu.set_recorder_fault(&ids[0], FaultKind::Hang).unwrap();
-    bed.emu.set_recorder_fault(&ids[1], FaultKind::Garbage).unwrap();
+    bed.emu
+        .set_recorder_fault(&ids[0], FaultKind::Hang)
+        .unwrap();
+    bed.emu
+        .set_recorder_fault(&ids[1], FaultKind::Garbage)
+        .unwrap();
     let t = std::time::Instant::now();
     let r = bed.tick().await;
-    assert!(t.elapsed() < std::time::Duration::from_secs(5), "tick took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "tick took {:?}",
+        t.elapsed()
+    );
     assert_eq!(r.plan.counts.unknown, 2, "{}", r.plan.summary());
-    assert!(!r.plan.victims.iter().any(|v| v.0 == ids[0] || v.0 == ids[1]));
+    assert!(!r
+        .plan
+        .victims
+        .iter()
+        .any(|v| v.0 == ids[0] || v.0 == ids[1]));
 }
 
 #[tokio::test]
 async fn jicofo_down_allows_no_scale_in() {
-    let bed = Bed::new(GroupSpec { desired: 4, ..GroupSpec::default() }, &[]).await;
-    bed.emu.set_jicofo_fault("default", FaultKind::Refused).unwrap();
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 4,
+            ..GroupSpec::default()
+        },
+        &[],
+    )
+    .await;
+    bed.emu
+        .set_jicofo_fault("default", FaultKind::Refused)
+        .unwrap();
     let r = bed.tick().await;
     assert!(r.plan.victims.is_empty(), "{}", r.plan.summary());
     assert_eq!(desired(&bed.asg, "jibri-pool").await, 4);
@@ -230,25 +362,49 @@ async fn jicofo_down_allows_no_scale_in() {
 
 #[tokio::test]
 async fn duplicate_invocations_act_once_through_the_s3_lease() {
-    let bed = Bed::new(GroupSpec { desired: 1, ..GroupSpec::default() }, &[("SPARE_FIXED", "2")]).await;
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 1,
+            ..GroupSpec::default()
+        },
+        &[("SPARE_FIXED", "2")],
+    )
+    .await;
     bed.emu.start_recording(&bed.ids().await[0]).unwrap();
     let now = bed.control.now().await;
     let (a, b) = (bed.controller("a"), bed.controller("b"));
     let (ra, rb) = tokio::join!(a.tick(now), b.tick(now));
     let outcomes = [ra.unwrap().outcome, rb.unwrap().outcome];
-    assert_eq!(outcomes.iter().filter(|o| **o == Outcome::Acted).count(), 1, "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == Outcome::Acted).count(),
+        1,
+        "{outcomes:?}"
+    );
     assert_eq!(desired(&bed.asg, "jibri-pool").await, 3);
 }
 
 #[tokio::test]
 async fn held_busy_hook_is_swept_until_the_recording_and_finalize_end() {
-    let bed = Bed::new(GroupSpec { desired: 2, ..GroupSpec::default() }, &[]).await;
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 2,
+            ..GroupSpec::default()
+        },
+        &[],
+    )
+    .await;
     let ids = bed.ids().await;
     let victim = ids[0].clone();
     bed.emu.start_recording(&victim).unwrap();
     let first = bed.event_count().await;
     // A manual termination: protection does not apply, the terminate hook does.
-    bed.asg.terminate_instance_in_auto_scaling_group().instance_id(&victim).should_decrement_desired_capacity(true).send().await.unwrap();
+    bed.asg
+        .terminate_instance_in_auto_scaling_group()
+        .instance_id(&victim)
+        .should_decrement_desired_capacity(true)
+        .send()
+        .await
+        .unwrap();
     let out = bed.deliver_events(first).await;
     assert!(matches!(&out[..], [GuardOutcome::Held { .. }]), "{out:?}");
     assert_eq!(bed.emu.calls(&victim).unwrap().graceful_shutdown, 1);
@@ -257,38 +413,95 @@ async fn held_busy_hook_is_swept_until_the_recording_and_finalize_end() {
     for _ in 0..3 {
         bed.control.advance(400.0).await;
         let r = bed.tick().await;
-        assert!(!r.calls.iter().any(|c| c.contains(&format!("CONTINUE, {victim}"))), "{:?}", r.calls);
+        assert!(
+            !r.calls
+                .iter()
+                .any(|c| c.contains(&format!("CONTINUE, {victim}"))),
+            "{:?}",
+            r.calls
+        );
         assert_eq!(bed.state_of(&victim).await, "Terminating:Wait");
     }
     // The meeting ends; finalize runs (still BUSY), then the drained Jibri exits.
-    bed.emu.set_recorder(&victim, jitsi_emulator::RecorderUpdate { finalize_ms: Some(60_000), ..Default::default() }).unwrap();
+    bed.emu
+        .set_recorder(
+            &victim,
+            jitsi_emulator::RecorderUpdate {
+                finalize_ms: Some(60_000),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     bed.emu.stop_recording(&victim).unwrap();
     let r = bed.tick().await;
-    assert_eq!(bed.state_of(&victim).await, "Terminating:Wait", "terminated during finalize: {:?}", r.calls);
+    assert_eq!(
+        bed.state_of(&victim).await,
+        "Terminating:Wait",
+        "terminated during finalize: {:?}",
+        r.calls
+    );
     bed.emu.finish_finalize(&victim).unwrap();
-    assert!(bed.emu.recorder(&victim).unwrap().gone, "a drained Jibri exits after finalize");
+    assert!(
+        bed.emu.recorder(&victim).unwrap().gone,
+        "a drained Jibri exits after finalize"
+    );
     let r = bed.tick().await;
-    assert!(r.calls.iter().any(|c| c == &format!("CompleteLifecycleAction(CONTINUE, {victim})")), "{:?}", r.calls);
+    assert!(
+        r.calls
+            .iter()
+            .any(|c| c == &format!("CompleteLifecycleAction(CONTINUE, {victim})")),
+        "{:?}",
+        r.calls
+    );
     assert_eq!(bed.state_of(&victim).await, "gone");
 }
 
 #[tokio::test]
 async fn retained_instance_is_terminated_once_its_recording_is_done() {
-    let bed = Bed::new(GroupSpec { desired: 1, ..GroupSpec::default() }, &[("MAX_HOOK_HOLD_S", "600")]).await;
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 1,
+            ..GroupSpec::default()
+        },
+        &[("MAX_HOOK_HOLD_S", "600")],
+    )
+    .await;
     let id = bed.ids().await[0].clone();
     bed.emu.start_recording(&id).unwrap();
     let first = bed.event_count().await;
-    bed.asg.terminate_instance_in_auto_scaling_group().instance_id(&id).should_decrement_desired_capacity(false).send().await.unwrap();
+    bed.asg
+        .terminate_instance_in_auto_scaling_group()
+        .instance_id(&id)
+        .should_decrement_desired_capacity(false)
+        .send()
+        .await
+        .unwrap();
     bed.deliver_events(first).await;
     bed.control.advance(601.0).await;
     let r = bed.tick().await;
-    assert!(r.calls.iter().any(|c| c.contains("ABANDON")), "{:?}", r.calls);
+    assert!(
+        r.calls.iter().any(|c| c.contains("ABANDON")),
+        "{:?}",
+        r.calls
+    );
     assert_eq!(bed.state_of(&id).await, "Terminating:Retained");
     let r = bed.tick().await;
-    assert!(!r.calls.iter().any(|c| c.contains(&format!("TerminateInstanceInAutoScalingGroup({id}"))), "{:?}", r.calls);
+    assert!(
+        !r.calls
+            .iter()
+            .any(|c| c.contains(&format!("TerminateInstanceInAutoScalingGroup({id}"))),
+        "{:?}",
+        r.calls
+    );
     bed.emu.stop_recording(&id).unwrap();
     let r = bed.tick().await;
-    assert!(r.calls.iter().any(|c| c.starts_with(&format!("TerminateInstanceInAutoScalingGroup({id}"))), "{:?}", r.calls);
+    assert!(
+        r.calls
+            .iter()
+            .any(|c| c.starts_with(&format!("TerminateInstanceInAutoScalingGroup({id}"))),
+        "{:?}",
+        r.calls
+    );
     assert_eq!(ec2_state(&bed.ec2, &id).await, "terminated");
 }
 
@@ -297,83 +510,200 @@ async fn retained_instance_is_terminated_once_its_recording_is_done() {
 /// are not modelled by the test bed; on AWS they too enter `Terminating:Wait`.)
 #[tokio::test]
 async fn every_termination_path_holds_a_busy_recorder() {
-    let bed = Bed::new(GroupSpec { desired: 4, protect_new: false, ..GroupSpec::default() }, &[]).await;
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 4,
+            protect_new: false,
+            ..GroupSpec::default()
+        },
+        &[],
+    )
+    .await;
     let ids = bed.ids().await;
     for id in &ids {
         bed.emu.start_recording(id).unwrap();
     }
     let mut from = bed.event_count().await;
     // 1. Manual termination.
-    bed.asg.terminate_instance_in_auto_scaling_group().instance_id(&ids[1]).should_decrement_desired_capacity(true).send().await.unwrap();
+    bed.asg
+        .terminate_instance_in_auto_scaling_group()
+        .instance_id(&ids[1])
+        .should_decrement_desired_capacity(true)
+        .send()
+        .await
+        .unwrap();
     // 2. Health replacement (a replacement launches).
-    bed.asg.set_instance_health().instance_id(&ids[2]).health_status("Unhealthy").send().await.unwrap();
+    bed.asg
+        .set_instance_health()
+        .instance_id(&ids[2])
+        .health_status("Unhealthy")
+        .send()
+        .await
+        .unwrap();
     // 3. A desired-capacity drop, steered to ids[3] by protecting every other instance.
-    let others: Vec<String> = instances(&bed.asg, "jibri-pool").await.into_iter().filter(|i| i.1 == "InService" && i.0 != ids[3]).map(|i| i.0).collect();
-    bed.asg.set_instance_protection().auto_scaling_group_name("jibri-pool").set_instance_ids(Some(others)).protected_from_scale_in(true).send().await.unwrap();
+    let others: Vec<String> = instances(&bed.asg, "jibri-pool")
+        .await
+        .into_iter()
+        .filter(|i| i.1 == "InService" && i.0 != ids[3])
+        .map(|i| i.0)
+        .collect();
+    bed.asg
+        .set_instance_protection()
+        .auto_scaling_group_name("jibri-pool")
+        .set_instance_ids(Some(others))
+        .protected_from_scale_in(true)
+        .send()
+        .await
+        .unwrap();
     let d = desired(&bed.asg, "jibri-pool").await;
-    bed.asg.set_desired_capacity().auto_scaling_group_name("jibri-pool").desired_capacity(d - 1).send().await.unwrap();
+    bed.asg
+        .set_desired_capacity()
+        .auto_scaling_group_name("jibri-pool")
+        .desired_capacity(d - 1)
+        .send()
+        .await
+        .unwrap();
     let outcomes = bed.deliver_events(from).await;
     assert_eq!(outcomes.len(), 3, "{outcomes:?}");
-    assert!(outcomes.iter().all(|o| matches!(o, GuardOutcome::Held { .. })), "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, GuardOutcome::Held { .. })),
+        "{outcomes:?}"
+    );
     let insts = instances(&bed.asg, "jibri-pool").await;
-    let held: Vec<_> = insts.iter().filter(|i| i.1 == "Terminating:Wait").map(|i| i.0.clone()).collect();
+    let held: Vec<_> = insts
+        .iter()
+        .filter(|i| i.1 == "Terminating:Wait")
+        .map(|i| i.0.clone())
+        .collect();
     assert_eq!(held.len(), 3, "{insts:?}");
     for id in &held {
         assert_eq!(ec2_state(&bed.ec2, id).await, "running");
-        assert_eq!(bed.emu.recorder(id).unwrap().status, jitsi_emulator::BusyStatus::Busy);
-        assert!(bed.emu.recorder(id).unwrap().exit_pending, "drained: no new recording can land");
+        assert_eq!(
+            bed.emu.recorder(id).unwrap().status,
+            jitsi_emulator::BusyStatus::Busy
+        );
+        assert!(
+            bed.emu.recorder(id).unwrap().exit_pending,
+            "drained: no new recording can land"
+        );
     }
     // Duplicate delivery of the same events: still success, still held.
     let again = bed.deliver_events(from).await;
-    assert!(again.iter().all(|o| matches!(o, GuardOutcome::Held { .. })), "{again:?}");
+    assert!(
+        again.iter().all(|o| matches!(o, GuardOutcome::Held { .. })),
+        "{again:?}"
+    );
     from = bed.event_count().await;
     let _ = from;
 }
 
 #[tokio::test]
 async fn an_unreachable_recorder_is_never_released_and_a_flapping_one_waits_for_a_clean_idle() {
-    let bed = Bed::new(GroupSpec { desired: 2, ..GroupSpec::default() }, &[]).await;
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 2,
+            ..GroupSpec::default()
+        },
+        &[],
+    )
+    .await;
     let ids = bed.ids().await;
-    bed.emu.set_recorder_fault(&ids[0], FaultKind::Hang).unwrap();
+    bed.emu
+        .set_recorder_fault(&ids[0], FaultKind::Hang)
+        .unwrap();
     bed.emu.start_recording(&ids[1]).unwrap();
     let from = bed.event_count().await;
     for id in &ids {
-        bed.asg.terminate_instance_in_auto_scaling_group().instance_id(id).should_decrement_desired_capacity(true).send().await.unwrap();
+        bed.asg
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(id)
+            .should_decrement_desired_capacity(true)
+            .send()
+            .await
+            .unwrap();
     }
     let out = bed.deliver_events(from).await;
-    assert!(out.iter().all(|o| matches!(o, GuardOutcome::Held { .. })), "{out:?}");
+    assert!(
+        out.iter().all(|o| matches!(o, GuardOutcome::Held { .. })),
+        "{out:?}"
+    );
     // Flapping: the busy one goes idle, busy again, then idle for good.
     bed.emu.stop_recording(&ids[1]).unwrap();
-    bed.emu.set_recorder_fault(&ids[1], FaultKind::Http500).unwrap();
+    bed.emu
+        .set_recorder_fault(&ids[1], FaultKind::Http500)
+        .unwrap();
     let r = bed.tick().await;
-    assert!(!r.calls.iter().any(|c| c.contains("CONTINUE")), "{:?}", r.calls);
-    bed.emu.set_recorder_fault(&ids[1], FaultKind::None).unwrap();
+    assert!(
+        !r.calls.iter().any(|c| c.contains("CONTINUE")),
+        "{:?}",
+        r.calls
+    );
+    bed.emu
+        .set_recorder_fault(&ids[1], FaultKind::None)
+        .unwrap();
     let r = bed.tick().await;
-    assert!(r.calls.iter().any(|c| c == &format!("CompleteLifecycleAction(CONTINUE, {})", ids[1])), "{:?}", r.calls);
-    assert!(!r.calls.iter().any(|c| c == &format!("CompleteLifecycleAction(CONTINUE, {})", ids[0])), "{:?}", r.calls);
+    assert!(
+        r.calls
+            .iter()
+            .any(|c| c == &format!("CompleteLifecycleAction(CONTINUE, {})", ids[1])),
+        "{:?}",
+        r.calls
+    );
+    assert!(
+        !r.calls
+            .iter()
+            .any(|c| c == &format!("CompleteLifecycleAction(CONTINUE, {})", ids[0])),
+        "{:?}",
+        r.calls
+    );
     assert_eq!(bed.state_of(&ids[0]).await, "Terminating:Wait");
 }
 
 #[tokio::test]
 async fn a_graceful_shutdown_undone_by_a_jibri_restart_is_drained_again() {
-    let bed = Bed::new(GroupSpec { desired: 1, ..GroupSpec::default() }, &[]).await;
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 1,
+            ..GroupSpec::default()
+        },
+        &[],
+    )
+    .await;
     let id = bed.ids().await[0].clone();
     bed.emu.start_recording(&id).unwrap();
     let from = bed.event_count().await;
-    bed.asg.terminate_instance_in_auto_scaling_group().instance_id(&id).should_decrement_desired_capacity(false).send().await.unwrap();
+    bed.asg
+        .terminate_instance_in_auto_scaling_group()
+        .instance_id(&id)
+        .should_decrement_desired_capacity(false)
+        .send()
+        .await
+        .unwrap();
     bed.deliver_events(from).await;
     // Jibri restarts (crash loop, operator): busy again with a new recording, no shutdown pending.
     bed.emu.restart(&id).unwrap();
     bed.emu.start_recording(&id).unwrap();
     assert!(!bed.emu.recorder(&id).unwrap().exit_pending);
     let r = bed.tick().await;
-    assert!(!r.calls.iter().any(|c| c.contains("CONTINUE")), "{:?}", r.calls);
+    assert!(
+        !r.calls.iter().any(|c| c.contains("CONTINUE")),
+        "{:?}",
+        r.calls
+    );
     // Its drain tag is already set, but it is a live BUSY Jibri: held and heartbeated.
     assert_eq!(bed.state_of(&id).await, "Terminating:Wait");
     bed.emu.stop_recording(&id).unwrap();
     let r = bed.tick().await;
     // Idle again: asked once more to shut down before the release.
-    assert!(r.calls.iter().any(|c| c == &format!("gracefulShutdown({id})")), "{:?}", r.calls);
+    assert!(
+        r.calls
+            .iter()
+            .any(|c| c == &format!("gracefulShutdown({id})")),
+        "{:?}",
+        r.calls
+    );
     assert_eq!(bed.state_of(&id).await, "gone");
 }
 
@@ -382,18 +712,46 @@ async fn a_graceful_shutdown_undone_by_a_jibri_restart_is_drained_again() {
 /// ended; no hook times out into a termination.
 #[tokio::test]
 async fn forcing_the_group_to_zero_cuts_no_recording() {
-    let bed = Bed::new(GroupSpec { desired: 4, protect_new: false, min: 0, ..GroupSpec::default() }, &[("SPARE_FIXED", "0")]).await;
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 4,
+            protect_new: false,
+            min: 0,
+            ..GroupSpec::default()
+        },
+        &[("SPARE_FIXED", "0")],
+    )
+    .await;
     let ids = bed.ids().await;
     for id in &ids {
-        bed.emu.set_recorder(id, jitsi_emulator::RecorderUpdate { finalize_ms: Some(3_600_000), ..Default::default() }).unwrap();
+        bed.emu
+            .set_recorder(
+                id,
+                jitsi_emulator::RecorderUpdate {
+                    finalize_ms: Some(3_600_000),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         bed.emu.start_recording(id).unwrap();
     }
     let failures_before = bed.emu.shard("default").unwrap();
     let from = bed.event_count().await;
-    bed.asg.update_auto_scaling_group().auto_scaling_group_name("jibri-pool").min_size(0).max_size(0).desired_capacity(0).send().await.unwrap();
+    bed.asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name("jibri-pool")
+        .min_size(0)
+        .max_size(0)
+        .desired_capacity(0)
+        .send()
+        .await
+        .unwrap();
     let out = bed.deliver_events(from).await;
     assert_eq!(out.len(), 4);
-    assert!(out.iter().all(|o| matches!(o, GuardOutcome::Held { .. })), "{out:?}");
+    assert!(
+        out.iter().all(|o| matches!(o, GuardOutcome::Held { .. })),
+        "{out:?}"
+    );
     // The recordings end one by one over hours; the hooks' heartbeat timeout is 900 s,
     // the controller ticks every 5 minutes of test-bed time.
     let mut ended: BTreeMap<String, bool> = BTreeMap::new();
@@ -407,7 +765,11 @@ async fn forcing_the_group_to_zero_cuts_no_recording() {
         }
         if step % 6 == 0 {
             for (id, done) in ended.iter_mut().filter(|(_, d)| !**d) {
-                assert_ne!(bed.state_of(id).await, "gone", "{id} terminated before its finalize ended");
+                assert_ne!(
+                    bed.state_of(id).await,
+                    "gone",
+                    "{id} terminated before its finalize ended"
+                );
                 bed.emu.finish_finalize(id).unwrap();
                 *done = true;
             }
@@ -418,7 +780,11 @@ async fn forcing_the_group_to_zero_cuts_no_recording() {
             // DefaultResult is ABANDON with retain: a hook that timed out would show here.
             assert_ne!(state, "Terminating:Retained", "{id}'s hook timed out");
             if state == "gone" {
-                assert_eq!(ended.get(id), Some(&true), "{id} terminated while recording or finalizing");
+                assert_eq!(
+                    ended.get(id),
+                    Some(&true),
+                    "{id} terminated while recording or finalizing"
+                );
             }
         }
     }
@@ -428,10 +794,19 @@ async fn forcing_the_group_to_zero_cuts_no_recording() {
     }
     // No recording was cut: Jicofo's failure counters did not move.
     let after = bed.emu.shard("default").unwrap();
-    assert_eq!(after.total_recording_failures, failures_before.total_recording_failures);
-    assert_eq!(after.no_instance_failures, failures_before.no_instance_failures);
+    assert_eq!(
+        after.total_recording_failures,
+        failures_before.total_recording_failures
+    );
+    assert_eq!(
+        after.no_instance_failures,
+        failures_before.no_instance_failures
+    );
     let actions = bed.control.call("GET", "actions", None).await;
-    assert!(actions["actions"].as_array().is_none_or(|a| a.is_empty()), "{actions}");
+    assert!(
+        actions["actions"].as_array().is_none_or(|a| a.is_empty()),
+        "{actions}"
+    );
 }
 
 /// A launch hook, if configured, is completed CONTINUE once the recorder reports healthy
@@ -440,16 +815,42 @@ async fn forcing_the_group_to_zero_cuts_no_recording() {
 #[tokio::test]
 async fn launch_hook_is_continued_once_the_recorder_is_healthy_and_abandoned_if_never() {
     let hooks = vec![
-        (TERMINATE_HOOK, "autoscaling:EC2_INSTANCE_TERMINATING", 900, "ABANDON"),
-        ("jibri-launch-guard", "autoscaling:EC2_INSTANCE_LAUNCHING", 900, "ABANDON"),
+        (
+            TERMINATE_HOOK,
+            "autoscaling:EC2_INSTANCE_TERMINATING",
+            900,
+            "ABANDON",
+        ),
+        (
+            "jibri-launch-guard",
+            "autoscaling:EC2_INSTANCE_LAUNCHING",
+            900,
+            "ABANDON",
+        ),
     ];
-    let bed = Bed::new(GroupSpec { desired: 2, hooks, ..GroupSpec::default() }, &[("LAUNCH_MAX_WAIT_S", "600")]).await;
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 2,
+            hooks,
+            ..GroupSpec::default()
+        },
+        &[("LAUNCH_MAX_WAIT_S", "600")],
+    )
+    .await;
     let ids = bed.ids().await;
     for id in &ids {
         assert_eq!(bed.state_of(id).await, "Pending:Wait");
     }
     // One Jibri is up when the event arrives; the other comes up UNHEALTHY and stays so.
-    bed.emu.set_recorder(&ids[1], jitsi_emulator::RecorderUpdate { health: Some(jitsi_emulator::HealthStatus::Unhealthy), ..Default::default() }).unwrap();
+    bed.emu
+        .set_recorder(
+            &ids[1],
+            jitsi_emulator::RecorderUpdate {
+                health: Some(jitsi_emulator::HealthStatus::Unhealthy),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let out = bed.guard();
     let events = bed.control.events().await;
     let now = bed.control.now().await;
@@ -459,15 +860,34 @@ async fn launch_hook_is_continued_once_the_recorder_is_healthy_and_abandoned_if_
             outcomes.push(out.handle(&i, now).await.unwrap());
         }
     }
-    assert!(outcomes.contains(&GuardOutcome::Continued { instance: ids[0].clone() }), "{outcomes:?}");
-    assert!(outcomes.iter().any(|o| matches!(o, GuardOutcome::LaunchPending { instance, .. } if *instance == ids[1])), "{outcomes:?}");
+    assert!(
+        outcomes.contains(&GuardOutcome::Continued {
+            instance: ids[0].clone()
+        }),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().any(
+            |o| matches!(o, GuardOutcome::LaunchPending { instance, .. } if *instance == ids[1])
+        ),
+        "{outcomes:?}"
+    );
     assert_eq!(bed.state_of(&ids[0]).await, "InService");
     // The controller's sweep abandons the unhealthy one (it answers and is not recording)
     // after LAUNCH_MAX_WAIT_S; the test bed terminates it and launches a replacement.
     let r = bed.tick().await;
-    assert!(!r.calls.iter().any(|c| c.contains(&ids[1])), "{:?}", r.calls);
+    assert!(
+        !r.calls.iter().any(|c| c.contains(&ids[1])),
+        "{:?}",
+        r.calls
+    );
     bed.control.advance(601.0).await;
     let r = bed.tick().await;
-    assert!(r.calls.contains(&format!("CompleteLifecycleAction(ABANDON, {})", ids[1])), "{:?}", r.calls);
+    assert!(
+        r.calls
+            .contains(&format!("CompleteLifecycleAction(ABANDON, {})", ids[1])),
+        "{:?}",
+        r.calls
+    );
     assert_eq!(ec2_state(&bed.ec2, &ids[1]).await, "terminated");
 }

@@ -1,6 +1,8 @@
 """The operator's entry points: `make deploy` / `make package` command lines
-(DEPLOY_DRY_RUN=1 prints them), the pool examples, and the mapping between the
-functions' configuration table (src/config.rs VARS) and the template's parameters."""
+(DEPLOY_DRY_RUN=1 prints them), the pool examples, the mapping between the
+functions' configuration table (src/config.rs VARS) and the template's parameters, and
+the warm-pool example for the recorder image (wait-inservice.sh against a fake IMDSv2
+on loopback, and its systemd drop-in)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import hashlib
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
@@ -15,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from cfn_eval import Stack
 from infra_testlib import INFRA, REPO, template  # noqa: F401  (template: fixture)
 
 MAKE = ["make", "--no-print-directory", "-s", "-f", str(INFRA / "infra.mk")]
@@ -119,6 +123,29 @@ def test_code_keys_are_the_zips_sha256(tmp_path: Path) -> None:
         f"s3://artifacts-eu-west-1/{p['ControllerCodeKey']}", f"s3://artifacts-eu-west-1/{p['GuardCodeKey']}"}
 
 
+def test_warm_pool_variables_become_parameters() -> None:
+    [_, deploy] = dry_run("deploy", *make_vars(**REQUIRED, WARM_POOL="managed", WARM_POOL_MIN="0", WARM_POOL_MAX="6"))
+    p = overrides(deploy)
+    # 0 is a value, not "unset".
+    assert (p["WarmPool"], p["WarmPoolMin"], p["WarmPoolMax"]) == ("managed", "0", "6")
+    [_, deploy] = dry_run("deploy", *make_vars(**REQUIRED))
+    assert not {"WarmPool", "WarmPoolMin", "WarmPoolMax"} & set(overrides(deploy))
+
+
+def test_every_deploy_variable_is_documented() -> None:
+    """Each make variable that deploy.sh maps to a parameter is in INFRA_VARS (or it
+    would not reach the script) and in the README's table."""
+    script = (INFRA / "scripts" / "deploy.sh").read_text()
+    mapped = set(re.findall(r'^add \w+ "\$\{?([A-Z0-9_]+)', script, re.M)) - {"controller_key", "guard_key"}
+    assert {"WARM_POOL", "WARM_POOL_MIN", "WARM_POOL_MAX"} <= mapped
+    mk = (INFRA / "infra.mk").read_text()
+    infra_vars = set(re.search(r"^INFRA_VARS := ((?:.*\\\n)*.*)$", mk, re.M).group(1).replace("\\\n", " ").split())
+    readme = (INFRA / "README.md").read_text()
+    for var in mapped:
+        assert var in infra_vars, f"{var} is not in INFRA_VARS"
+        assert f"`{var}`" in readme, f"{var} is not in infra/README.md"
+
+
 def test_extra_parameters_and_tags_pass_through() -> None:
     [_, deploy] = dry_run("deploy", *make_vars(**REQUIRED), "PARAMS=SpareMode=fixed SpareFixed=3", "TAGS=team=media cost=rec")
     p = overrides(deploy)
@@ -185,6 +212,12 @@ NOT_PARAMETERS = {
 }
 # The guard keeps no state and emits no metrics.
 NOT_FOR_THE_GUARD = {"STATE_BUCKET", "STATE_PREFIX", "METRICS_SINK", "METRICS_NAMESPACE"}
+# Variables derived from a parameter of another shape: variable -> (parameter,
+# {parameter value: variable value}). WarmPool also decides whether the stack creates
+# the warm pool, hence "none" rather than the controller's "off".
+DERIVED = {"WARM_POOL_MODE": ("WarmPool", {"none": "off", "managed": "managed"})}
+MINIMAL_PARAMETERS = {"GroupName": "g", "VpcId": "vpc-1", "SubnetIds": "subnet-1", "RecorderSecurityGroupId": "sg-1",
+                      "ArtifactBucket": "a", "ControllerCodeKey": "a.zip", "GuardCodeKey": "b.zip"}
 
 
 def parameter_name(var: str) -> str:
@@ -199,6 +232,18 @@ def test_every_configuration_variable_is_wired_with_the_same_default(template: d
         assert var in controller, f"{var} is not in the controller's environment"
         assert (var in guard) == (var not in NOT_FOR_THE_GUARD), var
         if var in NOT_PARAMETERS:
+            continue
+        if var in DERIVED:
+            name, values = DERIVED[var]
+            assert set(params[name]["AllowedValues"]) == set(values), name
+            assert values[params[name]["Default"]] == default, f"{name} default {params[name]['Default']!r} is not {var}={default!r}"
+            assert var in params[name]["Description"], f"{name}'s description should name {var}"
+            for value, expected in values.items():
+                for fn in ("ControllerFunction", "GuardFunction"):
+                    stack = Stack(template, {**MINIMAL_PARAMETERS, name: value}, account="123456789012",
+                                  region="eu-central-1", stack_name="s")
+                    env = stack.value(template["Resources"][fn]["Properties"]["Environment"]["Variables"][var])
+                    assert env == expected, (fn, name, value, env)
             continue
         name = parameter_name(var)
         assert controller[var] == {"Ref": name}, (var, controller[var])
@@ -225,3 +270,117 @@ def test_numeric_parameters_enforce_the_configs_ranges(template: dict[str, Any])
         p = params[parameter_name(var)]
         assert p["Type"] == "Number", var
         assert int(p["MinValue"]) >= lo and int(p["MaxValue"]) <= hi, (var, p["MinValue"], p["MaxValue"], lo, hi)
+
+
+# --- the warm-pool example for the recorder image ------------------------------------------------
+
+WAIT_SCRIPT = INFRA / "examples" / "wait-inservice.sh"
+DROP_IN = INFRA / "examples" / "jibri-wait-inservice.conf"
+
+
+class FakeImds:
+    """IMDSv2 on loopback: PUT /latest/api/token gives a token; the target lifecycle
+    state answers only with that token, one value of `states` per read (the last one
+    repeats; None = 404, as before Auto Scaling sets the item)."""
+
+    TOKEN = "token-123"
+
+    def __init__(self, states: list[str | None]) -> None:
+        import http.server
+        import threading
+
+        self.states, self.reads, self.unauthorized = list(states), 0, 0
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def reply(self, code: int, body: str = "") -> None:
+                data = body.encode()
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_PUT(self) -> None:
+                if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+                    self.reply(200, fake.TOKEN)
+                else:
+                    self.reply(400)
+
+            def do_GET(self) -> None:
+                if self.headers.get("X-aws-ec2-metadata-token") != fake.TOKEN:
+                    fake.unauthorized += 1
+                    self.reply(401)
+                elif self.path != "/latest/meta-data/autoscaling/target-lifecycle-state":
+                    self.reply(404)
+                else:
+                    state = fake.states[min(fake.reads, len(fake.states) - 1)]
+                    fake.reads += 1
+                    self.reply(404) if state is None else self.reply(200, state)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def run_wait(imds: FakeImds, tries: int) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "IMDS_URL": imds.url, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1",
+           "WAIT_INSERVICE_TRIES": str(tries), "WAIT_INSERVICE_SLEEP_S": "0"}
+    return subprocess.run(["sh", str(WAIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the script needs curl")
+def test_wait_inservice_starts_jibri_only_once_in_service() -> None:
+    imds = FakeImds([None, "Warmed:Stopped", "Warmed:Stopped", "InService"])
+    try:
+        done = run_wait(imds, tries=10)
+    finally:
+        imds.close()
+    assert done.returncode == 0, done.stderr
+    assert imds.reads == 4 and imds.unauthorized == 0  # IMDSv2: always with the token
+    # One log line per state seen, not one per read.
+    assert done.stdout.count("'Warmed:Stopped'") == 1
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the script needs curl")
+@pytest.mark.parametrize("state", ["Warmed:Stopped", "Terminated", None])
+def test_wait_inservice_gives_up_after_its_tries(state: str | None) -> None:
+    imds = FakeImds([state])
+    try:
+        done = run_wait(imds, tries=3)
+    finally:
+        imds.close()
+    assert done.returncode == 1
+    assert imds.reads == 3
+    assert "not starting" in done.stderr
+
+
+def test_wait_inservice_fails_closed_without_a_metadata_service() -> None:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "IMDS_URL": "http://127.0.0.1:9",
+           "WAIT_INSERVICE_TRIES": "2", "WAIT_INSERVICE_SLEEP_S": "0"}
+    done = subprocess.run(["sh", str(WAIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+
+
+def test_drop_in_runs_the_script_before_jibri_and_waits_long_enough() -> None:
+    import configparser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read_string(DROP_IN.read_text())
+    service = unit["Service"]
+    # "+": the metadata service is reached as root whatever User= jibri.service has.
+    assert service["ExecStartPre"] == "+/usr/local/bin/wait-inservice.sh"
+    script = WAIT_SCRIPT.read_text()
+    tries = int(re.search(r"WAIT_INSERVICE_TRIES:-(\d+)", script).group(1))
+    sleep_s = int(re.search(r"WAIT_INSERVICE_SLEEP_S:-(\d+)", script).group(1))
+    timeout = re.fullmatch(r"(\d+)min", service["TimeoutStartSec"])
+    assert timeout and int(timeout.group(1)) * 60 > tries * (sleep_s + 2 * 2)  # 2 curl calls of at most 2 s each
+    assert os.access(WAIT_SCRIPT, os.X_OK)
+    assert "/latest/api/token" in script and "meta-data/autoscaling/target-lifecycle-state" in script

@@ -4,11 +4,14 @@ come out.
 
 Where moto falls short, and what these tests do instead:
 - moto's CloudFormation skips (with a warning) AWS::CloudWatch::Alarm,
-  AWS::AutoScaling::LifecycleHook, AWS::S3::BucketPolicy, AWS::SQS::QueuePolicy,
-  AWS::SNS::TopicPolicy and AWS::Lambda::EventInvokeConfig. The tests evaluate those
-  resources with the stack's own parameters, conditions and physical ids (cfn_eval) and
-  apply the ones moto's APIs implement (hooks, alarms, bucket policy) through the API,
-  then assert what the service holds.
+  AWS::AutoScaling::LifecycleHook, AWS::AutoScaling::WarmPool, AWS::S3::BucketPolicy,
+  AWS::SQS::QueuePolicy, AWS::SNS::TopicPolicy and AWS::Lambda::EventInvokeConfig. The
+  tests evaluate those resources with the stack's own parameters, conditions and
+  physical ids (cfn_eval) and apply the ones moto's APIs implement (hooks, warm pool,
+  alarms, bucket policy) through the API, then assert what the service holds.
+- moto's EventBridge has no TestEventPattern: the lifecycle rule's pattern, as the
+  service holds it, is matched against AWS's documented example events with moto's own
+  pattern matcher (the one its PutEvents routing uses).
 - moto ignores a security group's inline SecurityGroupEgress (the group keeps the
   default allow-all): the evaluated rules are asserted and then applied the way
   CloudFormation does (default rule revoked, listed rules authorized).
@@ -265,7 +268,9 @@ def test_controller_role_is_least_privilege(aws: Aws, new_group_stack: Stack) ->
         "autoscaling:RecordLifecycleActionHeartbeat", "autoscaling:TerminateInstanceInAutoScalingGroup"}
     assert re.match(group_arn_re("jibri-a"), mutate["Resource"])
     assert actions(p["DescribeHasNoResourceScoping"]) == {
-        "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLifecycleHooks", "ec2:DescribeInstances"}
+        "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLifecycleHooks", "autoscaling:DescribeWarmPool",
+        "ec2:DescribeInstances"}
+    assert p["DescribeHasNoResourceScoping"]["Resource"] == "*"
     tag = p["DrainTagOnThisGroupsInstancesOnly"]
     assert tag["Condition"]["StringEquals"] == {"ec2:ResourceTag/aws:autoscaling:groupName": "jibri-a"}
     assert tag["Condition"]["ForAllValues:StringEquals"] == {"aws:TagKeys": ["jibri-autoscaler:drain-requested"]}
@@ -561,3 +566,146 @@ def test_dashboard_shows_the_pool(aws: Aws, new_group_stack: Stack) -> None:
                 shown.add(row[1])
     assert shown <= emitted
     assert {"Idle", "Busy", "Launching", "HeldHooks", "Retained", "RequestsRefused", "SpareTarget"} <= shown
+
+
+# --- warm pool ---------------------------------------------------------------------------------
+
+
+def controller_env(aws: Aws, stack_name: str) -> dict[str, Any]:
+    return aws.lambda_.get_function(FunctionName=f"{stack_name}-pool-controller")["Configuration"]["Environment"]["Variables"]
+
+
+def apply_warm_pool(aws: Aws, stack: Stack) -> dict[str, Any]:
+    """The group's warm pool as the service holds it. AWS::AutoScaling::WarmPool is
+    skipped by moto 5.2.5's CloudFormation: unless the stack created it, the evaluated
+    resource is applied as CloudFormation would (PutWarmPool) and read back."""
+    props = stack.properties("RecorderWarmPool")
+    if "RecorderWarmPool" not in stack.physical:
+        aws.asg.put_warm_pool(
+            AutoScalingGroupName=props["AutoScalingGroupName"], PoolState=props["PoolState"],
+            MinSize=int(props["MinSize"]), MaxGroupPreparedCapacity=int(props["MaxGroupPreparedCapacity"]),
+            InstanceReusePolicy=props["InstanceReusePolicy"])
+    return aws.asg.describe_warm_pool(AutoScalingGroupName=props["AutoScalingGroupName"])["WarmPoolConfiguration"]
+
+
+def test_managed_warm_pool_on_a_new_group(aws: Aws, template: dict[str, Any]) -> None:
+    w = make_world(aws)
+    params = {**base_parameters(w, "jibri-warm"), "LaunchTemplateId": w.launch_template, "GroupMinSize": "0",
+              "WarmPool": "managed", "WarmPoolMin": "2", "WarmPoolMax": "7"}
+    stack = deploy(aws, template, "pool-warm", params)
+    assert stack.exists("RecorderWarmPool") and stack.exists("ControllerWarmPoolPolicy")
+    props = stack.properties("RecorderWarmPool")
+    # On the stack's own group (Ref RecorderGroup: created first, hooks included).
+    assert props["AutoScalingGroupName"] == stack.physical["RecorderGroup"][1] == "jibri-warm"
+    # Exactly WarmPoolMin until the controller's first tick resizes it; stopped
+    # instances; scale-in returns recorders to the pool.
+    assert props == {"AutoScalingGroupName": "jibri-warm", "PoolState": "Stopped", "MinSize": "2",
+                     "MaxGroupPreparedCapacity": "2", "InstanceReusePolicy": {"ReuseOnScaleIn": True}}
+    assert apply_warm_pool(aws, stack) == {
+        "MinSize": 2, "MaxGroupPreparedCapacity": 2, "PoolState": "Stopped", "InstanceReusePolicy": {"ReuseOnScaleIn": True}}
+    env = controller_env(aws, "pool-warm")
+    # (moto keeps a Number parameter's value as a number; AWS passes strings)
+    assert (env["WARM_POOL_MODE"], str(env["WARM_POOL_MIN"]), str(env["WARM_POOL_MAX"])) == ("managed", "2", "7")
+    p = role_policy(aws, stack, "ControllerRole")
+    size = p["SizeThisGroupsWarmPoolOnly"]
+    assert actions(size) == {"autoscaling:PutWarmPool"}
+    assert re.match(group_arn_re("jibri-warm"), size["Resource"])
+    # Same scoping as the group's other mutations.
+    assert size["Resource"] == p["MutateOnlyThisGroup"]["Resource"]
+    assert "autoscaling:DescribeWarmPool" in actions(p["DescribeHasNoResourceScoping"])
+    assert [sid for sid, s in p.items() if "autoscaling:PutWarmPool" in actions(s)] == ["SizeThisGroupsWarmPoolOnly"]
+    # The guard reads instances through EC2 and completes hooks: nothing of the pool.
+    guard = all_actions(role_policy(aws, stack, "GuardRole"))
+    assert not {a for a in guard if "WarmPool" in a}
+    g = aws.lambda_.get_function(FunctionName="pool-warm-termination-guard")["Configuration"]["Environment"]["Variables"]
+    assert g["WARM_POOL_MODE"] == "managed"  # the same configuration, validated the same way
+
+
+def test_managed_warm_pool_on_an_existing_group_comes_after_its_hooks(aws: Aws, template: dict[str, Any]) -> None:
+    w = make_world(aws)
+    aws.asg.create_auto_scaling_group(
+        AutoScalingGroupName="legacy-warm", MinSize=0, MaxSize=4, DesiredCapacity=0,
+        LaunchTemplate={"LaunchTemplateId": w.launch_template, "Version": "$Latest"}, VPCZoneIdentifier=",".join(w.subnets))
+    params = {**base_parameters(w, "legacy-warm"), "WarmPool": "managed"}
+    stack = deploy(aws, template, "pool-legacy-warm", params)
+    # Hooks first, as CloudFormation orders them (the warm pool's name refers to both);
+    # a hook's Ref is its name.
+    for hook in ("TerminateHook", "LaunchHook"):
+        props = stack.properties(hook)
+        aws.asg.put_lifecycle_hook(**{k: (int(v) if k == "HeartbeatTimeout" else v) for k, v in props.items()})
+        stack.physical[hook] = ("AWS::AutoScaling::LifecycleHook", props["LifecycleHookName"])
+    assert refs_in(template["Resources"]["RecorderWarmPool"]["Properties"]["AutoScalingGroupName"]) == {
+        "RecorderGroup", "GroupName", "TerminateHook", "LaunchHook"}
+    assert stack.properties("RecorderWarmPool")["AutoScalingGroupName"] == "legacy-warm"
+    assert apply_warm_pool(aws, stack)["MinSize"] == 0  # WarmPoolMin's default
+    env = controller_env(aws, "pool-legacy-warm")
+    assert (env["WARM_POOL_MODE"], str(env["WARM_POOL_MIN"]), str(env["WARM_POOL_MAX"])) == ("managed", "0", "10")
+    # Without the launch hook the pool waits for the terminate hook only.
+    no_launch = Stack(template, {**params, "EnableLaunchHook": "false"}, account=aws.account_id, region="eu-central-1",
+                      stack_name="x", physical={"TerminateHook": ("AWS::AutoScaling::LifecycleHook", "jibri-autoscaler-terminate")})
+    assert not no_launch.exists("LaunchHook")
+    assert no_launch.properties("RecorderWarmPool")["AutoScalingGroupName"] == "legacy-warm"
+
+
+def refs_in(e: Any) -> set[str]:
+    if isinstance(e, list):
+        return set().union(*(refs_in(x) for x in e)) if e else set()
+    if isinstance(e, dict):
+        if set(e) == {"Ref"}:
+            return {e["Ref"]}
+        return set().union(*(refs_in(x) for x in e.values())) if e else set()
+    return set()
+
+
+def test_no_warm_pool_unless_managed(aws: Aws, new_group_stack: Stack) -> None:
+    assert not new_group_stack.exists("RecorderWarmPool") and not new_group_stack.exists("ControllerWarmPoolPolicy")
+    assert controller_env(aws, "pool-a")["WARM_POOL_MODE"] == "off"
+    granted = all_actions(role_policy(aws, new_group_stack, "ControllerRole"))
+    assert "autoscaling:PutWarmPool" not in granted
+    # Reading stays allowed: with WARM_POOL_MODE=off the controller still counts the
+    # instances of a warm pool someone else made.
+    assert "autoscaling:DescribeWarmPool" in granted
+
+
+# AWS's documented lifecycle events of a group with a warm pool (Amazon EC2 Auto Scaling
+# User Guide, "Warm pool example events and patterns"), for this stack's group.
+def lifecycle_event(group: str, kind: str, origin: str, destination: str) -> dict[str, Any]:
+    transition = {"launch": "autoscaling:EC2_INSTANCE_LAUNCHING", "terminate": "autoscaling:EC2_INSTANCE_TERMINATING"}[kind]
+    return {
+        "version": "0", "id": "12345678-1234-1234-1234-123456789012",
+        "detail-type": f"EC2 Instance-{kind} Lifecycle Action", "source": "aws.autoscaling",
+        "account": "123456789012", "time": "2021-01-13T00:12:37Z", "region": "eu-central-1",
+        "resources": [f"arn:aws:autoscaling:eu-central-1:123456789012:autoScalingGroup:042cba90:autoScalingGroupName/{group}"],
+        "detail": {
+            "LifecycleActionToken": "71514b9d-6a40-4b26-8523-05e7eEXAMPLE", "AutoScalingGroupName": group,
+            "LifecycleHookName": f"jibri-autoscaler-{kind}", "EC2InstanceId": "i-1234567890abcdef0",
+            "LifecycleTransition": transition, "NotificationMetadata": '{"stack":"pool-a"}',
+            "Origin": origin, "Destination": destination,
+        },
+    }
+
+
+WARM_POOL_TRANSITIONS = [
+    ("launch", "EC2", "WarmPool"),                 # Warmed:Pending:Wait: a new instance enters the pool
+    ("launch", "WarmPool", "AutoScalingGroup"),    # Pending:Wait: started from the pool on scale-out
+    ("launch", "EC2", "AutoScalingGroup"),         # Pending:Wait: launched straight into the group (pool empty)
+    ("terminate", "AutoScalingGroup", "WarmPool"),  # scale-in back into the pool (ReuseOnScaleIn)
+    ("terminate", "AutoScalingGroup", "EC2"),      # Terminating:Wait: a plain termination
+    ("terminate", "WarmPool", "EC2"),              # Warmed:Terminating:Wait: the pool shrinks
+]
+
+
+def test_lifecycle_rule_delivers_every_warm_pool_transition(aws: Aws, new_group_stack: Stack) -> None:
+    from moto.events.models import EventPattern
+
+    raw = aws.events.describe_rule(Name="pool-a-lifecycle")["EventPattern"]
+    # Nothing filters on Origin/Destination: the guard sees every transition.
+    assert set(json.loads(raw)["detail"]) == {"AutoScalingGroupName"}
+    pattern = EventPattern.load(raw)
+    for kind, origin, destination in WARM_POOL_TRANSITIONS:
+        assert pattern.matches_event(lifecycle_event("jibri-a", kind, origin, destination)), (kind, origin, destination)
+        assert not pattern.matches_event(lifecycle_event("other-group", kind, origin, destination))
+    # Events of groups without a warm pool carry no Origin/Destination at all.
+    plain = lifecycle_event("jibri-a", "terminate", "", "")
+    del plain["detail"]["Origin"], plain["detail"]["Destination"]
+    assert pattern.matches_event(plain)

@@ -27,8 +27,8 @@
 use crate::run::Policy;
 use crate::workload::{Job, ModelParams, Workload};
 use crate::world::{GroupSetup, Jibri, Life, World};
-use std::collections::{BTreeMap, VecDeque};
 use std::cmp::Ordering;
+use std::collections::{BTreeMap, VecDeque};
 
 /// A fixed pool of the trace's peak concurrency (recording + finalize), plus `headroom`.
 pub struct StaticPool {
@@ -50,6 +50,7 @@ impl Policy for StaticPool {
             launch_hook: false,
             new_instances_protected: false,
             retain_on_abandon: false,
+            warm_pool: false,
         }
     }
 
@@ -96,6 +97,7 @@ impl Policy for CronAlarm {
             launch_hook: false,
             new_instances_protected: true,
             retain_on_abandon: false,
+            warm_pool: false,
         }
     }
 
@@ -138,7 +140,9 @@ impl Policy for CronAlarm {
             let avg = self.samples.iter().map(|&s| f64::from(s)).sum::<f64>()
                 / self.samples.len().max(1) as f64;
             self.samples.clear();
-            let metric = avg.partial_cmp(&f64::from(self.threshold)).unwrap_or(Ordering::Equal);
+            let metric = avg
+                .partial_cmp(&f64::from(self.threshold))
+                .unwrap_or(Ordering::Equal);
             simple_scaling(w, metric, &mut self.cooldown_until, self.cooldown_s);
         }
     }
@@ -195,6 +199,7 @@ impl Policy for FreeMetric {
             launch_hook: false,
             new_instances_protected: false,
             retain_on_abandon: false,
+            warm_pool: false,
         }
     }
 
@@ -208,7 +213,12 @@ impl Policy for FreeMetric {
             .count() as u32;
         if now % 60 == 0 && now > 0 {
             let sum = std::mem::take(&mut self.sum);
-            simple_scaling(w, sum.cmp(&self.steady_state), &mut self.cooldown_until, self.cooldown_s);
+            simple_scaling(
+                w,
+                sum.cmp(&self.steady_state),
+                &mut self.cooldown_until,
+                self.cooldown_s,
+            );
         }
     }
 }
@@ -262,6 +272,7 @@ impl Policy for JitsiAutoscaler {
             launch_hook: false,
             new_instances_protected: true,
             retain_on_abandon: false,
+            warm_pool: false,
         }
     }
 

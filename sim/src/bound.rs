@@ -119,6 +119,8 @@ mod tests {
             duration_s,
             finalize_s: 0,
             leaves_unhealthy: false,
+            lead_s: 0,
+            companion_lead_s: 0,
         }
     }
 
@@ -184,6 +186,8 @@ mod tests {
                     duration_s: r.range(60, 500),
                     finalize_s: r.below(30),
                     leaves_unhealthy: r.chance(0.15),
+                    lead_s: 0,
+                    companion_lead_s: 0,
                 })
                 .collect();
             jobs.sort_by_key(|j| j.start_s);

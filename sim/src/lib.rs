@@ -6,6 +6,7 @@
 
 pub mod baselines;
 pub mod bound;
+pub mod history;
 pub mod ours;
 pub mod report;
 pub mod rng;

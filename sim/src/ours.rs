@@ -17,6 +17,30 @@ use jibri_autoscaler::domain::*;
 use jibri_autoscaler::jitsi::{BusyStatus, JicofoStats};
 use std::collections::BTreeMap;
 
+/// Jicofo's conference count at every second of `[0, horizon_s)`.
+fn conference_counts(w: &Workload, horizon_s: u64) -> Vec<u32> {
+    let mut delta = vec![0i64; horizon_s as usize + 1];
+    let mut add = |from: u64, to: u64| {
+        if from < horizon_s {
+            delta[from as usize] += 1;
+            delta[to.min(horizon_s) as usize] -= 1;
+        }
+    };
+    for j in &w.jobs {
+        let end = j.start_s + j.duration_s;
+        add(j.start_s - j.lead_s, end);
+        add(j.start_s - j.companion_lead_s, end);
+    }
+    let mut run = 0i64;
+    delta[..horizon_s as usize]
+        .iter()
+        .map(|d| {
+            run += d;
+            run.max(0) as u32
+        })
+        .collect()
+}
+
 pub const GROUP: &str = "jibri-pool";
 
 /// The configuration of a deployment: the README's defaults plus `overrides`.
@@ -61,6 +85,15 @@ pub struct Ours {
     pub log: Option<Vec<String>>,
     /// Prototype of a suggested change to the spare model (not in `src/`): see [`BurstMemory`].
     pub burst_memory: Option<BurstMemory>,
+    /// The group has a warm pool (sized by the plan when `WARM_POOL_MODE=managed`).
+    pub warm_pool: bool,
+    /// Live the week before the trace first (see [`crate::history`]), so the learned
+    /// demand has what a pool in production would have.
+    pub history: bool,
+    /// Epoch seconds of the world's second 0 (the controller sees real calendar time).
+    pub offset: u64,
+    /// Jicofo's conference count per world second, when the workload is known.
+    conferences: Vec<u32>,
 }
 
 /// A prototype of a suggestion for `spare_target()`, applied from outside without touching
@@ -134,7 +167,24 @@ impl Ours {
             launch_hook: false,
             log: None,
             burst_memory: None,
+            warm_pool: false,
+            history: true,
+            offset: 0,
+            conferences: Vec::new(),
         }
+    }
+
+    /// The defaults with configuration overrides (a lever off, or on).
+    pub fn with(label: &str, overrides: &[(&str, &str)]) -> Self {
+        let mut o = Self::new(
+            label,
+            config(overrides).unwrap_or_else(|e| panic!("{label}: {e}")),
+        );
+        o.launch_hook = true;
+        o.warm_pool = overrides
+            .iter()
+            .any(|(k, v)| *k == "WARM_POOL_MODE" && *v == "managed");
+        o
     }
 
     /// The default configuration (`SPARE_MODE=adaptive`) on the group `infra/template.yaml`
@@ -175,13 +225,18 @@ impl Ours {
     }
 
     fn tick(&mut self, w: &mut World) {
-        let now = w.now;
-        let obs = observe(w, &self.cfg);
+        let now = w.now + self.offset;
+        let mut obs = observe(w, &self.cfg, self.offset);
+        obs.jicofo.stats.conferences = self
+            .conferences
+            .get(w.now as usize)
+            .map_or(0, |c| u64::from(*c));
         let mut cfg = std::borrow::Cow::Borrowed(&self.cfg);
         if let Some(b) = &self.burst_memory {
             let floor = b.floor(now);
             if floor > 0 {
                 let minute = ((now % 86_400) / 60) as u32;
+                let minute = minute.min(1438);
                 cfg.to_mut().spare_floors.push(FloorWindow {
                     start_min: minute,
                     end_min: minute + 1,
@@ -194,17 +249,53 @@ impl Ours {
             b.record(now, p.counts.starts);
         }
         if let Some(log) = self.log.as_mut() {
-            log.push(format!("t={now} {}", p.summary()));
+            log.push(format!("t={} {}", w.now, p.summary()));
         }
         // The controller saves `next` whenever it changed (with or without acting).
         self.state = next;
-        act(&p, &obs, w);
+        act(&p, &obs, w, self.offset);
+    }
+
+    /// Lives the history of `work` (the week before it), keeping only the controller's
+    /// state: what it learned. Then sets the calendar time of the trace itself.
+    fn live_history(&mut self, p: &ModelParams, work: &Workload) {
+        let mut placement = crate::history::placement(&work.name, work.seed);
+        if placement.before.is_empty() {
+            let requests = work
+                .jobs
+                .iter()
+                .map(|j| crate::trace::Request {
+                    start_s: j.start_s,
+                    duration_s: j.duration_s,
+                })
+                .collect();
+            let trace = crate::trace::Trace::new(work.name.clone(), requests, Some(work.horizon_s));
+            placement = crate::history::replayed(&trace, work.seed);
+        }
+        if self.history {
+            for day in &placement.before {
+                let w = Workload::new(&day.trace, p, day.seed);
+                self.offset = day.epoch;
+                self.conferences = conference_counts(&w, day.horizon_s);
+                crate::run::simulate(self, &w, p, day.horizon_s);
+            }
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.clear();
+        }
+        self.offset = placement.epoch;
+        self.conferences = conference_counts(work, work.horizon_s);
     }
 }
 
 impl Policy for Ours {
     fn name(&self) -> String {
         self.label.clone()
+    }
+
+    fn prepare(&mut self, p: &ModelParams, w: &Workload) {
+        self.state = PoolState::default();
+        self.live_history(p, w);
     }
 
     fn setup(&self, p: &ModelParams, _w: &Workload) -> GroupSetup {
@@ -220,12 +311,13 @@ impl Policy for Ours {
             launch_hook: self.launch_hook,
             new_instances_protected: true,
             retain_on_abandon: true,
+            warm_pool: self.warm_pool,
         }
     }
 
     fn step(&mut self, w: &mut World, _jobs: &[Job]) {
         for ev in w.take_due_events() {
-            guard(&ev, w, &self.cfg);
+            guard(&ev, w, &self.cfg, self.offset);
         }
         if w.now % self.period_s == 0 {
             self.tick(w);
@@ -239,16 +331,24 @@ fn instance_observation(
     i: &crate::world::Instance,
     lifecycle: LifecycleState,
     probed: bool,
+    offset: u64,
 ) -> InstanceObservation {
+    // EC2 keeps the drain tag across a stop/start; the observation drops a stale one
+    // exactly as `Ec2Instance::observe` does.
+    let start = i.started_at + offset;
+    let tag = i
+        .drain_tag
+        .map(|t| t + offset)
+        .filter(|t| drain_current(Some(*t), Some(start)));
     InstanceObservation {
         id: i.id.clone(),
         lifecycle,
         protected_from_scale_in: i.protected,
         private_ip: Some(format!("10.0.{}.{}", i.n / 250, i.n % 250 + 2)),
-        launch_time: Some(i.launched_at),
+        launch_time: Some(start),
         upload_pending: false,
-        drain_requested: i.drain_tag.is_some(),
-        drain_requested_at: i.drain_tag,
+        drain_requested: tag.is_some(),
+        drain_requested_at: tag,
         probe: if probed {
             w.probe(&i.id)
         } else {
@@ -259,11 +359,11 @@ fn instance_observation(
 
 /// The controller's observe phase: the group, every instance (probed when `InService`,
 /// `Pending:Wait`, `Terminating:Wait` or `Terminating:Retained`), and one Jicofo shard.
-pub fn observe(w: &World, cfg: &Config) -> Observation {
+pub fn observe(w: &World, cfg: &Config, offset: u64) -> Observation {
     let instances = w
         .instances
         .iter()
-        .filter(|i| i.life != Life::Terminated)
+        .filter(|i| i.life != Life::Terminated && !i.life.is_warm())
         .map(|i| {
             let probed = matches!(
                 i.life,
@@ -272,9 +372,30 @@ pub fn observe(w: &World, cfg: &Config) -> Observation {
                     | Life::TerminatingWait { .. }
                     | Life::Retained
             );
-            instance_observation(w, i, i.life.state(), probed)
+            instance_observation(w, i, i.life.state(), probed, offset)
         })
         .collect();
+    let warm_pool = w.setup.warm_pool.then(|| WarmPoolObservation {
+        min_size: w.warm_size,
+        max_prepared: Some(w.warm_size),
+        pool_state: "Stopped".into(),
+        reuse_on_scale_in: true,
+        status: String::new(),
+        instances: w
+            .instances
+            .iter()
+            .filter(|i| i.life.is_warm())
+            .map(|i| {
+                instance_observation(
+                    w,
+                    i,
+                    i.life.state(),
+                    matches!(i.life, Life::WarmPendingWait { .. }),
+                    offset,
+                )
+            })
+            .collect(),
+    });
     Observation {
         group: GroupObservation {
             name: cfg.pool_group().to_string(),
@@ -300,11 +421,12 @@ pub fn observe(w: &World, cfg: &Config) -> Observation {
             shards_configured: cfg.jicofo_stats_urls.len(),
             shards_failed: 0,
         },
+        warm_pool,
     }
 }
 
 /// `controller::release_after_recheck`: drain, tag, re-probe; may it go now?
-fn release_after_recheck(w: &mut World, i: &InstanceObservation) -> bool {
+fn release_after_recheck(w: &mut World, i: &InstanceObservation, offset: u64) -> bool {
     if i.probe != Probe::Failed(ProbeFailure::Refused) {
         let _ = w.graceful_shutdown(&i.id);
     }
@@ -314,6 +436,7 @@ fn release_after_recheck(w: &mut World, i: &InstanceObservation) -> bool {
     let again = InstanceObservation {
         probe: w.probe(&i.id),
         drain_requested: true,
+        drain_requested_at: Some(w.now + offset),
         ..i.clone()
     };
     safe_to_release(&again).is_ok()
@@ -321,9 +444,14 @@ fn release_after_recheck(w: &mut World, i: &InstanceObservation) -> bool {
 
 /// `Controller::act`, step by step, on the world. Failures of a call are ignored exactly
 /// where the controller logs and goes on (a completed action, a refused drain).
-pub fn act(plan: &Plan, obs: &Observation, w: &mut World) {
-    let by_id: BTreeMap<&InstanceId, &InstanceObservation> =
-        obs.instances.iter().map(|i| (&i.id, i)).collect();
+pub fn act(plan: &Plan, obs: &Observation, w: &mut World, offset: u64) {
+    let warm = obs.warm_pool.iter().flat_map(|p| p.instances.iter());
+    let by_id: BTreeMap<&InstanceId, &InstanceObservation> = obs
+        .instances
+        .iter()
+        .chain(warm)
+        .map(|i| (&i.id, i))
+        .collect();
 
     // 1. Protection, batched.
     if !plan.protect.is_empty() {
@@ -341,10 +469,20 @@ pub fn act(plan: &Plan, obs: &Observation, w: &mut World) {
                 let Some(i) = by_id.get(&h.instance) else {
                     continue;
                 };
-                if release_after_recheck(w, i) {
+                if release_after_recheck(w, i, offset) {
                     w.complete(&h.instance, HookResult::Continue)
                 } else {
                     w.heartbeat(&h.instance)
+                }
+            }
+            (
+                HookVerdict::Continue,
+                HookTransition::WarmPoolEntry | HookTransition::WarmPoolExit,
+            ) => {
+                if matches!(w.probe(&h.instance), Probe::Status(s) if s.busy == BusyStatus::Busy) {
+                    w.heartbeat(&h.instance)
+                } else {
+                    w.complete(&h.instance, HookResult::Continue)
                 }
             }
             (HookVerdict::Heartbeat, _) => w.heartbeat(&h.instance),
@@ -373,9 +511,14 @@ pub fn act(plan: &Plan, obs: &Observation, w: &mut World) {
     // 5. Retained instances that are idle now.
     for id in &plan.terminate_retained {
         let Some(i) = by_id.get(id) else { continue };
-        if release_after_recheck(w, i) {
+        if release_after_recheck(w, i, offset) {
             let _ = w.terminate(id, false);
         }
+    }
+
+    // 6. The warm pool's size.
+    if let Some(c) = plan.warm_pool {
+        w.put_warm_pool(c.size);
     }
 
     // 6. Capacity: up at once; down by unprotecting re-probed idle victims, then lowering.
@@ -401,21 +544,21 @@ pub fn act(plan: &Plan, obs: &Observation, w: &mut World) {
 }
 
 /// `Guard::handle` for one lifecycle event.
-pub fn guard(ev: &LifecycleEvent, w: &mut World, cfg: &Config) {
-    let now = w.now;
+pub fn guard(ev: &LifecycleEvent, w: &mut World, cfg: &Config, offset: u64) {
+    let now = w.now + offset;
     let Some(inst) = w.find(&ev.instance) else {
         return;
     };
-    let (lifecycle, transition) = if ev.terminating {
-        (LifecycleState::TerminatingWait, Transition::Terminating)
-    } else {
-        (LifecycleState::PendingWait, Transition::Launching)
+    let (lifecycle, transition) = match (ev.terminating, ev.warm_entry) {
+        (true, _) => (LifecycleState::TerminatingWait, Transition::Terminating),
+        (false, true) => (LifecycleState::WarmedPendingWait, Transition::WarmPoolEntry),
+        (false, false) => (LifecycleState::PendingWait, Transition::Launching),
     };
     let obs = InstanceObservation {
         protected_from_scale_in: false,
-        ..instance_observation(w, inst, lifecycle, true)
+        ..instance_observation(w, inst, lifecycle, true, offset)
     };
-    let started = ev.started.min(now);
+    let started = (ev.started + offset).min(now);
     let hold = |w: &mut World, drain: bool| {
         if drain {
             let _ = w.graceful_shutdown(&ev.instance);
@@ -432,7 +575,7 @@ pub fn guard(ev: &LifecycleEvent, w: &mut World, cfg: &Config) {
         now,
     ) {
         GuardDecision::Release { .. } => {
-            if release_after_recheck(w, &obs) {
+            if release_after_recheck(w, &obs, offset) {
                 let _ = w.complete(&ev.instance, HookResult::Continue);
             } else {
                 w.c.guard_holds += 1;
@@ -450,5 +593,12 @@ pub fn guard(ev: &LifecycleEvent, w: &mut World, cfg: &Config) {
             let _ = w.complete(&ev.instance, HookResult::Continue);
         }
         GuardDecision::LaunchNotReady { .. } => {}
+        GuardDecision::WarmContinue { .. } => {
+            if matches!(w.probe(&ev.instance), Probe::Status(s) if s.busy == BusyStatus::Busy) {
+                hold(w, false);
+            } else {
+                let _ = w.complete(&ev.instance, HookResult::Continue);
+            }
+        }
     }
 }

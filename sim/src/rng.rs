@@ -35,6 +35,11 @@ pub enum Stream {
     Trace = 4,
     /// Property tests' own parameters.
     Test = 5,
+    /// Per request: when its conference (and a companion conference that records
+    /// nothing) began, ahead of the recording.
+    Conference = 6,
+    /// Per warm start ordinal: warm boot latency.
+    WarmBoot = 7,
 }
 
 impl Rng {

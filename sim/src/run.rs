@@ -7,6 +7,8 @@ use crate::world::{Counters, GroupSetup, Sample, World};
 /// A scaling policy: sets its group up, then acts on the world every second it wants to.
 pub trait Policy {
     fn name(&self) -> String;
+    /// Before the run (e.g. living the days before the trace); nothing by default.
+    fn prepare(&mut self, _p: &ModelParams, _w: &Workload) {}
     fn setup(&self, p: &ModelParams, w: &Workload) -> GroupSetup;
     /// Called every second, after Jicofo served that second's requests and before the
     /// Auto Scaling group acts.
@@ -61,12 +63,23 @@ pub fn quantile(v: &[u64], q: f64) -> Option<u64> {
     Some(s[rank - 1])
 }
 
-/// Runs `policy` over `work` in a world of `p`.
+/// Runs `policy` over `work` in a world of `p` (after [`Policy::prepare`]).
 pub fn run(policy: &mut dyn Policy, work: &Workload, p: &ModelParams) -> RunResult {
+    policy.prepare(p, work);
+    simulate(policy, work, p, work.horizon_s)
+}
+
+/// Runs `policy` over `work` until `horizon_s`, without preparing it.
+pub fn simulate(
+    policy: &mut dyn Policy,
+    work: &Workload,
+    p: &ModelParams,
+    horizon_s: u64,
+) -> RunResult {
     let setup = policy.setup(p, work);
     let mut world = World::new(p.clone(), setup.clone(), work.seed);
     let mut next = 0;
-    for t in 0..work.horizon_s {
+    for t in 0..horizon_s {
         world.advance(t, &work.jobs);
         while next < work.jobs.len() && work.jobs[next].start_s <= t {
             world.request(next, &work.jobs[next]);
@@ -76,7 +89,7 @@ pub fn run(policy: &mut dyn Policy, work: &Workload, p: &ModelParams) -> RunResu
         world.asg_step();
         world.end_second();
     }
-    world.finish(work.horizon_s);
+    world.finish(horizon_s);
     let c = world.c.clone();
     RunResult {
         trace: work.name.clone(),
@@ -86,7 +99,7 @@ pub fn run(policy: &mut dyn Policy, work: &Workload, p: &ModelParams) -> RunResu
         refused: c.refused,
         busy_killed: c.busy_killed,
         recordings_cut: c.recordings_cut,
-        billed_s: world.billed_s(work.horizon_s),
+        billed_s: world.billed_s(horizon_s),
         ledger: std::mem::take(&mut world.ledger),
         p95_recovery_s: quantile(&c.refusal_recovery_s, 0.95),
         scale_actions: c.desired_changes + c.terminate_calls,

@@ -259,6 +259,15 @@ pub mod gen {
         Trace::new("flash-crowd", v, Some(DAY))
     }
 
+    /// The flash-crowd trace's quiet day without its crowd (its history: days like it).
+    pub fn quiet_day(seed: u64) -> Trace {
+        let mut t = flash_crowd(seed);
+        t.requests.retain(|q| {
+            !(14 * HOUR..14 * HOUR + 2 * MIN).contains(&q.start_s) || q.duration_s < 30 * MIN
+        });
+        Trace::new("quiet-day", t.requests, Some(DAY))
+    }
+
     /// Very long recordings: all-day events and lectures, 2–10 h (median 4 h), about 40
     /// starting 06:00–20:00, with shorter meetings between them.
     pub fn long_recordings(seed: u64) -> Trace {

@@ -41,6 +41,20 @@ pub struct ModelParams {
     pub max: u32,
     /// EC2 bills per second with a 60 s minimum per instance.
     pub min_billed_s: u64,
+    /// Warm-pool start → recorder available: log-normal median (s), sigma, clamp. AWS's
+    /// own warm-pool sample measured 36 s for a stopped instance against 243 s cold.
+    pub warm_boot_median_s: f64,
+    pub warm_boot_sigma: f64,
+    pub warm_boot_min_s: u64,
+    pub warm_boot_max_s: u64,
+    /// Stopping an instance (back into the warm pool), s.
+    pub stop_s: u64,
+    /// A stopped instance's cost per second, as a share of a running one's (its EBS
+    /// volume: a 30 GB gp3 volume against an m5.xlarge is about 1.7 %).
+    pub stopped_cost_share: f64,
+    /// A recording's conference begins this long before it (exponential mean, s; an
+    /// assumption: Jicofo's stats say nothing of a conference's intent to record).
+    pub conference_lead_mean_s: f64,
 }
 
 impl Default for ModelParams {
@@ -63,6 +77,13 @@ impl Default for ModelParams {
             min: 0,
             max: 100,
             min_billed_s: 60,
+            warm_boot_median_s: 40.0,
+            warm_boot_sigma: 0.25,
+            warm_boot_min_s: 25,
+            warm_boot_max_s: 120,
+            stop_s: 30,
+            stopped_cost_share: 0.02,
+            conference_lead_mean_s: 90.0,
         }
     }
 }
@@ -73,6 +94,14 @@ impl ModelParams {
         let mut r = Rng::derive(seed, Stream::Boot, n);
         (r.lognormal(self.boot_median_s, self.boot_sigma).round() as u64)
             .clamp(self.boot_min_s, self.boot_max_s)
+    }
+
+    /// Latency of the `n`-th warm start of a run.
+    pub fn warm_boot_latency(&self, seed: u64, n: u64) -> u64 {
+        let mut r = Rng::derive(seed, Stream::WarmBoot, n);
+        (r.lognormal(self.warm_boot_median_s, self.warm_boot_sigma)
+            .round() as u64)
+            .clamp(self.warm_boot_min_s, self.warm_boot_max_s)
     }
 
     /// Seconds billed for an instance that ran `[launched, ended)`.
@@ -90,6 +119,10 @@ pub struct Job {
     pub finalize_s: u64,
     /// The Jibri is UNHEALTHY after this session.
     pub leaves_unhealthy: bool,
+    /// Its conference began this long before the recording; a companion conference that
+    /// records nothing began `companion_lead_s` before it. Both end with the recording.
+    pub lead_s: u64,
+    pub companion_lead_s: u64,
 }
 
 impl Job {
@@ -119,11 +152,16 @@ impl Workload {
                 let hours = q.duration_s as f64 / 3600.0;
                 let finalize = (params.finalize_base_s + params.finalize_per_hour_s * hours)
                     * r.lognormal(1.0, params.finalize_sigma);
+                let mut c = Rng::derive(seed, Stream::Conference, n as u64);
+                let lead =
+                    |c: &mut Rng| (c.exp(params.conference_lead_mean_s).min(900.0)).round() as u64;
                 Job {
                     start_s: q.start_s,
                     duration_s: q.duration_s,
                     finalize_s: finalize.round().max(1.0) as u64,
                     leaves_unhealthy: r.chance(params.unhealthy_probability),
+                    lead_s: lead(&mut c).min(q.start_s),
+                    companion_lead_s: lead(&mut c).min(q.start_s),
                 }
             })
             .collect();
@@ -133,6 +171,19 @@ impl Workload {
             horizon_s: trace.horizon_s,
             seed,
         }
+    }
+
+    /// Conferences running at `t` (Jicofo's `conferences`): each recording's own, and a
+    /// companion that records nothing.
+    pub fn conferences_at(&self, t: u64) -> u64 {
+        self.jobs
+            .iter()
+            .filter(|j| t < j.start_s + j.duration_s)
+            .map(|j| {
+                u64::from(j.start_s - j.lead_s <= t)
+                    + u64::from(j.start_s - j.companion_lead_s <= t)
+            })
+            .sum()
     }
 
     /// Highest number of recorders busy at once if every request is served at once.

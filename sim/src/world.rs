@@ -27,17 +27,38 @@ pub struct GroupSetup {
     pub new_instances_protected: bool,
     /// `TerminateHookAbandon = retain`.
     pub retain_on_abandon: bool,
+    /// A warm pool (stopped instances, reuse on scale-in), sized by the policy
+    /// (`PutWarmPool`; 0 until it says).
+    pub warm_pool: bool,
 }
 
 /// An instance's Auto Scaling lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Life {
     Pending,
-    PendingWait { since: u64, last_heartbeat: u64 },
+    PendingWait {
+        since: u64,
+        last_heartbeat: u64,
+    },
     InService,
-    TerminatingWait { since: u64, last_heartbeat: u64 },
+    TerminatingWait {
+        since: u64,
+        last_heartbeat: u64,
+    },
     Retained,
     Terminated,
+    /// `Warmed:Pending`: launched into the warm pool, preparing (running, billed) until
+    /// `until`; or stopping on its way back into the pool.
+    WarmPending {
+        until: u64,
+    },
+    /// `Warmed:Pending:Wait`: the launch hook holds it before it is stopped.
+    WarmPendingWait {
+        since: u64,
+        last_heartbeat: u64,
+    },
+    /// `Warmed:Stopped`: billed for its storage only; a scale-out starts it.
+    WarmStopped,
 }
 
 impl Life {
@@ -57,7 +78,18 @@ impl Life {
             Life::TerminatingWait { .. } => LifecycleState::TerminatingWait,
             Life::Retained => LifecycleState::TerminatingRetained,
             Life::Terminated => LifecycleState::Terminated,
+            Life::WarmPending { .. } => LifecycleState::Other("Warmed:Pending".into()),
+            Life::WarmPendingWait { .. } => LifecycleState::WarmedPendingWait,
+            Life::WarmStopped => LifecycleState::Other("Warmed:Stopped".into()),
         }
+    }
+
+    /// In the warm pool (outside the desired capacity).
+    pub fn is_warm(&self) -> bool {
+        matches!(
+            self,
+            Life::WarmPending { .. } | Life::WarmPendingWait { .. } | Life::WarmStopped
+        )
     }
 }
 
@@ -96,6 +128,11 @@ pub struct Instance {
     pub n: u64,
     pub id: InstanceId,
     pub launched_at: u64,
+    /// Its last start (EC2's `LaunchTime`): the launch, or a start from the warm pool.
+    pub started_at: u64,
+    /// Stopped in the warm pool since, and for how long before (billed as storage).
+    pub stopped_since: Option<u64>,
+    pub stopped_s: u64,
     pub in_service_at: u64,
     pub ready_at: u64,
     pub life: Life,
@@ -125,6 +162,8 @@ pub struct LifecycleEvent {
     pub terminating: bool,
     /// When the action began (the event's `time`).
     pub started: u64,
+    /// A launch into the warm pool (`Destination: WarmPool`).
+    pub warm_entry: bool,
 }
 
 /// `CompleteLifecycleAction` result.
@@ -172,6 +211,8 @@ pub struct Counters {
     /// `TerminateInstanceInAutoScalingGroup` calls.
     pub terminate_calls: u64,
     pub hooks_abandoned: u64,
+    /// Scale-outs served by starting a warm-pool instance.
+    pub warm_starts: u64,
     /// Terminate hooks the guard held because the recorder was busy (paid, not killed).
     pub guard_holds: u64,
     /// Instance-seconds alive, counted second by second (a cross-check of the billing).
@@ -196,6 +237,8 @@ pub struct Sample {
     pub billed: u32,
     pub in_capacity: u32,
     pub desired: u32,
+    /// Instances in the warm pool.
+    pub warm: u32,
 }
 
 pub struct World {
@@ -212,6 +255,8 @@ pub struct World {
     pub ledger: Vec<(u64, u64)>,
     /// Jicofo's `jibri.total_recording_failures`.
     pub jicofo_failures_total: u64,
+    /// The warm pool's size (`MinSize` = `MaxGroupPreparedCapacity`).
+    pub warm_size: u32,
     pub events: Vec<LifecycleEvent>,
     pub c: Counters,
     pub samples: Vec<Sample>,
@@ -243,6 +288,7 @@ impl World {
             billed_done_s: 0,
             ledger: Vec::new(),
             jicofo_failures_total: 0,
+            warm_size: 0,
             events: Vec::new(),
             c: Counters::default(),
             samples: Vec::new(),
@@ -270,6 +316,9 @@ impl World {
             n,
             id: InstanceId(format!("i-{:017x}", 0x5_1000 + n)),
             launched_at: self.now,
+            started_at: self.now,
+            stopped_since: None,
+            stopped_s: 0,
             in_service_at: self.now + self.p.in_service_after_s.min(boot),
             ready_at: self.now + boot,
             life: Life::Pending,
@@ -303,10 +352,42 @@ impl World {
                         instance: i.id.clone(),
                         terminating: false,
                         started: now,
+                        warm_entry: false,
                     });
                 } else {
                     i.life = Life::InService;
                 }
+            }
+            match i.life {
+                Life::WarmPending { until } if now >= until => {
+                    if self.setup.launch_hook {
+                        i.life = Life::WarmPendingWait {
+                            since: now,
+                            last_heartbeat: now,
+                        };
+                        self.events.push(LifecycleEvent {
+                            due: now + p.guard_delay_s,
+                            instance: i.id.clone(),
+                            terminating: false,
+                            started: now,
+                            warm_entry: true,
+                        });
+                    } else {
+                        i.life = Life::WarmStopped;
+                        i.stopped_since = Some(now);
+                    }
+                }
+                // Launch hook timed out: DefaultResult CONTINUE (stopped).
+                Life::WarmPendingWait {
+                    since,
+                    last_heartbeat,
+                } if now - last_heartbeat >= p.launch_heartbeat_timeout_s
+                    || now - since >= p.hook_global_timeout_s =>
+                {
+                    i.life = Life::WarmStopped;
+                    i.stopped_since = Some(now);
+                }
+                _ => {}
             }
             match i.jibri {
                 Jibri::Booting if now >= i.ready_at => {
@@ -408,8 +489,16 @@ impl World {
         let in_cap = self.in_capacity();
         if in_cap < self.desired {
             for _ in in_cap..self.desired {
-                let i = self.new_instance();
-                self.instances.push(i);
+                // A stopped warm-pool instance first (the oldest), else a cold launch.
+                if let Some(k) = (0..self.instances.len())
+                    .filter(|&k| self.instances[k].life == Life::WarmStopped)
+                    .min_by_key(|&k| self.instances[k].n)
+                {
+                    self.warm_start(k);
+                } else {
+                    let i = self.new_instance();
+                    self.instances.push(i);
+                }
             }
         } else if in_cap > self.desired {
             let mut excess = in_cap - self.desired;
@@ -436,6 +525,67 @@ impl World {
                 excess -= 1;
             }
         }
+        self.reconcile_warm_pool();
+    }
+
+    /// Keeps the warm pool at its size: launches into it, or terminates stopped ones.
+    fn reconcile_warm_pool(&mut self) {
+        if !self.setup.warm_pool {
+            return;
+        }
+        let warm = self.warm_count();
+        if warm < self.warm_size {
+            for _ in warm..self.warm_size {
+                let mut i = self.new_instance();
+                i.life = Life::WarmPending { until: i.ready_at };
+                // The recorder image starts Jibri only in service: never in the pool.
+                i.ready_at = u64::MAX;
+                i.in_service_at = u64::MAX;
+                self.instances.push(i);
+            }
+        } else if warm > self.warm_size {
+            for _ in self.warm_size..warm {
+                let Some(k) = (0..self.instances.len())
+                    .filter(|&k| self.instances[k].life == Life::WarmStopped)
+                    .max_by_key(|&k| self.instances[k].n)
+                else {
+                    break;
+                };
+                // The guard's rule for `Warmed:Terminating:Wait` CONTINUEs a stopped
+                // instance at once (nothing runs on it): modeled as immediate.
+                self.kill(k);
+            }
+        }
+    }
+
+    /// `Warmed:Stopped` -> `Pending`: the instance starts; its Jibri is up a warm boot later.
+    fn warm_start(&mut self, k: usize) {
+        let now = self.now;
+        let boot = self.p.warm_boot_latency(self.seed, self.c.warm_starts);
+        self.c.warm_starts += 1;
+        let protected = self.setup.new_instances_protected;
+        let in_service_after = self.p.in_service_after_s;
+        let i = &mut self.instances[k];
+        if let Some(t) = i.stopped_since.take() {
+            i.stopped_s += now - t;
+        }
+        i.started_at = now;
+        i.life = Life::Pending;
+        i.in_service_at = now + (in_service_after / 2).min(boot);
+        i.ready_at = now + boot;
+        i.jibri = Jibri::Booting;
+        i.shutdown_requested = false;
+        i.joined_at = None;
+        i.protected = protected;
+    }
+
+    pub fn warm_count(&self) -> u32 {
+        self.instances.iter().filter(|i| i.life.is_warm()).count() as u32
+    }
+
+    /// `PutWarmPool` with `MinSize` = `MaxGroupPreparedCapacity` = `size`.
+    pub fn put_warm_pool(&mut self, size: u32) {
+        self.warm_size = size;
     }
 
     /// End of a second: refusal recovery timers, invariants, and the per-minute sample.
@@ -470,6 +620,7 @@ impl World {
                 billed: self.instances.len() as u32,
                 in_capacity: in_cap,
                 desired: self.desired,
+                warm: self.warm_count(),
             });
         }
     }
@@ -492,8 +643,19 @@ impl World {
             + self
                 .instances
                 .iter()
-                .map(|i| self.p.billed_s(i.launched_at, until))
+                .map(|i| self.billed_of(i, until))
                 .sum::<u64>()
+    }
+
+    /// One instance's billed seconds until `until`: running time in full (60 s minimum),
+    /// stopped time at the storage share.
+    fn billed_of(&self, i: &Instance, until: u64) -> u64 {
+        let stopped = i.stopped_s + i.stopped_since.map_or(0, |t| until.saturating_sub(t));
+        let running = until
+            .saturating_sub(i.launched_at)
+            .saturating_sub(stopped)
+            .max(self.p.min_billed_s);
+        running + (stopped as f64 * self.p.stopped_cost_share).round() as u64
     }
 
     pub fn in_capacity(&self) -> u32 {
@@ -549,6 +711,7 @@ impl World {
                 instance: i.id.clone(),
                 terminating: true,
                 started: now,
+                warm_entry: false,
             });
         } else {
             self.kill(k);
@@ -575,9 +738,9 @@ impl World {
             Jibri::Finalizing { .. } => self.c.busy_killed += 1,
             _ => {}
         }
+        self.billed_done_s += self.billed_of(&i, self.now);
         i.life = Life::Terminated;
         i.ended_at = Some(self.now);
-        self.billed_done_s += self.p.billed_s(i.launched_at, self.now);
         self.ledger.push((i.launched_at, self.now));
     }
 
@@ -642,6 +805,37 @@ impl World {
                 self.instances[k].life = Life::InService
             }
             (Life::PendingWait { .. }, HookResult::Abandon) => self.kill(k),
+            (Life::WarmPendingWait { .. }, HookResult::Continue) => {
+                let now = self.now;
+                let i = &mut self.instances[k];
+                i.life = Life::WarmStopped;
+                i.stopped_since = Some(now);
+            }
+            (Life::WarmPendingWait { .. }, HookResult::Abandon) => self.kill(k),
+            // Reuse on scale-in: back into the warm pool while it has room.
+            (Life::TerminatingWait { .. }, HookResult::Continue)
+                if self.setup.warm_pool && self.warm_count() < self.warm_size =>
+            {
+                let until = self.now + self.p.stop_s;
+                let i = &mut self.instances[k];
+                if i.jibri.is_busy() {
+                    // Stopping a busy recorder cuts its recording, as a termination would.
+                    self.c.busy_killed += 1;
+                    self.c.recordings_cut += u64::from(matches!(i.jibri, Jibri::Recording { .. }));
+                    self.c.kill_log.push(BusyKill {
+                        t: self.now,
+                        instance: i.id.0.clone(),
+                        lifecycle: "Warmed:Pending".into(),
+                        recording: matches!(i.jibri, Jibri::Recording { .. }),
+                        protected: i.protected,
+                    });
+                }
+                i.life = Life::WarmPending { until };
+                i.jibri = Jibri::Booting;
+                i.ready_at = u64::MAX;
+                i.in_service_at = u64::MAX;
+                i.joined_at = None;
+            }
             (Life::TerminatingWait { .. }, HookResult::Continue) => self.kill(k),
             (Life::TerminatingWait { .. }, HookResult::Abandon) => {
                 self.c.hooks_abandoned += 1;
@@ -664,6 +858,7 @@ impl World {
             .map_err(|_| WorldError::NoActiveAction(id.clone()))?;
         match &mut self.instances[k].life {
             Life::PendingWait { last_heartbeat, .. }
+            | Life::WarmPendingWait { last_heartbeat, .. }
             | Life::TerminatingWait { last_heartbeat, .. } => {
                 *last_heartbeat = now;
                 Ok(())
@@ -695,6 +890,10 @@ impl World {
 
     /// Jibri's `GET /jibri/api/v1.0/health`, as the controller's probe reads it.
     pub fn probe(&self, id: &InstanceId) -> Probe {
+        if self.find(id).is_some_and(|i| i.life == Life::WarmStopped) {
+            // A stopped instance answers nothing.
+            return Probe::Failed(ProbeFailure::Timeout);
+        }
         match self.find(id).map(|i| i.jibri) {
             None | Some(Jibri::Booting) | Some(Jibri::Exited) => {
                 Probe::Failed(ProbeFailure::Refused)

@@ -4,7 +4,9 @@
 //! that is busy, uploading or unknown is held (heartbeat) and asked to drain; the
 //! controller's sweep re-checks held hooks every tick and releases them when idle.
 
-use crate::core::plan::{launch_verdict, safe_to_release, HookVerdict};
+use crate::core::plan::{
+    launch_verdict, safe_to_release, warm_verdict, HookTransition, HookVerdict,
+};
 use crate::domain::{EpochSecs, InstanceObservation, Probe};
 
 /// Which transition a lifecycle action is for.
@@ -13,6 +15,10 @@ use crate::domain::{EpochSecs, InstanceObservation, Probe};
 pub enum Transition {
     Launching,
     Terminating,
+    /// `Warmed:Pending:Wait`: CONTINUE stops the instance in the warm pool.
+    WarmPoolEntry,
+    /// `Warmed:Terminating:Wait`: a warm-pool instance is being terminated.
+    WarmPoolExit,
 }
 
 /// What the guard does with one lifecycle action.
@@ -30,6 +36,8 @@ pub enum GuardDecision {
     LaunchReady,
     /// Launch: not ready yet; the controller's sweep completes it later.
     LaunchNotReady { why: String },
+    /// Warm pool: nothing recording; a final re-probe, then `CONTINUE`.
+    WarmContinue { why: String },
 }
 
 /// Decides a terminate or launch action. `action_started` is the event's time.
@@ -48,11 +56,36 @@ pub fn decide(
             (HookVerdict::Abandon, why) => GuardDecision::Abandon { why },
             (_, why) => GuardDecision::LaunchNotReady { why },
         },
+        Transition::WarmPoolEntry | Transition::WarmPoolExit => {
+            let t = if transition == Transition::WarmPoolEntry {
+                HookTransition::WarmPoolEntry
+            } else {
+                HookTransition::WarmPoolExit
+            };
+            match warm_verdict(instance, t) {
+                (HookVerdict::Continue, why) => GuardDecision::WarmContinue { why },
+                (HookVerdict::Heartbeat, why) if age >= max_hold_s => GuardDecision::Abandon {
+                    why: format!("held {age}s, {why}"),
+                },
+                // Busy: no graceful shutdown here (it would end the recording's Jibri
+                // after it); held, and the controller's sweep continues it once idle.
+                (HookVerdict::Heartbeat, why) => GuardDecision::Hold { why, drain: false },
+                (_, why) => GuardDecision::LaunchNotReady { why },
+            }
+        }
         Transition::Terminating => match safe_to_release(instance) {
-            Ok(()) => GuardDecision::Release { why: "not recording".into() },
-            Err(why) if age >= max_hold_s => GuardDecision::Abandon { why: format!("held {age}s, {why}") },
+            Ok(()) => GuardDecision::Release {
+                why: "not recording".into(),
+            },
+            Err(why) if age >= max_hold_s => GuardDecision::Abandon {
+                why: format!("held {age}s, {why}"),
+            },
             Err(why) => GuardDecision::Hold {
-                drain: !instance.drain_requested && !matches!(instance.probe, Probe::Failed(crate::domain::ProbeFailure::Refused)),
+                drain: !instance.drain_requested
+                    && !matches!(
+                        instance.probe,
+                        Probe::Failed(crate::domain::ProbeFailure::Refused)
+                    ),
                 why,
             },
         },
@@ -71,20 +104,35 @@ mod tests {
 
     #[test]
     fn idle_recorder_is_released() {
-        assert!(matches!(decide(Transition::Terminating, &t("idle"), 0, 3600, 900, 10), GuardDecision::Release { .. }));
+        assert!(matches!(
+            decide(Transition::Terminating, &t("idle"), 0, 3600, 900, 10),
+            GuardDecision::Release { .. }
+        ));
     }
 
     #[test]
     fn expired_and_unhealthy_idle_recorders_are_released() {
         for p in ["expired", "unhealthy"] {
-            assert!(matches!(decide(Transition::Terminating, &t(p), 0, 3600, 900, 10), GuardDecision::Release { .. }), "{p}");
+            assert!(
+                matches!(
+                    decide(Transition::Terminating, &t(p), 0, 3600, 900, 10),
+                    GuardDecision::Release { .. }
+                ),
+                "{p}"
+            );
         }
     }
 
     #[test]
     fn busy_recorder_is_held_and_drained() {
         let d = decide(Transition::Terminating, &t("busy"), 0, 3600, 900, 10);
-        assert_eq!(d, GuardDecision::Hold { why: "busy".into(), drain: true });
+        assert_eq!(
+            d,
+            GuardDecision::Hold {
+                why: "busy".into(),
+                drain: true
+            }
+        );
     }
 
     #[test]
@@ -99,34 +147,116 @@ mod tests {
     fn idle_with_upload_pending_is_held() {
         let mut i = t("idle");
         i.upload_pending = true;
-        assert!(matches!(decide(Transition::Terminating, &i, 0, 3600, 900, 10), GuardDecision::Hold { .. }));
+        assert!(matches!(
+            decide(Transition::Terminating, &i, 0, 3600, 900, 10),
+            GuardDecision::Hold { .. }
+        ));
     }
 
     #[test]
     fn refused_after_drain_means_the_jibri_finished_and_exited() {
         let mut i = t("refused");
         i.drain_requested = true;
-        assert!(matches!(decide(Transition::Terminating, &i, 0, 3600, 900, 10), GuardDecision::Release { .. }));
+        assert!(matches!(
+            decide(Transition::Terminating, &i, 0, 3600, 900, 10),
+            GuardDecision::Release { .. }
+        ));
         let mut i = t("timeout");
         i.drain_requested = true;
-        assert!(matches!(decide(Transition::Terminating, &i, 0, 3600, 900, 10), GuardDecision::Hold { drain: false, .. }));
+        assert!(matches!(
+            decide(Transition::Terminating, &i, 0, 3600, 900, 10),
+            GuardDecision::Hold { drain: false, .. }
+        ));
     }
 
     #[test]
     fn held_past_the_maximum_is_abandoned() {
-        assert!(matches!(decide(Transition::Terminating, &t("busy"), 0, 3600, 900, 3600), GuardDecision::Abandon { .. }));
+        assert!(matches!(
+            decide(Transition::Terminating, &t("busy"), 0, 3600, 900, 3600),
+            GuardDecision::Abandon { .. }
+        ));
     }
 
     #[test]
     fn launch_waits_for_a_healthy_idle_recorder() {
         let l = |p| inst("i-1", LifecycleState::PendingWait, p);
-        assert_eq!(decide(Transition::Launching, &l("idle"), 0, 3600, 900, 10), GuardDecision::LaunchReady);
-        assert!(matches!(decide(Transition::Launching, &l("refused"), 0, 3600, 900, 10), GuardDecision::LaunchNotReady { .. }));
-        assert!(matches!(decide(Transition::Launching, &l("unhealthy"), 0, 3600, 900, 900), GuardDecision::Abandon { .. }));
+        assert_eq!(
+            decide(Transition::Launching, &l("idle"), 0, 3600, 900, 10),
+            GuardDecision::LaunchReady
+        );
+        assert!(matches!(
+            decide(Transition::Launching, &l("refused"), 0, 3600, 900, 10),
+            GuardDecision::LaunchNotReady { .. }
+        ));
+        assert!(matches!(
+            decide(Transition::Launching, &l("unhealthy"), 0, 3600, 900, 900),
+            GuardDecision::Abandon { .. }
+        ));
         // Booted during Pending:Wait and already recording: in service, never abandoned.
-        assert_eq!(decide(Transition::Launching, &l("busy"), 0, 3600, 900, 10), GuardDecision::LaunchReady);
-        assert_eq!(decide(Transition::Launching, &l("busy"), 0, 3600, 900, 5000), GuardDecision::LaunchReady);
+        assert_eq!(
+            decide(Transition::Launching, &l("busy"), 0, 3600, 900, 10),
+            GuardDecision::LaunchReady
+        );
+        assert_eq!(
+            decide(Transition::Launching, &l("busy"), 0, 3600, 900, 5000),
+            GuardDecision::LaunchReady
+        );
         // Unknown past the wait: in service (guarded by the terminate hook), not abandoned.
-        assert_eq!(decide(Transition::Launching, &l("timeout"), 0, 3600, 900, 900), GuardDecision::LaunchReady);
+        assert_eq!(
+            decide(Transition::Launching, &l("timeout"), 0, 3600, 900, 900),
+            GuardDecision::LaunchReady
+        );
+    }
+
+    #[test]
+    fn warm_pool_entry_never_stops_a_recording() {
+        let w = |p| inst("i-1", LifecycleState::WarmedPendingWait, p);
+        // Jibri not started in the pool (the recorder image waits for InService): in.
+        assert!(matches!(
+            decide(Transition::WarmPoolEntry, &w("refused"), 0, 3600, 900, 10),
+            GuardDecision::WarmContinue { .. }
+        ));
+        assert!(matches!(
+            decide(Transition::WarmPoolEntry, &w("idle"), 0, 3600, 900, 10),
+            GuardDecision::WarmContinue { .. }
+        ));
+        // Recording (scale-in back into the pool, or a Jibri that started too early): held.
+        assert!(matches!(
+            decide(Transition::WarmPoolEntry, &w("busy"), 0, 3600, 900, 10),
+            GuardDecision::Hold { drain: false, .. }
+        ));
+        let mut up = w("idle");
+        up.upload_pending = true;
+        assert!(matches!(
+            decide(Transition::WarmPoolEntry, &up, 0, 3600, 900, 10),
+            GuardDecision::Hold { .. }
+        ));
+        // Still booting (no answer): left to the sweep and the hook's timeout.
+        assert!(matches!(
+            decide(Transition::WarmPoolEntry, &w("timeout"), 0, 3600, 900, 10),
+            GuardDecision::LaunchNotReady { .. }
+        ));
+        assert!(matches!(
+            decide(Transition::WarmPoolEntry, &w("busy"), 0, 3600, 900, 3600),
+            GuardDecision::Abandon { .. }
+        ));
+    }
+
+    #[test]
+    fn warm_pool_exit_holds_only_an_answering_recording() {
+        let w = |p| inst("i-1", LifecycleState::WarmedTerminatingWait, p);
+        for p in ["timeout", "refused", "idle", "unprobed"] {
+            assert!(
+                matches!(
+                    decide(Transition::WarmPoolExit, &w(p), 0, 3600, 900, 10),
+                    GuardDecision::WarmContinue { .. }
+                ),
+                "{p}"
+            );
+        }
+        assert!(matches!(
+            decide(Transition::WarmPoolExit, &w("busy"), 0, 3600, 900, 10),
+            GuardDecision::Hold { .. }
+        ));
     }
 }

@@ -5,9 +5,11 @@
 //! observation (a Jicofo shard did not answer) allows scale-out but never scale-in.
 
 use crate::config::Config;
-use crate::core::spare::{spare_target, SpareTarget};
-use crate::core::state::{HeldHook, PoolState, Seen, STATE_VERSION};
-use crate::domain::{EpochSecs, InstanceId, InstanceObservation, LifecycleState, Observation, Probe, ProbeFailure};
+use crate::core::spare::{spare_target, warm_target, SpareInputs, SpareTarget};
+use crate::core::state::{BootClock, HeldHook, PoolState, Seen, STATE_VERSION};
+use crate::domain::{
+    EpochSecs, InstanceId, InstanceObservation, LifecycleState, Observation, Probe, ProbeFailure,
+};
 use crate::jitsi::{BusyStatus, HealthStatus};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -38,17 +40,27 @@ pub enum Class {
 pub enum KeepReason {
     Busy,
     UploadPending,
-    ProbeFailed { failure: String },
+    ProbeFailed {
+        failure: String,
+    },
     Launching,
     /// In service, but its Jibri has not answered yet since it went in service.
-    Booting { for_s: u64 },
-    NotIdleLongEnough { idle_for_s: u64 },
+    Booting {
+        for_s: u64,
+    },
+    NotIdleLongEnough {
+        idle_for_s: u64,
+    },
     SpareTarget,
     ScaleInBudgetSpent,
     AtMinSize,
     ObservationIncomplete,
-    Broken { since_s: u64 },
-    NotInService { state: String },
+    Broken {
+        since_s: u64,
+    },
+    NotInService {
+        state: String,
+    },
 }
 
 impl fmt::Display for KeepReason {
@@ -97,6 +109,28 @@ pub struct HookAction {
 pub enum HookTransition {
     Launching,
     Terminating,
+    /// `Warmed:Pending:Wait`: launched into (or returning to) the warm pool; CONTINUE
+    /// stops the instance. Completed on the launch hook.
+    WarmPoolEntry,
+    /// `Warmed:Terminating:Wait`: a warm-pool instance being terminated. Completed on the
+    /// terminate hook.
+    WarmPoolExit,
+}
+
+impl HookTransition {
+    /// Whether the action belongs to the group's launch hook (else its terminate hook).
+    pub fn on_launch_hook(self) -> bool {
+        matches!(self, Self::Launching | Self::WarmPoolEntry)
+    }
+}
+
+/// A change of the group's warm pool (`PutWarmPool`): `MinSize` = `MaxGroupPreparedCapacity`
+/// = `size`, so the pool has exactly that size whatever the desired capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct WarmPoolChange {
+    pub size: u32,
+    /// The pool does not exist yet: created stopped, with reuse on scale-in.
+    pub create: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -122,6 +156,12 @@ pub struct PoolCounts {
     pub refused: u64,
     pub starts: u32,
     pub stats_unavailable: u32,
+    /// Warm-pool instances, and those a scale-out can start now.
+    pub warm: u32,
+    pub warm_ready: u32,
+    /// Boot latencies planned with (seconds): cold, warm.
+    pub boot_cold_s: u64,
+    pub boot_warm_s: u64,
 }
 
 /// The whole decision of one tick. [`Plan::is_noop`] is the explicit no-op.
@@ -143,6 +183,8 @@ pub struct Plan {
     pub drain: Vec<InstanceId>,
     /// Retained instances now idle: `TerminateInstanceInAutoScalingGroup`.
     pub terminate_retained: Vec<InstanceId>,
+    /// Managed warm pool: its new size, when it changes.
+    pub warm_pool: Option<WarmPoolChange>,
     pub kept: Vec<(InstanceId, KeepReason)>,
     pub counts: PoolCounts,
     /// Log-worthy conditions (e.g. ABANDON without a retain policy).
@@ -159,19 +201,23 @@ impl Plan {
             && self.replace.is_empty()
             && self.drain.is_empty()
             && self.terminate_retained.is_empty()
+            && self.warm_pool.is_none()
     }
 
     /// The plan as one log line.
     pub fn summary(&self) -> String {
         let ids = |v: &[InstanceId]| v.iter().map(|i| i.0.as_str()).collect::<Vec<_>>().join(",");
         let mut s = format!(
-            "plan group={} desired={}{} spare={} (rate {:.2}/min, floor {}) busy={} idle={} launching={} unknown={} broken={} held={} retained={} refused={}",
+            "plan group={} desired={}{} spare={} (rate {:.2}/min, forecast {}, lead {:.1}, floor {}, horizon {}s) busy={} idle={} launching={} unknown={} broken={} held={} retained={} refused={}",
             self.group,
             self.desired_before,
             self.desired.map(|d| format!("->{d}")).unwrap_or_default(),
             self.spare.target,
             self.spare.rate_per_min,
+            self.spare.forecast.map(|f| format!("{f:.1}")).unwrap_or_else(|| "-".into()),
+            self.spare.lead,
             self.spare.floor,
+            self.spare.horizon_s,
             self.counts.busy,
             self.counts.idle,
             self.counts.launching,
@@ -181,10 +227,28 @@ impl Plan {
             self.counts.retained,
             self.counts.refused,
         );
+        if self.counts.warm > 0 || self.warm_pool.is_some() {
+            s.push_str(&format!(
+                " warm={}/{}",
+                self.counts.warm_ready, self.counts.warm
+            ));
+        }
+        if let Some(w) = self.warm_pool {
+            s.push_str(&format!(
+                " warm_pool->{}{}",
+                w.size,
+                if w.create { "(create)" } else { "" }
+            ));
+        }
         if self.is_noop() {
             s.push_str(" action=none");
         }
-        for (label, v) in [("protect", &self.protect), ("victims", &self.victims), ("drain", &self.drain), ("terminate_retained", &self.terminate_retained)] {
+        for (label, v) in [
+            ("protect", &self.protect),
+            ("victims", &self.victims),
+            ("drain", &self.drain),
+            ("terminate_retained", &self.terminate_retained),
+        ] {
             if !v.is_empty() {
                 s.push_str(&format!(" {label}=[{}]", ids(v)));
             }
@@ -193,7 +257,10 @@ impl Plan {
             s.push_str(&format!(" replace={}({})", r.instance, r.why));
         }
         for h in &self.hooks {
-            s.push_str(&format!(" hook={}:{:?}:{:?}({})", h.instance, h.transition, h.verdict, h.why));
+            s.push_str(&format!(
+                " hook={}:{:?}:{:?}({})",
+                h.instance, h.transition, h.verdict, h.why
+            ));
         }
         if !self.kept.is_empty() {
             let kept: Vec<String> = self.kept.iter().map(|(i, r)| format!("{i}:{r}")).collect();
@@ -206,7 +273,9 @@ impl Plan {
 /// Classifies an instance by its lifecycle state, tags and probe (rules in order).
 pub fn classify(i: &InstanceObservation) -> Class {
     match i.lifecycle {
-        LifecycleState::Pending | LifecycleState::PendingWait | LifecycleState::PendingProceed => Class::Launching,
+        LifecycleState::Pending | LifecycleState::PendingWait | LifecycleState::PendingProceed => {
+            Class::Launching
+        }
         LifecycleState::TerminatingWait => Class::HeldHook,
         LifecycleState::TerminatingRetained => Class::Retained,
         LifecycleState::InService => {
@@ -250,9 +319,18 @@ fn probe_unknown(i: &InstanceObservation) -> Option<String> {
 }
 
 /// The decision of one tick, and the state to carry to the next.
-pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -> (Plan, PoolState) {
+pub fn plan(
+    obs: &Observation,
+    prev: &PoolState,
+    cfg: &Config,
+    now: EpochSecs,
+) -> (Plan, PoolState) {
     let g = &obs.group;
-    let mut next = PoolState { version: STATE_VERSION, initialized: true, ..PoolState::default() };
+    let mut next = PoolState {
+        version: STATE_VERSION,
+        initialized: true,
+        ..PoolState::default()
+    };
     let mut counts = PoolCounts {
         total: obs.instances.len() as u32,
         jicofo_available: obs.jicofo.stats.jibri_available,
@@ -272,14 +350,24 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
         let class = classify(i);
         if i.lifecycle == LifecycleState::InService {
             let answered_now = matches!(i.probe, Probe::Status(_));
-            let seen = prev.in_service.get(&i.id).copied().unwrap_or(Seen { since: now, answered: false });
-            let seen = Seen { since: seen.since, answered: seen.answered || answered_now };
+            let seen = prev.in_service.get(&i.id).copied().unwrap_or(Seen {
+                since: now,
+                answered: false,
+            });
+            let seen = Seen {
+                since: seen.since,
+                answered: seen.answered || answered_now,
+            };
             next.in_service.insert(i.id.clone(), seen);
             // A Jibri starts after its instance is in service: until it first answers (for
             // at most LAUNCH_MAX_WAIT_S) it is booting: protected, never a victim, counted
             // as capacity on its way, and not as a recording.
             let booting_for = now.saturating_sub(seen.since);
-            if !seen.answered && !i.upload_pending && booting_for < cfg.launch_max_wait_s && class == Class::Busy {
+            if !seen.answered
+                && !i.upload_pending
+                && booting_for < cfg.launch_max_wait_s
+                && class == Class::Busy
+            {
                 counts.launching += 1;
                 kept.push((i.id.clone(), KeepReason::Booting { for_s: booting_for }));
                 continue;
@@ -323,7 +411,11 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
                     kept.push((i.id.clone(), KeepReason::ProbeFailed { failure: why }));
                 } else {
                     counts.busy += 1;
-                    let r = if i.upload_pending { KeepReason::UploadPending } else { KeepReason::Busy };
+                    let r = if i.upload_pending {
+                        KeepReason::UploadPending
+                    } else {
+                        KeepReason::Busy
+                    };
                     kept.push((i.id.clone(), r));
                 }
             }
@@ -336,15 +428,27 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
                     _ => "unhealthy",
                 };
                 troubled.push((i, since, what.to_string()));
-                kept.push((i.id.clone(), KeepReason::Broken { since_s: now.saturating_sub(since) }));
+                kept.push((
+                    i.id.clone(),
+                    KeepReason::Broken {
+                        since_s: now.saturating_sub(since),
+                    },
+                ));
             }
             Class::HeldHook => {
                 counts.held_hooks += 1;
                 // Holding began when first seen here, or earlier when the guard drained it.
-                let mut held = prev.held.get(&i.id).copied().unwrap_or(HeldHook { since: now, last_heartbeat: None });
+                let mut held = prev.held.get(&i.id).copied().unwrap_or(HeldHook {
+                    since: now,
+                    last_heartbeat: None,
+                });
                 held.since = held.since.min(i.drain_requested_at.unwrap_or(now));
-                let (action, held) = terminate_hook(i, held, g.retain_on_abandon, cfg, now, &mut warnings);
-                if action.verdict != HookVerdict::Continue && !i.drain_requested && i.probe != Probe::Failed(ProbeFailure::Refused) {
+                let (action, held) =
+                    terminate_hook(i, held, g.retain_on_abandon, cfg, now, &mut warnings);
+                if action.verdict != HookVerdict::Continue
+                    && !i.drain_requested
+                    && i.probe != Probe::Failed(ProbeFailure::Refused)
+                {
                     drain.push(i.id.clone());
                 }
                 next.held.insert(i.id.clone(), held);
@@ -355,53 +459,301 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
                 match safe_to_release(i) {
                     Ok(()) => terminate_retained.push(i.id.clone()),
                     Err(why) => {
-                        if matches!(i.probe, Probe::Status(s) if s.busy == BusyStatus::Busy) && !i.drain_requested {
+                        if matches!(i.probe, Probe::Status(s) if s.busy == BusyStatus::Busy)
+                            && !i.drain_requested
+                        {
                             drain.push(i.id.clone());
                         }
-                        kept.push((i.id.clone(), KeepReason::NotInService { state: format!("retained, {why}") }));
+                        kept.push((
+                            i.id.clone(),
+                            KeepReason::NotInService {
+                                state: format!("retained, {why}"),
+                            },
+                        ));
                     }
                 }
             }
-            Class::Other => kept.push((i.id.clone(), KeepReason::NotInService { state: i.lifecycle.as_str().to_string() })),
+            Class::Other => kept.push((
+                i.id.clone(),
+                KeepReason::NotInService {
+                    state: i.lifecycle.as_str().to_string(),
+                },
+            )),
         }
     }
+
+    // Warm pool: its instances are outside the desired capacity; their hooks are ours.
+    if let Some(wp) = &obs.warm_pool {
+        counts.warm = wp.instances.len() as u32;
+        counts.warm_ready = wp.ready();
+        for i in &wp.instances {
+            next.warm
+                .insert(i.id.clone(), prev.warm.get(&i.id).copied().unwrap_or(now));
+            // Scale-in with reuse: the instance leaves the group straight into the pool and
+            // waits in `Warmed:Pending:Wait` on the *terminate* hook (AWS user guide). It was
+            // in service a tick ago: a recorder, guarded exactly like a termination.
+            let returning = i.lifecycle == LifecycleState::WarmedPendingWait
+                && (prev.in_service.contains_key(&i.id) || prev.returning.contains(&i.id));
+            let held = prev.held.get(&i.id).copied().unwrap_or(HeldHook {
+                since: now,
+                last_heartbeat: None,
+            });
+            if returning {
+                next.returning.insert(i.id.clone());
+                let mut held = held;
+                held.since = held.since.min(i.drain_requested_at.unwrap_or(now));
+                let (action, held) =
+                    terminate_hook(i, held, g.retain_on_abandon, cfg, now, &mut warnings);
+                if action.verdict != HookVerdict::Continue
+                    && !i.drain_requested
+                    && i.probe != Probe::Failed(ProbeFailure::Refused)
+                {
+                    drain.push(i.id.clone());
+                }
+                next.held.insert(i.id.clone(), held);
+                hooks.push(action);
+                continue;
+            }
+            let transition = match i.lifecycle {
+                LifecycleState::WarmedPendingWait => HookTransition::WarmPoolEntry,
+                LifecycleState::WarmedTerminatingWait => HookTransition::WarmPoolExit,
+                _ => continue,
+            };
+            let (action, held) = warm_hook(i, transition, held, cfg, now);
+            if action.verdict == HookVerdict::Heartbeat || action.verdict == HookVerdict::Wait {
+                next.held.insert(i.id.clone(), held);
+            }
+            hooks.push(action);
+        }
+    }
+
+    // Boot clocks: from launch (or warm start) until the Jibri first answers.
+    next.boot = prev.boot;
+    for i in &obs.instances {
+        let clock = prev.booting.get(&i.id).copied().or_else(|| {
+            i.lifecycle.is_launching().then(|| {
+                let warm_since = prev.warm.get(&i.id).copied();
+                // A launch time older than the longest boot is not this boot's start (or
+                // not a sane clock): the first sight here is used instead.
+                let launch = i
+                    .launch_time
+                    .filter(|t| now.saturating_sub(*t) <= cfg.launch_max_wait_s);
+                let since = match (warm_since, launch) {
+                    (None, Some(t)) => t.min(now),
+                    // EC2's LaunchTime is the instance's last start: trusted when it is
+                    // not older than the first sight of the instance in the warm pool.
+                    (Some(w), Some(t)) if t >= w => t.min(now),
+                    _ => now,
+                };
+                BootClock {
+                    since,
+                    warm: warm_since.is_some(),
+                }
+            })
+        });
+        let Some(clock) = clock else { continue };
+        // Seen answering at this tick: it came up within the last tick. The whole tick is
+        // counted (an over-estimate of up to one period, on the safe side).
+        let took = now.saturating_sub(clock.since);
+        let answered = matches!(i.probe, Probe::Status(_))
+            && matches!(
+                i.lifecycle,
+                LifecycleState::PendingWait | LifecycleState::InService
+            );
+        if answered {
+            // Longer than the longest wait is no boot measurement (a stale clock).
+            if took > cfg.launch_max_wait_s {
+            } else if clock.warm {
+                next.boot.warm.add(took);
+            } else {
+                next.boot.cold.add(took);
+            }
+        } else if i.lifecycle.is_launching()
+            || (i.lifecycle == LifecycleState::InService && took < cfg.launch_max_wait_s)
+        {
+            next.booting.insert(i.id.clone(), clock);
+        }
+    }
+    let boot_cold = if cfg.boot_latency_learn {
+        next.boot.cold.or(cfg.boot_latency_s)
+    } else {
+        cfg.boot_latency_s
+    };
+    let boot_warm = if cfg.boot_latency_learn {
+        next.boot.warm.or(cfg.warm_boot_latency_s)
+    } else {
+        cfg.warm_boot_latency_s
+    };
+    counts.boot_cold_s = boot_cold;
+    counts.boot_warm_s = boot_warm;
 
     // Demand: recorders newly busy since the last tick, plus requests Jicofo refused.
     let mut starts = 0u32;
     if prev.initialized {
         starts += next.busy.difference(&prev.busy).count() as u32;
     }
+    let mut new_conferences = 0u64;
     if obs.jicofo.complete() && obs.jicofo.shards_configured > 0 {
         let total = obs.jicofo.stats.jibri_failures_total;
         if let Some(before) = prev.jicofo_failures_total {
             // A lower total means Jicofo restarted: its counters began again at zero.
-            counts.refused = if total >= before { total - before } else { total };
+            counts.refused = if total >= before {
+                total - before
+            } else {
+                total
+            };
         }
         next.jicofo_failures_total = Some(total);
+        let conferences = obs.jicofo.stats.conferences;
+        if let Some(before) = prev.conferences {
+            new_conferences = conferences.saturating_sub(before);
+        }
+        next.conferences = Some(conferences);
     } else {
         next.jicofo_failures_total = prev.jicofo_failures_total;
+        next.conferences = prev.conferences;
     }
     starts += counts.refused.min(u64::from(u32::MAX)) as u32;
     counts.starts = starts;
     let minute = now - now % 60;
     let horizon = now.saturating_sub(cfg.rate_long_window_s);
-    next.starts = prev.starts.iter().copied().filter(|(t, _)| *t >= horizon).collect();
+    next.starts = prev
+        .starts
+        .iter()
+        .copied()
+        .filter(|(t, _)| *t >= horizon)
+        .collect();
     if starts > 0 {
         match next.starts.last_mut() {
             Some((t, c)) if *t == minute => *c += starts,
             _ => next.starts.push((minute, starts)),
         }
     }
-    let spare = spare_target(cfg, &next.starts, now);
-    let short_horizon = now.saturating_sub(cfg.rate_short_window_s);
-    next.recent_targets = prev.recent_targets.iter().copied().filter(|(t, _)| *t >= short_horizon && *t <= now).collect();
-    if next.recent_targets.last().map(|(_, s)| *s) != Some(spare.target) {
-        next.recent_targets.push((now, spare.target));
+    next.demand = prev.demand.clone();
+    if prev.initialized {
+        next.demand.observe(
+            now,
+            starts,
+            new_conferences.min(u64::from(u32::MAX)) as u32,
+            cfg.forecast_alpha,
+        );
     }
-    let scale_in_spare = next.recent_targets.iter().map(|(_, s)| *s).max().unwrap_or(spare.target).max(spare.target);
+    next.refused_at = if counts.refused > 0 {
+        Some(now)
+    } else {
+        prev.refused_at
+    };
+    let burst = cfg.leading_signals
+        && next
+            .refused_at
+            .is_some_and(|t| now.saturating_sub(t) < cfg.rate_short_window_s);
+    let lead = if cfg.leading_signals {
+        next.demand
+            .from_conferences(new_conferences, CONFERENCE_RECORDING_PRIOR)
+    } else {
+        0.0
+    };
+    let demand = cfg.forecast.then_some(&next.demand);
+    let inputs = SpareInputs {
+        history: &next.starts,
+        now,
+        boot_s: boot_cold,
+        demand,
+        lead,
+        burst,
+    };
+    let occupied = counts.busy + counts.unknown + counts.broken;
+    let mut spare = spare_target(cfg, inputs);
+    if counts.warm_ready > 0 {
+        // A scale-out the warm pool can serve starts in a warm boot: plan for that one.
+        let warm = spare_target(
+            cfg,
+            SpareInputs {
+                boot_s: boot_warm,
+                ..inputs
+            },
+        );
+        let have = g.desired.max(occupied + counts.idle + counts.launching);
+        if (occupied + warm.target).saturating_sub(have) <= counts.warm_ready {
+            spare = warm;
+        }
+    }
+
+    // Managed warm pool: sized for the starts expected over its horizon; grows at once,
+    // shrinks only below the highest target of the long window (refilling costs a boot).
+    let mut warm_pool = None;
+    if cfg.warm_pool_managed {
+        let want = warm_target(cfg, demand, now, cfg.warm_pool_horizon_s, cfg.warm_pool_max)
+            .max(spare.target)
+            .clamp(cfg.warm_pool_min, cfg.warm_pool_max);
+        let long_horizon = now.saturating_sub(cfg.rate_long_window_s);
+        next.warm_targets = prev
+            .warm_targets
+            .iter()
+            .copied()
+            .filter(|(t, _)| *t >= long_horizon && *t <= now)
+            .collect();
+        if next.warm_targets.last().map(|(_, s)| *s) != Some(want) {
+            next.warm_targets.push((now, want));
+        }
+        let size = next
+            .warm_targets
+            .iter()
+            .map(|(_, s)| *s)
+            .max()
+            .unwrap_or(want)
+            .max(want);
+        match &obs.warm_pool {
+            None => warm_pool = Some(WarmPoolChange { size, create: true }),
+            Some(wp) if wp.status.is_empty() => {
+                let current = wp.min_size;
+                let exact = wp.max_prepared == Some(wp.min_size);
+                let target = if size >= current {
+                    size
+                } else {
+                    want.max(size)
+                };
+                if target != current || !exact {
+                    warm_pool = Some(WarmPoolChange {
+                        size: target,
+                        create: false,
+                    });
+                }
+            }
+            Some(_) => {} // being deleted: not ours to resize.
+        }
+    }
+
+    let short_horizon = now.saturating_sub(cfg.rate_short_window_s);
+    next.recent_targets = prev
+        .recent_targets
+        .iter()
+        .copied()
+        .filter(|(t, _)| *t >= short_horizon && *t <= now)
+        .collect();
+    if next.recent_targets.last().map(|(_, s)| *s) != Some(spare.reactive) {
+        next.recent_targets.push((now, spare.reactive));
+    }
+    // Scale-in also keeps what the next two horizons need: a recorder removed now and
+    // needed again within a boot is paid twice (its boot, and the refusals meanwhile).
+    let ahead = spare_target(
+        cfg,
+        SpareInputs {
+            boot_s: spare.horizon_s,
+            ..inputs
+        },
+    )
+    .target;
+    let scale_in_spare = next
+        .recent_targets
+        .iter()
+        .map(|(_, s)| *s)
+        .max()
+        .unwrap_or(spare.target)
+        .max(spare.target)
+        .max(ahead);
 
     // Capacity: desired covers busy (unknown included) + broken (until replaced) + spare.
-    let occupied = counts.busy + counts.unknown + counts.broken;
     let needed = (occupied + spare.target).clamp(g.min, g.max.max(g.min));
     let mut desired = None;
     let mut victims: Vec<InstanceId> = Vec::new();
@@ -437,7 +789,11 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
             desired = Some(g.desired - victims.len() as u32);
         }
     } else {
-        let reason = if needed < g.desired { KeepReason::ObservationIncomplete } else { KeepReason::SpareTarget };
+        let reason = if needed < g.desired {
+            KeepReason::ObservationIncomplete
+        } else {
+            KeepReason::SpareTarget
+        };
         for (i, _) in &idle {
             kept.push((i.id.clone(), reason.clone()));
         }
@@ -453,7 +809,10 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
                 break;
             }
             if now.saturating_sub(since) >= cfg.unhealthy_grace_s {
-                replace.push(Replacement { instance: i.id.clone(), why: format!("{what} for {}s", now - since) });
+                replace.push(Replacement {
+                    instance: i.id.clone(),
+                    why: format!("{what} for {}s", now - since),
+                });
             }
         }
     }
@@ -464,7 +823,10 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
     let protect: Vec<InstanceId> = obs
         .instances
         .iter()
-        .filter(|i| (i.lifecycle == LifecycleState::InService || i.lifecycle.is_launching()) && !i.protected_from_scale_in)
+        .filter(|i| {
+            (i.lifecycle == LifecycleState::InService || i.lifecycle.is_launching())
+                && !i.protected_from_scale_in
+        })
         .filter(|i| !victim_set.contains(&i.id))
         .map(|i| i.id.clone())
         .collect();
@@ -482,6 +844,7 @@ pub fn plan(obs: &Observation, prev: &PoolState, cfg: &Config, now: EpochSecs) -
         replace,
         drain,
         terminate_retained,
+        warm_pool,
         kept,
         counts,
         warnings,
@@ -497,7 +860,12 @@ fn terminate_hook(
     now: EpochSecs,
     warnings: &mut Vec<String>,
 ) -> (HookAction, HeldHook) {
-    let action = |verdict, why: String| HookAction { instance: i.id.clone(), transition: HookTransition::Terminating, verdict, why };
+    let action = |verdict, why: String| HookAction {
+        instance: i.id.clone(),
+        transition: HookTransition::Terminating,
+        verdict,
+        why,
+    };
     match safe_to_release(i) {
         Ok(()) => (action(HookVerdict::Continue, "not recording".into()), held),
         Err(why) => {
@@ -509,9 +877,14 @@ fn terminate_hook(
                         i.id
                     ));
                 }
-                return (action(HookVerdict::Abandon, format!("held {held_for}s, {why}")), held);
+                return (
+                    action(HookVerdict::Abandon, format!("held {held_for}s, {why}")),
+                    held,
+                );
             }
-            let due = held.last_heartbeat.is_none_or(|t| now.saturating_sub(t) >= cfg.heartbeat_interval_s);
+            let due = held
+                .last_heartbeat
+                .is_none_or(|t| now.saturating_sub(t) >= cfg.heartbeat_interval_s);
             if due {
                 held.last_heartbeat = Some(now);
                 (action(HookVerdict::Heartbeat, why), held)
@@ -522,22 +895,108 @@ fn terminate_hook(
     }
 }
 
+/// Recording starts per new conference assumed until the ratio is learned.
+const CONFERENCE_RECORDING_PRIOR: f64 = 0.2;
+
+/// The verdict on a warm-pool lifecycle action. Entering the pool (`Warmed:Pending:Wait`)
+/// stops the instance, so it is a removal like a termination: a Jibri that answers BUSY
+/// (or has an upload pending) is held, with heartbeats, up to `MAX_HOOK_HOLD_S`. One that
+/// answers idle, or where nothing listens (the recorder image starts Jibri only in
+/// service, see infra/README.md), goes in. One that does not answer yet (booting) waits:
+/// the hook's own timeout (DefaultResult) decides if it never does. Leaving the pool for
+/// termination (`Warmed:Terminating:Wait`): a warm instance is stopped; only a Jibri that
+/// answers BUSY (or an upload pending) holds it.
+pub fn warm_verdict(i: &InstanceObservation, transition: HookTransition) -> (HookVerdict, String) {
+    if i.upload_pending {
+        return (HookVerdict::Heartbeat, "upload pending".into());
+    }
+    match &i.probe {
+        Probe::Status(s) if s.busy == BusyStatus::Busy => (HookVerdict::Heartbeat, "busy".into()),
+        Probe::Status(s) => (
+            HookVerdict::Continue,
+            format!("{:?}/{:?}: not recording", s.busy, s.health),
+        ),
+        Probe::Failed(ProbeFailure::Refused | ProbeFailure::NoAddress) => {
+            (HookVerdict::Continue, "no Jibri running".into())
+        }
+        other if transition == HookTransition::WarmPoolExit => (
+            HookVerdict::Continue,
+            format!("stopped in the warm pool ({})", probe_text(other)),
+        ),
+        other => (HookVerdict::Wait, format!("warming: {}", probe_text(other))),
+    }
+}
+
+fn warm_hook(
+    i: &InstanceObservation,
+    transition: HookTransition,
+    mut held: HeldHook,
+    cfg: &Config,
+    now: EpochSecs,
+) -> (HookAction, HeldHook) {
+    let (mut verdict, mut why) = warm_verdict(i, transition);
+    if verdict == HookVerdict::Heartbeat {
+        let held_for = now.saturating_sub(held.since);
+        if held_for >= cfg.max_hook_hold_s {
+            verdict = HookVerdict::Abandon;
+            why = format!("held {held_for}s, {why}");
+        } else if held
+            .last_heartbeat
+            .is_some_and(|t| now.saturating_sub(t) < cfg.heartbeat_interval_s)
+        {
+            verdict = HookVerdict::Wait;
+        } else {
+            held.last_heartbeat = Some(now);
+        }
+    }
+    (
+        HookAction {
+            instance: i.id.clone(),
+            transition,
+            verdict,
+            why,
+        },
+        held,
+    )
+}
+
 /// The verdict on a launch action. ABANDON at launch terminates the instance without any
 /// terminate hook, so it is only ever given to a recorder that answered and is certainly
 /// not recording. A Jibri takes recordings from Jicofo as soon as it has booted, whatever
 /// its instance's lifecycle state: one that answers BUSY is serving, and goes in service.
-pub fn launch_verdict(i: &InstanceObservation, waited: u64, max_wait_s: u64) -> (HookVerdict, String) {
+pub fn launch_verdict(
+    i: &InstanceObservation,
+    waited: u64,
+    max_wait_s: u64,
+) -> (HookVerdict, String) {
     match &i.probe {
-        Probe::Status(s) if s.is_available() => (HookVerdict::Continue, "recorder healthy and idle".into()),
-        Probe::Status(s) if s.busy == BusyStatus::Busy => (HookVerdict::Continue, "recorder already recording".into()),
-        Probe::Status(s) if waited >= max_wait_s => {
-            (HookVerdict::Abandon, format!("{:?}/{:?} after {waited}s: answers, not recording", s.busy, s.health))
+        Probe::Status(s) if s.is_available() => {
+            (HookVerdict::Continue, "recorder healthy and idle".into())
         }
+        Probe::Status(s) if s.busy == BusyStatus::Busy => {
+            (HookVerdict::Continue, "recorder already recording".into())
+        }
+        Probe::Status(s) if waited >= max_wait_s => (
+            HookVerdict::Abandon,
+            format!(
+                "{:?}/{:?} after {waited}s: answers, not recording",
+                s.busy, s.health
+            ),
+        ),
         // Unknown after the wait: it may have booted and taken a recording, so it goes in
         // service, where an unknown recorder is protected and only ever leaves through the
         // guarded terminate hook.
-        other if waited >= max_wait_s => (HookVerdict::Continue, format!("unknown after {waited}s ({}): in service, guarded", probe_text(other))),
-        other => (HookVerdict::Wait, format!("booting ({waited}s): {}", probe_text(other))),
+        other if waited >= max_wait_s => (
+            HookVerdict::Continue,
+            format!(
+                "unknown after {waited}s ({}): in service, guarded",
+                probe_text(other)
+            ),
+        ),
+        other => (
+            HookVerdict::Wait,
+            format!("booting ({waited}s): {}", probe_text(other)),
+        ),
     }
 }
 
@@ -549,7 +1008,17 @@ fn probe_text(p: &Probe) -> String {
     }
 }
 
-fn launch_hook(i: &InstanceObservation, since: EpochSecs, cfg: &Config, now: EpochSecs) -> HookAction {
+fn launch_hook(
+    i: &InstanceObservation,
+    since: EpochSecs,
+    cfg: &Config,
+    now: EpochSecs,
+) -> HookAction {
     let (verdict, why) = launch_verdict(i, now.saturating_sub(since), cfg.launch_max_wait_s);
-    HookAction { instance: i.id.clone(), transition: HookTransition::Launching, verdict, why }
+    HookAction {
+        instance: i.id.clone(),
+        transition: HookTransition::Launching,
+        verdict,
+        why,
+    }
 }

@@ -7,6 +7,7 @@
 //! so they vanish with it. Everything here is rebuilt from the observation every tick:
 //! entries for instances that left are dropped (level-triggered, no stale marks).
 
+use crate::core::forecast::Demand;
 use crate::domain::{EpochSecs, InstanceId};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,6 +38,23 @@ pub struct PoolState {
     pub jicofo_failures_total: Option<u64>,
     /// Recording starts (new busy + refused) per minute: `(minute start, count)`.
     pub starts: Vec<(EpochSecs, u32)>,
+    /// Learned demand: starts by hour of week and minute of hour (see `core::forecast`).
+    pub demand: Demand,
+    /// Jicofo's summed conference count at the last tick that read it.
+    pub conferences: Option<u64>,
+    /// When Jicofo last refused a recording (the burst is seen).
+    pub refused_at: Option<EpochSecs>,
+    /// Boot clocks of instances on their way up: when they started, and from where.
+    pub booting: BTreeMap<InstanceId, BootClock>,
+    /// Boot latencies measured on this pool.
+    pub boot: BootStats,
+    /// Warm-pool instances seen at the last tick, and when first seen there.
+    pub warm: BTreeMap<InstanceId, EpochSecs>,
+    /// Instances scaled in back into the warm pool: their `Warmed:Pending:Wait` is an action
+    /// of the terminate hook (AWS), judged like a termination.
+    pub returning: BTreeSet<InstanceId>,
+    /// Warm-pool size targets of recent ticks: the pool shrinks only below the highest.
+    pub warm_targets: Vec<(EpochSecs, u32)>,
     /// Set once a tick has written this state; a fresh pool has no busy baseline.
     pub initialized: bool,
     /// The tick that is acting now, until when. Another tick that finds an unexpired lease
@@ -54,6 +72,60 @@ pub struct Lease {
 pub struct Seen {
     pub since: EpochSecs,
     pub answered: bool,
+}
+
+/// When an instance began its way to service, and whether from the warm pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BootClock {
+    pub since: EpochSecs,
+    pub warm: bool,
+}
+
+/// Measured boot latencies (seconds from launch or warm start to the Jibri's first answer,
+/// at the controller's tick resolution), cold and warm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct BootStats {
+    pub cold: Latency,
+    pub warm: Latency,
+}
+
+/// A running estimate: a mean and a high mark (an upper quantile, about the 90th).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Latency {
+    pub samples: u32,
+    pub mean_s: u32,
+    pub high_s: u32,
+}
+
+impl Latency {
+    /// Samples needed before the measurement replaces the configured latency.
+    pub const TRUSTED_AFTER: u32 = 3;
+
+    pub fn add(&mut self, s: u64) {
+        let s = s.min(u64::from(u32::MAX)) as f64;
+        if self.samples == 0 {
+            self.mean_s = s as u32;
+            self.high_s = s as u32;
+        } else {
+            let (mean, high) = (f64::from(self.mean_s), f64::from(self.high_s));
+            self.mean_s = (mean + 0.2 * (s - mean)).round() as u32;
+            // An asymmetric step: up fast on a slow boot, down slowly (~90th percentile).
+            let step = if s > high { 0.5 } else { 0.05 };
+            self.high_s = (high + step * (s - high)).round() as u32;
+        }
+        self.samples = self.samples.saturating_add(1);
+    }
+
+    /// The latency to plan with: the high mark once trusted, else `configured`.
+    pub fn or(&self, configured: u64) -> u64 {
+        if self.samples >= Self::TRUSTED_AFTER {
+            u64::from(self.high_s)
+        } else {
+            configured
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

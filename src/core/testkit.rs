@@ -44,19 +44,34 @@ pub fn svc(id: &str, probe_name: &str) -> InstanceObservation {
 
 /// A group `jibri-pool` with the given bounds, retain policy on.
 pub fn group(min: u32, max: u32, desired: u32) -> GroupObservation {
-    GroupObservation { name: "jibri-pool".into(), min, max, desired, new_instances_protected: true, retain_on_abandon: true }
+    GroupObservation {
+        name: "jibri-pool".into(),
+        min,
+        max,
+        desired,
+        new_instances_protected: true,
+        retain_on_abandon: true,
+    }
 }
 
 /// An observation with one answering Jicofo shard that reports the recorders.
 pub fn observation(group: GroupObservation, instances: Vec<InstanceObservation>) -> Observation {
-    let available = instances.iter().filter(|i| matches!(&i.probe, Probe::Status(s) if s.is_available())).count() as u64;
+    let available = instances
+        .iter()
+        .filter(|i| matches!(&i.probe, Probe::Status(s) if s.is_available()))
+        .count() as u64;
     Observation {
         group,
         jicofo: JicofoObservation {
-            stats: JicofoStats { jibri_count: Some(instances.len() as u64), jibri_available: Some(available), ..JicofoStats::default() },
+            stats: JicofoStats {
+                jibri_count: Some(instances.len() as u64),
+                jibri_available: Some(available),
+                ..JicofoStats::default()
+            },
             shards_configured: 1,
             shards_failed: 0,
         },
         instances,
+        warm_pool: None,
     }
 }

@@ -104,6 +104,7 @@ fn policies(args: &Args) -> anyhow::Result<Vec<Box<dyn Policy>>> {
             let cfg = ours::config(&refs).with_context(|| format!("variant {label}"))?;
             let mut o = Ours::new(format!("ours ({label})"), cfg);
             o.launch_hook = pairs.iter().any(|(k, v)| k == "LAUNCH_HOOK" && v == "true");
+            o.warm_pool = o.cfg.warm_pool_managed;
             if burst {
                 let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
                 let window = get("BURST_WINDOW_S")
@@ -216,7 +217,20 @@ fn main() -> anyhow::Result<()> {
         let trace = Trace::parse_csv(&name, &text)?;
         let work = Workload::new(&trace, &p, args.seed);
         if let Some((_, from, to)) = args.log.as_ref().filter(|(t, _, _)| *t == name) {
-            let mut o = Ours::default_config();
+            // The first --variant if any, else the defaults.
+            let mut o = match args.variants.first() {
+                Some((label, pairs)) => {
+                    let refs: Vec<(&str, &str)> = pairs
+                        .iter()
+                        .filter(|(k, _)| k != "LAUNCH_HOOK")
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    let mut o = Ours::with(label, &refs);
+                    o.launch_hook = pairs.iter().any(|(k, v)| k == "LAUNCH_HOOK" && v == "true");
+                    o
+                }
+                None => Ours::default_config(),
+            };
             o.log = Some(Vec::new());
             jibri_sim::run::run(&mut o, &work, &p);
             for line in o.log.unwrap_or_default() {

@@ -2,7 +2,8 @@
 
 Adds what moto 5.2.5 lacks for this project, faithful to the AWS documentation:
 EC2 Auto Scaling lifecycle hooks with wait states, lifecycle actions, heartbeats,
-timeouts and the instance lifecycle policy (retention); EventBridge-shaped event
+timeouts and the instance lifecycle policy (retention); warm pools with their
+Warmed:* lifecycle; EventBridge-shaped event
 delivery and a scheduled-rule stand-in; a controllable per-account clock and a
 control API under /_testbed/; and CloudWatch over Smithy RPC v2 CBOR.
 

@@ -4,7 +4,10 @@ Mirrors the AWS user guide ("How lifecycle hooks work", "Complete a lifecycle
 action"): each hook of the matching transition opens one action with its own
 LifecycleActionToken; it ends by CompleteLifecycleAction, by its heartbeat timeout
 (restarted by RecordLifecycleActionHeartbeat) or by the global timeout counted from
-its start, and the last two apply the hook's DefaultResult.
+its start, and the last two apply the hook's DefaultResult. Origin and Destination
+say which move of the instance the action holds (EC2 -> AutoScalingGroup for a plain
+launch, EC2 -> WarmPool for a launch into the warm pool, and so on); they go into
+the event and decide what the action's end does.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import clock
-from .states import global_timeout_s
+from .states import EC2, GROUP, global_timeout_s
 
 
 @dataclass
@@ -29,6 +32,8 @@ class LifecycleAction:
     started_at: float
     heartbeat_deadline: float
     global_deadline: float
+    origin: str
+    destination: str
 
     @classmethod
     def open(
@@ -43,6 +48,8 @@ class LifecycleAction:
         default_result: str,
         heartbeat_timeout_s: float,
         at: float,
+        origin: str,
+        destination: str,
     ) -> LifecycleAction:
         return cls(
             token=token,
@@ -56,6 +63,8 @@ class LifecycleAction:
             started_at=at,
             heartbeat_deadline=at + heartbeat_timeout_s,
             global_deadline=at + global_timeout_s(heartbeat_timeout_s),
+            origin=origin,
+            destination=destination,
         )
 
     @property
@@ -90,14 +99,30 @@ class LifecycleAction:
             "StartedAt": clock.iso_millis(self.started_at),
             "HeartbeatDeadline": clock.iso_millis(self.heartbeat_deadline),
             "GlobalDeadline": clock.iso_millis(self.global_deadline),
+            "Origin": self.origin,
+            "Destination": self.destination,
         }
 
 
 @dataclass
 class PendingBoot:
-    """An instance still booting (`Pending`) until `due` in test-bed time."""
+    """An instance still starting until `due` in test-bed time: `Pending` on its way
+    into the group (from EC2 after `boot_delay_s`, from the warm pool after
+    `warm_start_delay_s`), or `Warmed:Pending` on its way into the warm pool."""
 
     region: str
     group_name: str
     instance_id: str
     due: float
+    origin: str = EC2
+    destination: str = GROUP
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "EC2InstanceId": self.instance_id,
+            "AutoScalingGroupName": self.group_name,
+            "Region": self.region,
+            "Due": clock.iso_millis(self.due),
+            "Origin": self.origin,
+            "Destination": self.destination,
+        }

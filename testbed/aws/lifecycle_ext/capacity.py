@@ -17,6 +17,10 @@ only InService instances and removes the first unprotected instance outright. He
   those the oldest instance goes first. AWS would next prefer the oldest launch
   template/configuration, then the instance closest to the next billing hour, then
   a random one: the test bed is deterministic instead.
+* With a warm pool, scale-out draws ready warm instances first and launches the
+  rest cold; scale-in victims may return to the pool (instance reuse policy); and
+  the pool is brought to its size afterwards, since its size depends on the
+  desired capacity (see `warm_pool.target_size`).
 """
 
 from __future__ import annotations
@@ -90,10 +94,13 @@ def reconcile(group: Any, new_capacity: int | None, engine: LifecycleEngine) -> 
     if delta > 0:
         # Launches go through the patched replace_autoscaling_group_instances,
         # which hands the new instances to the engine (Pending, launch hooks).
-        group.replace_autoscaling_group_instances(delta, group.get_propagated_tags())
+        cold = delta - engine.take_from_warm_pool(group, delta)
+        if cold > 0:
+            group.replace_autoscaling_group_instances(cold, group.get_propagated_tags())
     elif delta < 0:
         for victim in choose_scale_in_victims(counted, -delta):
-            engine.begin_termination(group, victim)
+            engine.scale_in(group, victim)
+    engine.reconcile_warm_pool(group)
 
     backend = group.autoscaling_backend
     if group.name in backend.autoscaling_groups:

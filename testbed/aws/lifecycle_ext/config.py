@@ -36,6 +36,9 @@ class TestbedConfig:
     # How long a launched instance stays `Pending` (test-bed seconds) before it
     # enters `Pending:Wait` (launch hook) or `InService`.
     boot_delay_s: float = 0.0
+    # How long an instance taken from the warm pool on scale-out stays `Pending`
+    # (restarting) before it enters `Pending:Wait` (launch hook) or `InService`.
+    warm_start_delay_s: float = 0.0
     # Delivery: attempts on connection errors, first retry delay (doubling), and the
     # per-attempt HTTP timeout (a first `cargo lambda` invoke compiles for a while).
     delivery_attempts: int = 4
@@ -131,6 +134,7 @@ _PARSERS = {
     "schedule_rule_name": _name,
     "schedule_region": _name,
     "boot_delay_s": _non_negative,
+    "warm_start_delay_s": _non_negative,
     "delivery_attempts": _attempts,
     "delivery_retry_delay_s": _non_negative,
     "delivery_timeout_s": _positive,

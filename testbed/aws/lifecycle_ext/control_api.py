@@ -115,15 +115,9 @@ class ControlApi:
         with account.lock:
             return {
                 "actions": [action.to_json() for action in account.actions.values()],
-                "booting": [
-                    {
-                        "EC2InstanceId": boot.instance_id,
-                        "AutoScalingGroupName": boot.group_name,
-                        "Region": boot.region,
-                        "Due": clock.iso_millis(boot.due),
-                    }
-                    for boot in account.boots.values()
-                ],
+                # Cold launches, warm-pool launches and starts from the warm pool
+                # alike; Origin/Destination tell them apart.
+                "booting": [boot.to_json() for boot in account.boots.values()],
                 "next_schedule": (
                     clock.iso_millis(account.schedule_next) if account.schedule_next is not None else None
                 ),

@@ -25,6 +25,27 @@ PutLifecycleHook, RetentionTriggers):
 * Entering a wait state emits the EventBridge lifecycle event, delivered
   asynchronously to the account's configured URL.
 
+Warm pools ("Use lifecycle hooks with a warm pool", PutWarmPool, DeleteWarmPool):
+
+* The pool is kept at its size (`warm_pool.target_size`) whenever the group's
+  capacity is reconciled, after every Auto Scaling call and after every timer pass:
+  too few -> launch into the pool, too many -> remove from it.
+* Launch into the pool: `Warmed:Pending` (boot delay), then `Warmed:Pending:Wait`
+  with launch hooks (Origin EC2, Destination WarmPool), then the pool state
+  (`Warmed:Stopped` stops the EC2 instance; `Warmed:Pending:Proceed` is
+  instantaneous). ABANDON terminates it and the pool launches another.
+* Scale-out takes ready warm instances first: `Pending` (EC2 started, for the warm
+  start delay), `Pending:Wait` with launch hooks (Origin WarmPool, Destination
+  AutoScalingGroup), `InService`. Cold launches cover the rest.
+* Scale-in with ReuseOnScaleIn returns an InService victim to the pool while the
+  pool has room: `Warmed:Pending`, then `Warmed:Pending:Wait` held by the
+  *terminate* hooks (Origin AutoScalingGroup, Destination WarmPool), as the user
+  guide says, then the pool state. CONTINUE and ABANDON both return it; with
+  TerminateHookAbandon=retain, ABANDON leaves it in `Warmed:Pending:Retained`.
+* A warm instance removed from the pool: `Warmed:Terminating:Wait` with terminate
+  hooks (Origin WarmPool, Destination EC2), then `Warmed:Terminated` (gone at once);
+  retention gives `Warmed:Terminating:Retained`.
+
 All methods run with the account's lock held (see `account.AccountState.lock`).
 """
 
@@ -45,10 +66,13 @@ from .delivery import Deliverer
 from .states import (
     ABANDON,
     CONTINUE,
+    EC2,
+    GROUP,
     IN_SERVICE,
     LAUNCHING,
     PENDING,
     PENDING_WAIT,
+    POOL_STATES,
     RESULTS,
     RETAIN,
     TERMINATING_PROCEED,
@@ -56,7 +80,21 @@ from .states import (
     TERMINATING_STATES,
     TERMINATING_TRANSITION,
     TERMINATING_WAIT,
+    WARM_POOL,
+    WARM_TERMINATING_STATES,
+    WARMED_PENDING,
+    WARMED_PENDING_PROCEED,
+    WARMED_PENDING_RETAINED,
+    WARMED_PENDING_WAIT,
+    WARMED_READY_STATES,
+    WARMED_RUNNING,
+    WARMED_STOPPED,
+    WARMED_TERMINATED,
+    WARMED_TERMINATING,
+    WARMED_TERMINATING_RETAINED,
+    WARMED_TERMINATING_WAIT,
 )
+from .warm_pool import PENDING_DELETE, WarmPool, pool_of, shrink_victims, target_size
 
 LOG = logging.getLogger("testbed.lifecycle")
 
@@ -78,6 +116,21 @@ def retains_on_abandon(group: Any) -> bool:
     policy = getattr(group, "instance_lifecycle_policy", None) or {}
     triggers = policy.get("RetentionTriggers") or {}
     return triggers.get("TerminateHookAbandon") == RETAIN
+
+
+def _groups_with_warm_pools(account_id: str) -> list[Any]:
+    """The account's groups that have a warm pool, in every region it has used.
+    Plain dict access: looking an account or region up through moto's BackendDict
+    would create its backends."""
+    per_account = dict.get(autoscaling_backends, account_id)
+    if not per_account:
+        return []
+    return [
+        group
+        for backend in list(dict.values(per_account))
+        for group in list(backend.autoscaling_groups.values())
+        if pool_of(group) is not None
+    ]
 
 
 class LifecycleEngine:
@@ -116,16 +169,34 @@ class LifecycleEngine:
             else:
                 self._after_boot(account, group, state, at)
 
-    def _after_boot(self, account: AccountState, group: Any, state: Any, at: float) -> None:
+    def _after_boot(self, account: AccountState, group: Any, state: Any, at: float, origin: str = EC2) -> None:
         hooks = self.hooks(group, LAUNCHING)
         if hooks:
             state.lifecycle_state = PENDING_WAIT
-            self._open_actions(account, group, state, hooks, LAUNCHING, at)
+            self._open_actions(account, group, state, hooks, LAUNCHING, at, origin=origin, destination=GROUP)
         else:
             state.lifecycle_state = IN_SERVICE
             self._refresh_load_balancers(group)
 
     # --- termination ----------------------------------------------------------
+    def scale_in(self, group: Any, state: Any) -> None:
+        """A scale-in victim: back to the warm pool when the pool's instance reuse
+        policy allows it and the pool has room, else terminated (through hooks).
+
+        Only InService victims are reused; an instance still launching is
+        terminated as before."""
+        pool = pool_of(group)
+        if (
+            pool is not None
+            and pool.reuse_on_scale_in
+            and not pool.pending_delete
+            and state.lifecycle_state == IN_SERVICE
+            and len(pool.counted()) < target_size(group, pool)
+        ):
+            self._return_to_pool(group, pool, state)
+        else:
+            self.begin_termination(group, state)
+
     def begin_termination(self, group: Any, state: Any) -> None:
         """The group removes this instance: through the terminate hooks if any."""
         if state.lifecycle_state in TERMINATING_STATES:
@@ -152,13 +223,16 @@ class LifecycleEngine:
         self._refresh_load_balancers(group)
 
     def forget_group(self, group: Any) -> None:
-        """DeleteAutoScalingGroup: like ForceDelete, terminate every instance at once
-        and drop outstanding lifecycle actions; no hooks run."""
+        """DeleteAutoScalingGroup: like ForceDelete, terminate every instance (warm
+        pool included) at once and drop outstanding lifecycle actions; no hooks run."""
         account = self.account_of(group)
-        for state in list(group.instance_states):
+        pool = pool_of(group)
+        warm = list(pool.instances) if pool is not None else []
+        for state in [*group.instance_states, *warm]:
             account.drop_instance(state.instance.id)
-        ids = [s.instance.id for s in group.instance_states]
+        ids = [s.instance.id for s in [*group.instance_states, *warm]]
         group.instance_states = []
+        group.warm_pool = None
         if ids:
             try:
                 group.autoscaling_backend.ec2_backend.terminate_instances(ids)
@@ -174,7 +248,15 @@ class LifecycleEngine:
         hooks: list[Any],
         transition: str,
         at: float,
+        *,
+        origin: str | None = None,
+        destination: str | None = None,
     ) -> None:
+        """One action per hook. Origin/Destination default to a plain launch (EC2 ->
+        AutoScalingGroup) or termination (AutoScalingGroup -> EC2)."""
+        launching = transition == LAUNCHING
+        origin = origin or (EC2 if launching else GROUP)
+        destination = destination or (GROUP if launching else EC2)
         for hook in hooks:
             action = LifecycleAction.open(
                 token=str(uuid.uuid4()),
@@ -186,6 +268,8 @@ class LifecycleEngine:
                 default_result=hook.default_result,
                 heartbeat_timeout_s=float(hook.heartbeat_timeout),
                 at=at,
+                origin=origin,
+                destination=destination,
             )
             account.actions[action.token] = action
             event = events.lifecycle_event(
@@ -282,20 +366,36 @@ class LifecycleEngine:
         if group is None or state is None:
             return  # the instance already left the group some other way
         others = account.actions_for(action.instance_id, action.transition)
+        current = state.lifecycle_state
         if action.transition == LAUNCHING:
-            if state.lifecycle_state != PENDING_WAIT:
-                return
-            if result == ABANDON:
-                self._cancel(account, others)
-                self.terminate_now(group, state)
-                group.set_desired_capacity(group.desired_capacity)  # a replacement
-            elif not others:
-                state.lifecycle_state = IN_SERVICE
-                self._refresh_load_balancers(group)
-            return
+            if current == PENDING_WAIT:
+                self._end_launch_wait(account, group, state, result, others)
+            elif current == WARMED_PENDING_WAIT:
+                self._end_warm_launch_wait(account, group, state, result, others)
+        elif current == TERMINATING_WAIT:
+            self._end_terminate_wait(account, group, state, result, others)
+        elif current == WARMED_PENDING_WAIT:
+            self._end_return_wait(account, group, state, result, others)
+        elif current == WARMED_TERMINATING_WAIT:
+            self._end_warm_terminate_wait(account, group, state, result, others)
 
-        if state.lifecycle_state != TERMINATING_WAIT:
-            return
+    def _end_launch_wait(
+        self, account: AccountState, group: Any, state: Any, result: str, others: list[LifecycleAction]
+    ) -> None:
+        """Pending:Wait ends: ABANDON terminates and replaces, CONTINUE (all hooks)
+        puts the instance in service."""
+        if result == ABANDON:
+            self._cancel(account, others)
+            self.terminate_now(group, state)
+            group.set_desired_capacity(group.desired_capacity)  # a replacement
+        elif not others:
+            state.lifecycle_state = IN_SERVICE
+            self._refresh_load_balancers(group)
+
+    def _end_terminate_wait(
+        self, account: AccountState, group: Any, state: Any, result: str, others: list[LifecycleAction]
+    ) -> None:
+        """Terminating:Wait ends: terminated, or retained on ABANDON with retain."""
         if result == ABANDON:
             self._cancel(account, others)
             if retains_on_abandon(group):
@@ -310,6 +410,269 @@ class LifecycleEngine:
     def _cancel(account: AccountState, actions: list[LifecycleAction]) -> None:
         for action in actions:
             account.actions.pop(action.token, None)
+
+    # --- warm pools -------------------------------------------------------------
+    def put_warm_pool(self, group: Any, pool: WarmPool) -> None:
+        """PutWarmPool: the new configuration replaces the old one (omitted
+        parameters take their defaults); the instances already in the pool stay, in
+        the state they are in. A pool pending deletion is live again."""
+        previous = pool_of(group)
+        if previous is not None:
+            pool.instances = previous.instances
+        group.warm_pool = pool
+        self.reconcile_warm_pool(group)
+
+    def delete_warm_pool(self, group: Any, force: bool) -> None:
+        """DeleteWarmPool. ForceDelete terminates the warm instances at once and drops
+        their lifecycle actions; otherwise the pool is PendingDelete while its
+        instances leave through the terminate hooks, and goes when the last has."""
+        pool = pool_of(group)
+        if pool is None:
+            return
+        if not force:
+            pool.status = PENDING_DELETE
+            self.reconcile_warm_pool(group)
+            return
+        account = self.account_of(group)
+        ids = [state.instance.id for state in pool.instances]
+        for state in pool.instances:
+            account.drop_instance(state.instance.id)
+            state.lifecycle_state = WARMED_TERMINATED
+        pool.instances = []
+        group.warm_pool = None
+        if ids:
+            self._ec2(group, "terminate_instances", ids)
+
+    def reconcile_warm_pool(self, group: Any) -> None:
+        """Bring the pool to its size: launch into it or remove from it. A pool
+        pending deletion also sends its retained-on-return instances away, and is
+        gone once empty."""
+        pool = pool_of(group)
+        if pool is None:
+            return
+        counted = len(pool.counted())
+        target = target_size(group, pool)
+        if counted < target:
+            self._launch_into_pool(group, pool, target - counted)
+        elif counted > target:
+            for victim in shrink_victims(pool, counted - target):
+                self.begin_warm_termination(group, victim)
+        if pool.pending_delete:
+            for state in [s for s in pool.instances if s.lifecycle_state == WARMED_PENDING_RETAINED]:
+                self.begin_warm_termination(group, state)
+            if not pool.instances and pool_of(group) is pool:
+                group.warm_pool = None
+                LOG.info("%s: warm pool deleted", group.name)
+
+    def reconcile_warm_pools(self, account: AccountState) -> None:
+        """Every warm pool of the account, in every region it has used."""
+        for group in _groups_with_warm_pools(account.account_id):
+            self.reconcile_warm_pool(group)
+
+    def take_from_warm_pool(self, group: Any, count: int) -> int:
+        """Scale-out: move up to `count` ready warm instances (the longest-waiting
+        first) into the group. Returns how many were taken; the caller launches the
+        rest cold. Each restarts (`Pending` for the warm start delay), then meets the
+        launch hooks like a cold launch, with Origin WarmPool."""
+        pool = pool_of(group)
+        if pool is None or pool.pending_delete or count <= 0:
+            return 0
+        ready = [s for s in pool.instances if s.lifecycle_state in WARMED_READY_STATES][:count]
+        account = self.account_of(group)
+        at = account.now()
+        delay = account.config.warm_start_delay_s
+        for state in ready:
+            pool.instances.remove(state)
+            self._ec2(group, "start_instances", [state.instance.id])
+            state.lifecycle_state = PENDING
+            state.protected_from_scale_in = group.new_instances_protected_from_scale_in
+            group.instance_states.append(state)
+            LOG.info("%s %s: leaves the warm pool", group.name, state.instance.id)
+            if delay > 0:
+                account.boots[state.instance.id] = PendingBoot(
+                    region=group.region,
+                    group_name=group.name,
+                    instance_id=state.instance.id,
+                    due=at + delay,
+                    origin=WARM_POOL,
+                    destination=GROUP,
+                )
+            else:
+                self._after_boot(account, group, state, at, origin=WARM_POOL)
+        return len(ready)
+
+    def _launch_into_pool(self, group: Any, pool: WarmPool, count: int) -> None:
+        """New EC2 instances for the pool: `Warmed:Pending` for the boot delay."""
+        account = self.account_of(group)
+        at = account.now()
+        delay = account.config.boot_delay_s
+        for state in group.launch_into_warm_pool(count):
+            state.lifecycle_state = WARMED_PENDING
+            pool.instances.append(state)
+            if delay > 0:
+                account.boots[state.instance.id] = PendingBoot(
+                    region=group.region,
+                    group_name=group.name,
+                    instance_id=state.instance.id,
+                    due=at + delay,
+                    origin=EC2,
+                    destination=WARM_POOL,
+                )
+            else:
+                self._after_warm_launch(account, group, state, at)
+
+    def _after_warm_launch(self, account: AccountState, group: Any, state: Any, at: float) -> None:
+        pool = pool_of(group)
+        if pool is None:
+            return
+        hooks = self.hooks(group, LAUNCHING)
+        if hooks:
+            state.lifecycle_state = WARMED_PENDING_WAIT
+            self._open_actions(account, group, state, hooks, LAUNCHING, at, origin=EC2, destination=WARM_POOL)
+        else:
+            self._settle_in_pool(group, pool, state)
+
+    def _settle_in_pool(self, group: Any, pool: WarmPool, state: Any) -> None:
+        """Warmed:Pending:Proceed (instantaneous) -> the pool state. Hibernated is
+        modelled as a plain stop: moto has no hibernation."""
+        state.lifecycle_state = WARMED_PENDING_PROCEED
+        settled = POOL_STATES.get(pool.pool_state, WARMED_STOPPED)
+        if settled != WARMED_RUNNING:
+            self._ec2(group, "stop_instances", [state.instance.id])
+        state.lifecycle_state = settled
+        LOG.info("%s %s: %s", group.name, state.instance.id, settled)
+
+    def _return_to_pool(self, group: Any, pool: WarmPool, state: Any) -> None:
+        """A scale-in victim leaves the group for the pool. The user guide: "an
+        instance that is returning to the warm pool pauses ... at the
+        Warmed:Pending:Wait state for the EC2_INSTANCE_TERMINATING lifecycle
+        action"; the EC2 instance runs until it settles."""
+        account = self.account_of(group)
+        account.drop_instance(state.instance.id)
+        group.instance_states = [s for s in group.instance_states if s is not state]
+        state.lifecycle_state = WARMED_PENDING
+        pool.instances.append(state)
+        self._refresh_load_balancers(group)
+        LOG.info("%s %s: returns to the warm pool", group.name, state.instance.id)
+        hooks = self.hooks(group, TERMINATING_TRANSITION)
+        if hooks:
+            state.lifecycle_state = WARMED_PENDING_WAIT
+            self._open_actions(
+                account,
+                group,
+                state,
+                hooks,
+                TERMINATING_TRANSITION,
+                account.now(),
+                origin=GROUP,
+                destination=WARM_POOL,
+            )
+        else:
+            self._settle_in_pool(group, pool, state)
+
+    def begin_warm_termination(self, group: Any, state: Any) -> None:
+        """A warm instance leaves the pool for good: `Warmed:Terminating:Wait` with
+        terminate hooks (Origin WarmPool, Destination EC2), else terminated now."""
+        if state.lifecycle_state in WARM_TERMINATING_STATES:
+            return
+        account = self.account_of(group)
+        account.drop_instance(state.instance.id)  # ends a warm launch in progress
+        hooks = self.hooks(group, TERMINATING_TRANSITION)
+        if not hooks:
+            self.terminate_warm_now(group, state)
+            return
+        state.lifecycle_state = WARMED_TERMINATING
+        state.lifecycle_state = WARMED_TERMINATING_WAIT  # Warmed:Terminating is instantaneous
+        self._open_actions(
+            account,
+            group,
+            state,
+            hooks,
+            TERMINATING_TRANSITION,
+            account.now(),
+            origin=WARM_POOL,
+            destination=EC2,
+        )
+
+    def terminate_warm_now(self, group: Any, state: Any) -> None:
+        """Warmed:Terminated: terminate the EC2 instance and drop it from the pool."""
+        self.account_of(group).drop_instance(state.instance.id)
+        state.lifecycle_state = WARMED_TERMINATED
+        pool = pool_of(group)
+        if pool is not None:
+            pool.instances = [s for s in pool.instances if s is not state]
+        self._ec2(group, "terminate_instances", [state.instance.id])
+
+    def forget_warm_instances(self, backend: Any, instance_ids: list[str]) -> None:
+        """EC2 TerminateInstances hit warm instances: they leave their pool (their
+        actions were already dropped) and the pool refills."""
+        for group in list(backend.autoscaling_groups.values()):
+            pool = pool_of(group)
+            if pool is None:
+                continue
+            gone = [s for s in pool.instances if s.instance.id in instance_ids]
+            if gone:
+                pool.instances = [s for s in pool.instances if s not in gone]
+                self.reconcile_warm_pool(group)
+
+    def _end_warm_launch_wait(
+        self, account: AccountState, group: Any, state: Any, result: str, others: list[LifecycleAction]
+    ) -> None:
+        """Warmed:Pending:Wait of a launch into the pool ends: ABANDON terminates it
+        (the pool launches another), CONTINUE (all hooks) settles it."""
+        pool = pool_of(group)
+        if result == ABANDON:
+            self._cancel(account, others)
+            self.terminate_warm_now(group, state)
+            self.reconcile_warm_pool(group)
+        elif not others and pool is not None:
+            self._settle_in_pool(group, pool, state)
+            self.reconcile_warm_pool(group)
+
+    def _end_return_wait(
+        self, account: AccountState, group: Any, state: Any, result: str, others: list[LifecycleAction]
+    ) -> None:
+        """Warmed:Pending:Wait of a scale-in return ends (terminate hooks): CONTINUE
+        and ABANDON both finish the return; with TerminateHookAbandon=retain, ABANDON
+        leaves the instance in Warmed:Pending:Retained instead."""
+        pool = pool_of(group)
+        if pool is None:
+            return
+        if result == ABANDON:
+            self._cancel(account, others)
+            if retains_on_abandon(group):
+                state.lifecycle_state = WARMED_PENDING_RETAINED
+                LOG.info("%s %s: retained on its way to the warm pool", group.name, state.instance.id)
+            else:
+                self._settle_in_pool(group, pool, state)
+        elif not others:
+            self._settle_in_pool(group, pool, state)
+        self.reconcile_warm_pool(group)
+
+    def _end_warm_terminate_wait(
+        self, account: AccountState, group: Any, state: Any, result: str, others: list[LifecycleAction]
+    ) -> None:
+        """Warmed:Terminating:Wait ends: terminated, or Warmed:Terminating:Retained on
+        ABANDON with retain."""
+        if result == ABANDON:
+            self._cancel(account, others)
+            if retains_on_abandon(group):
+                state.lifecycle_state = WARMED_TERMINATING_RETAINED
+                LOG.info("%s %s: retained", group.name, state.instance.id)
+            else:
+                self.terminate_warm_now(group, state)
+        elif not others:
+            self.terminate_warm_now(group, state)
+        self.reconcile_warm_pool(group)
+
+    @staticmethod
+    def _ec2(group: Any, operation: str, instance_ids: list[str]) -> None:
+        """Start/stop/terminate through moto's EC2 backend; a refusal (e.g.
+        DisableApiStop) is logged and the Auto Scaling side goes on."""
+        try:
+            getattr(group.autoscaling_backend.ec2_backend, operation)(instance_ids)
+        except Exception:
+            LOG.exception("EC2 %s refused for %s", operation, instance_ids)
 
     # --- timers ---------------------------------------------------------------
     def process_due(self, account: AccountState) -> int:
@@ -338,13 +701,19 @@ class LifecycleEngine:
             processed += 1
         else:
             LOG.warning("account %s: timer pass stopped after %d timers", account.account_id, processed)
+        self.reconcile_warm_pools(account)
         return processed + self._fire_schedule(account, now)
 
     def _finish_boot(self, account: AccountState, boot: PendingBoot) -> None:
         account.boots.pop(boot.instance_id, None)
         group, state = self._locate(account, boot.region, boot.group_name, boot.instance_id)
-        if group is not None and state is not None and state.lifecycle_state == PENDING:
-            self._after_boot(account, group, state, boot.due)
+        if group is None or state is None:
+            return
+        if boot.destination == WARM_POOL:
+            if state.lifecycle_state == WARMED_PENDING:
+                self._after_warm_launch(account, group, state, boot.due)
+        elif state.lifecycle_state == PENDING:
+            self._after_boot(account, group, state, boot.due, origin=boot.origin)
 
     # --- schedule -------------------------------------------------------------
     @staticmethod
@@ -400,6 +769,9 @@ class LifecycleEngine:
         if group is None:
             return None, None
         state = next((s for s in group.instance_states if s.instance.id == instance_id), None)
+        pool = pool_of(group)
+        if state is None and pool is not None:
+            state = pool.find(instance_id)
         return group, state
 
     @staticmethod

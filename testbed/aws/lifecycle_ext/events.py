@@ -2,7 +2,8 @@
 
 Shapes: "EC2 Instance-launch/terminate Lifecycle Action" from the user guide page
 "Amazon EC2 Auto Scaling event reference" (current shape, with Origin and
-Destination), and the "Scheduled Event" of an EventBridge scheduled rule.
+Destination; their warm pool values from "Warm pool example events"), and the
+"Scheduled Event" of an EventBridge scheduled rule.
 """
 
 from __future__ import annotations
@@ -25,11 +26,15 @@ def lifecycle_event(
     action: LifecycleAction,
     notification_metadata: str | None,
 ) -> dict[str, Any]:
-    """The event for an instance entering Pending:Wait or Terminating:Wait.
+    """The event for an instance entering a wait state.
 
-    Origin/Destination: a launch goes from EC2 to the AutoScalingGroup, a
-    termination from the AutoScalingGroup to EC2 (warm pools are not modelled, so
-    WarmPool never appears).
+    Origin/Destination come from the action ("Warm pool example events"): a plain
+    launch goes from EC2 to the AutoScalingGroup (Pending:Wait), a launch into the
+    warm pool from EC2 to the WarmPool (Warmed:Pending:Wait), a start from the warm
+    pool from the WarmPool to the AutoScalingGroup (Pending:Wait); a termination goes
+    from the AutoScalingGroup to EC2 (Terminating:Wait), a scale-in return from the
+    AutoScalingGroup to the WarmPool (Warmed:Pending:Wait, terminate hook), and a
+    warm instance's termination from the WarmPool to EC2 (Warmed:Terminating:Wait).
     """
     launching = action.transition == LAUNCHING
     detail: dict[str, Any] = {
@@ -41,8 +46,8 @@ def lifecycle_event(
     }
     if notification_metadata:
         detail["NotificationMetadata"] = notification_metadata
-    detail["Origin"] = "EC2" if launching else "AutoScalingGroup"
-    detail["Destination"] = "AutoScalingGroup" if launching else "EC2"
+    detail["Origin"] = action.origin
+    detail["Destination"] = action.destination
     return {
         "version": "0",
         "id": str(uuid.uuid4()),

@@ -9,17 +9,23 @@ path, the query handlers), so the extension replaces or wraps exactly those meth
 and leaves every other moto behaviour alone. `requirements.txt` pins moto, so the
 methods patched here are the ones read.
 
+Warm pools: moto stores PutWarmPool's parameters but keeps no warm instances; the
+extension answers Put/Describe/DeleteWarmPool itself and keeps the pool (with its
+instances) as a `warm_pool.WarmPool` in the group's `warm_pool` attribute.
+
 Patched:
   FakeAutoScalingGroup   set_desired_capacity, active_instances,
                          replace_autoscaling_group_instances,
-                         create_from_cloudformation_json
+                         create_from_cloudformation_json, warm_pool_configuration,
+                         and the new launch_into_warm_pool, warm_pool_size
   AutoScalingBackend     terminate_instance, set_instance_health, detach_instances,
                          delete_auto_scaling_group, notify_terminate_instances,
-                         delete_lifecycle_hook
+                         delete_lifecycle_hook, describe_auto_scaling_instances
   FakeScalingPolicy      execute
   AutoScalingResponse    call_action, create_auto_scaling_group,
                          update_auto_scaling_group, set_desired_capacity,
-                         put_lifecycle_hook, the group-scoped handlers listed in
+                         put_lifecycle_hook, put_warm_pool, describe_warm_pool,
+                         delete_warm_pool, the group-scoped handlers listed in
                          GROUP_SCOPED_HANDLERS, and the new
                          complete_lifecycle_action, record_lifecycle_action_heartbeat
 """
@@ -41,12 +47,20 @@ from .engine import LifecycleEngine
 from .states import (
     IN_CAPACITY_STATES,
     IN_SERVICE,
+    POOL_STATES,
     RETAIN,
     TERMINATE,
     TERMINATING_RETAINED,
     TERMINATING_STATES,
+    WARM_TERMINATING_STATES,
+    WARMED_TERMINATING_RETAINED,
     global_timeout_s,
 )
+from .warm_pool import WarmPool, instance_json, pool_of
+
+# DescribeWarmPool: "The maximum number of instances to return with this call. The
+# maximum value is 50." (also the default here).
+WARM_POOL_MAX_RECORDS = 50
 
 _ENGINE: LifecycleEngine | None = None
 _APPLIED = False
@@ -155,11 +169,70 @@ def _register_hook(backend: Any, group_name: str, spec: dict[str, Any]) -> str:
 
 
 def _managed_instance(backend: Any, instance_id: str | None) -> tuple[Any, Any]:
+    """The group and InstanceState of an instance in a group or in its warm pool."""
     for group in backend.autoscaling_groups.values():
-        for state in group.instance_states:
+        pool = pool_of(group)
+        for state in [*group.instance_states, *(pool.instances if pool else [])]:
             if state.instance.id == instance_id:
                 return group, state
     raise instance_not_managed(instance_id)
+
+
+def _is_warm(group: Any, state: Any) -> bool:
+    pool = pool_of(group)
+    return pool is not None and any(s is state for s in pool.instances)
+
+
+# --- warm pool parameters -----------------------------------------------------------
+
+
+def _enum_error(value: Any, member: str, allowed: list[str]) -> ValidationError:
+    return ValidationError(
+        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy "
+        f"constraint: Member must satisfy enum value set: [{', '.join(allowed)}]"
+    )
+
+
+def _minimum_error(value: Any, member: str, minimum: int) -> ValidationError:
+    return ValidationError(
+        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy "
+        f"constraint: Member must have value greater than or equal to {minimum}"
+    )
+
+
+def _as_bool(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def _parse_warm_pool(params: Any) -> WarmPool:
+    """PutWarmPool's parameters, with AWS's defaults (MinSize 0, PoolState Stopped,
+    MaxGroupPreparedCapacity unset; -1 also means unset) and value constraints."""
+    min_size = _optional_int(params.get("MinSize"))
+    prepared = _optional_int(params.get("MaxGroupPreparedCapacity"))
+    pool_state = params.get("PoolState") or "Stopped"
+    if min_size is not None and min_size < 0:
+        raise _minimum_error(min_size, "minSize", 0)
+    if prepared is not None and prepared < -1:
+        raise _minimum_error(prepared, "maxGroupPreparedCapacity", -1)
+    if pool_state not in POOL_STATES:
+        raise _enum_error(pool_state, "poolState", list(POOL_STATES))
+    raw_policy = params.get("InstanceReusePolicy")
+    policy = None
+    if isinstance(raw_policy, dict):
+        reuse = raw_policy.get("ReuseOnScaleIn")
+        policy = {} if reuse is None else {"ReuseOnScaleIn": _as_bool(reuse)}
+    return WarmPool(
+        min_size=min_size or 0,
+        max_group_prepared_capacity=None if prepared in (None, -1) else prepared,
+        pool_state=pool_state,
+        instance_reuse_policy=policy,
+    )
+
+
+def no_warm_pool(name: str | None) -> ValidationError:
+    # AWS's DeleteWarmPool on a group without one: a ValidationError whose message
+    # contains "No warm pool found" (Terraform's AWS provider matches on that text).
+    return ValidationError(f"No warm pool found for Auto Scaling group {name}.")
 
 
 # --- FakeAutoScalingGroup -----------------------------------------------------------
@@ -208,6 +281,28 @@ def _patch_group() -> None:
                 group.instance_lifecycle_policy = policy
             return group
 
+    def launch_into_warm_pool(self: Any, count: int) -> list[Any]:
+        """moto's own launch (same template, tags, subnet and zones as a group
+        launch), handed back instead of joining the group: the engine puts the new
+        InstanceStates into the warm pool."""
+        before = len(self.instance_states)
+        original_replace(self, count, self.get_propagated_tags())
+        launched = self.instance_states[before:]
+        del self.instance_states[before:]
+        return launched
+
+    def warm_pool_configuration(self: Any) -> dict[str, Any] | None:
+        pool = pool_of(self)
+        return pool.configuration() if pool is not None else None
+
+    def warm_pool_size(self: Any) -> int | None:
+        # DescribeAutoScalingGroups' WarmPoolSize: the instances the pool holds now.
+        pool = pool_of(self)
+        return len(pool.instances) if pool is not None else None
+
+    group_cls.launch_into_warm_pool = launch_into_warm_pool
+    group_cls.warm_pool_configuration = property(warm_pool_configuration)
+    group_cls.warm_pool_size = property(warm_pool_size)
     group_cls.set_desired_capacity = set_desired_capacity
     group_cls.active_instances = active_instances
     group_cls.replace_autoscaling_group_instances = replace_autoscaling_group_instances
@@ -215,6 +310,21 @@ def _patch_group() -> None:
 
 
 # --- AutoScalingBackend -------------------------------------------------------------
+
+
+def _terminate_warm_instance(group: Any, state: Any) -> Any:
+    """TerminateInstanceInAutoScalingGroup on a warm instance: it leaves the pool
+    through the terminate hooks (Warmed:Terminating:Wait) and the pool refills; a
+    Warmed:Terminating:Retained one is terminated now. Warm instances are not part
+    of the desired capacity, so ShouldDecrementDesiredCapacity changes nothing."""
+    activity = asg_models.TerminateInstanceActivity(state.instance, group.desired_capacity)
+    if state.lifecycle_state == WARMED_TERMINATING_RETAINED:
+        engine().terminate_warm_now(group, state)
+    elif state.lifecycle_state not in WARM_TERMINATING_STATES:
+        engine().begin_warm_termination(group, state)
+    engine().reconcile_warm_pool(group)
+    return activity
+
 
 
 def _patch_backend() -> None:
@@ -229,6 +339,8 @@ def _patch_backend() -> None:
         already terminating is left as it is.
         """
         group, state = _managed_instance(self, instance_id)
+        if _is_warm(group, state):
+            return _terminate_warm_instance(group, state)
         if state.lifecycle_state == TERMINATING_RETAINED:
             activity = asg_models.TerminateInstanceActivity(state.instance, group.desired_capacity)
             engine().terminate_now(group, state)
@@ -251,10 +363,16 @@ def _patch_backend() -> None:
     def set_instance_health(self: Any, instance_id: str, health_status: str) -> None:
         """An Unhealthy InService instance is replaced (its termination runs the
         terminate hooks) unless ReplaceUnhealthy is suspended. The health check grace
-        period is not modelled: replacement starts at once."""
+        period is not modelled: replacement starts at once. An Unhealthy warm
+        instance leaves the pool (terminate hooks) and the pool refills."""
         group, state = _managed_instance(self, instance_id)
         state.health_status = health_status
         suspended = {p["ProcessName"] for p in group.suspended_processes}
+        if _is_warm(group, state):
+            if health_status == "Unhealthy" and "ReplaceUnhealthy" not in suspended:
+                engine().begin_warm_termination(group, state)
+                engine().reconcile_warm_pool(group)
+            return
         if (
             health_status == "Unhealthy"
             and state.lifecycle_state == IN_SERVICE
@@ -296,6 +414,7 @@ def _patch_backend() -> None:
             for instance_id in instance_ids:
                 account.drop_instance(instance_id)
             original_notify(self, instance_ids)
+            engine().forget_warm_instances(self, instance_ids)
 
     original_delete_hook = backend_cls.delete_lifecycle_hook
 
@@ -303,6 +422,18 @@ def _patch_backend() -> None:
         original_delete_hook(self, as_name, name)
         engine().on_hook_deleted(REGISTRY.get(self.account_id), self.region_name, as_name, name)
 
+    original_describe_instances = backend_cls.describe_auto_scaling_instances
+
+    def describe_auto_scaling_instances(self: Any, instance_ids: list[str]) -> list[Any]:
+        # AWS lists warm pool instances here too (in their Warmed:* states).
+        found = original_describe_instances(self, instance_ids)
+        for group in self.autoscaling_groups.values():
+            pool = pool_of(group)
+            if pool is not None:
+                found.extend(s for s in pool.instances if not instance_ids or s.instance.id in instance_ids)
+        return found
+
+    backend_cls.describe_auto_scaling_instances = describe_auto_scaling_instances
     backend_cls.terminate_instance = terminate_instance
     backend_cls.delete_lifecycle_hook = delete_lifecycle_hook
     backend_cls.set_instance_health = set_instance_health
@@ -358,6 +489,8 @@ GROUP_SCOPED_HANDLERS = (
     "suspend_processes",
     "resume_processes",
     "put_warm_pool",
+    "describe_warm_pool",
+    "delete_warm_pool",
     "put_lifecycle_hook",
 )
 
@@ -381,10 +514,13 @@ def _patch_responses() -> None:
     def call_action(self: Any) -> Any:
         # One Auto Scaling call at a time per account, and never during a timer;
         # timers already due run first so every answer reflects the current time.
+        # Afterwards every warm pool is brought to its size, whatever the call was.
         account = REGISTRY.get(self.current_account)
         with account.lock:
             engine().process_due(account)
-            return original_call_action(self)
+            response = original_call_action(self)
+            engine().reconcile_warm_pools(account)
+            return response
 
     original_create = cls.create_auto_scaling_group
 
@@ -494,6 +630,50 @@ def _patch_responses() -> None:
         )
         return EmptyResult()
 
+    def put_warm_pool(self: Any) -> ActionResult:
+        group = self.autoscaling_backend.autoscaling_groups[self._get_param("AutoScalingGroupName")]
+        engine().put_warm_pool(group, _parse_warm_pool(self._get_params()))
+        return EmptyResult()
+
+    def describe_warm_pool(self: Any) -> ActionResult:
+        """WarmPoolConfiguration (absent without a pool) and the pool's instances,
+        MaxRecords (1..50, default 50) at a time; NextToken is the offset of the
+        next page."""
+        name = self._get_param("AutoScalingGroupName")
+        group = self.autoscaling_backend.autoscaling_groups[name]
+        max_records = self._get_int_param("MaxRecords", WARM_POOL_MAX_RECORDS)
+        if max_records < 1:
+            raise _minimum_error(max_records, "maxRecords", 1)
+        if max_records > WARM_POOL_MAX_RECORDS:
+            raise ValidationError(
+                f"1 validation error detected: Value '{max_records}' at 'maxRecords' failed to "
+                f"satisfy constraint: Member must have value less than or equal to {WARM_POOL_MAX_RECORDS}"
+            )
+        token = self._get_param("NextToken")
+        if token and not str(token).isdigit():
+            raise ValidationError(f"The token '{token}' is invalid.")
+        start = int(token) if token else 0
+        pool = pool_of(group)
+        instances = pool.instances if pool is not None else []
+        page = instances[start : start + max_records]
+        result: dict[str, Any] = {"Instances": [instance_json(state) for state in page]}
+        if pool is not None:
+            result["WarmPoolConfiguration"] = pool.configuration()
+        if start + max_records < len(instances):
+            result["NextToken"] = str(start + max_records)
+        return ActionResult(result)
+
+    def delete_warm_pool(self: Any) -> ActionResult:
+        name = self._get_param("AutoScalingGroupName")
+        group = self.autoscaling_backend.autoscaling_groups[name]
+        if pool_of(group) is None:
+            raise no_warm_pool(name)
+        engine().delete_warm_pool(group, force=_as_bool(self._get_param("ForceDelete", False)))
+        return EmptyResult()
+
+    cls.put_warm_pool = put_warm_pool
+    cls.describe_warm_pool = describe_warm_pool
+    cls.delete_warm_pool = delete_warm_pool
     cls.call_action = call_action
     cls.create_auto_scaling_group = create_auto_scaling_group
     cls.update_auto_scaling_group = update_auto_scaling_group

@@ -1,0 +1,316 @@
+//! Learned demand: when recordings start, by hour of the week and minute of the hour.
+//!
+//! Meetings start on the hour and the half hour, during office hours, on weekdays. A
+//! recorder takes minutes to boot, so a burst shorter than a boot can only be served by
+//! recorders that are already up: the pool must grow *before* :00 and :30 when history
+//! says recordings start then. This model is what the history says, kept small enough to
+//! live in the controller's state object:
+//!
+//! - `week`: mean starts in each hour of the week (168 bins, Monday 00:00 UTC first),
+//!   an exponentially weighted mean over the weeks (`FORECAST_ALPHA` is the weight of the
+//!   newest week), so it follows change;
+//! - `day`: the same by hour of the day (24 bins), learned every day: the fallback for an
+//!   hour of the week not seen yet (a new pool is useful after one day, not one week);
+//! - `minute`: starts by minute of the hour (60 bins, decayed), whose shares spread an
+//!   hour's mean over its minutes (the :00/:30 bursts).
+//!
+//! Expected starts in minute `m` = `hour_mean(hour of m) × share(minute of m)`. Only whole
+//! hours observed from their start are learned (an outage or a first tick mid-hour gives
+//! a partial count, which is dropped). Values are kept in thousandths (integers), so the
+//! state stays exactly comparable and its JSON small.
+
+use crate::domain::EpochSecs;
+use std::collections::BTreeMap;
+
+/// Fixed-point scale of stored means.
+const MILLI: f64 = 1000.0;
+/// Each hour folded into the minute profile multiplies it by this first (memory of about
+/// `1 / (1 - MINUTE_KEEP)` = 200 hours of activity).
+const MINUTE_KEEP: f64 = 0.995;
+/// A minute-of-hour profile with fewer starts than this is blended with a flat one.
+const MINUTE_PRIOR_STARTS: f64 = 20.0;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Demand {
+    /// Hour of week (0 = Monday 00:00 UTC) -> mean starts in that hour, in thousandths.
+    pub week: BTreeMap<u16, u32>,
+    /// Hour of day (UTC) -> mean starts, in thousandths.
+    pub day: BTreeMap<u8, u32>,
+    /// Minute of hour -> decayed starts, in thousandths (empty until the first start).
+    pub minute: Vec<u32>,
+    /// The hour being counted now.
+    pub hour: Option<HourCount>,
+    /// Recording starts per new conference, in thousandths (learned hour by hour).
+    pub per_conference: Option<u32>,
+}
+
+/// Starts (and new conferences) counted in the current hour so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HourCount {
+    /// Epoch seconds of the hour's start.
+    pub start: EpochSecs,
+    /// Seconds into the hour of the first tick that counted: only hours counted from
+    /// their beginning are learned.
+    pub first_tick_s: u32,
+    pub starts: u32,
+    pub new_conferences: u32,
+}
+
+pub fn hour_of_week(t: EpochSecs) -> u16 {
+    // 1970-01-01 was a Thursday: shift so that Monday is day 0.
+    let day = (t / 86_400 + 3) % 7;
+    (day * 24 + (t % 86_400) / 3600) as u16
+}
+
+fn hour_of_day(t: EpochSecs) -> u8 {
+    ((t % 86_400) / 3600) as u8
+}
+
+fn blend(old: Option<u32>, observed: f64, alpha: f64) -> u32 {
+    let v = match old {
+        None => observed,
+        Some(o) => {
+            let o = f64::from(o) / MILLI;
+            o + alpha * (observed - o)
+        }
+    };
+    (v.max(0.0) * MILLI).round().min(f64::from(u32::MAX)) as u32
+}
+
+impl Demand {
+    /// Counts one tick: `starts` recordings began (or were refused) since the last tick,
+    /// `new_conferences` conferences appeared. `now` is the tick's time.
+    pub fn observe(&mut self, now: EpochSecs, starts: u32, new_conferences: u32, alpha: f64) {
+        let hour_start = now - now % 3600;
+        match self.hour {
+            Some(h) if h.start == hour_start => {}
+            Some(h) => {
+                // The hour just ended: learn it if it was counted whole and is the one
+                // right before this (a gap means ticks were missed: counts are partial).
+                if h.first_tick_s <= 120 && hour_start == h.start + 3600 {
+                    self.learn_hour(h, alpha);
+                }
+                self.hour = Some(HourCount {
+                    start: hour_start,
+                    first_tick_s: (now - hour_start) as u32,
+                    ..HourCount::default()
+                });
+            }
+            None => {
+                self.hour = Some(HourCount {
+                    start: hour_start,
+                    first_tick_s: (now - hour_start) as u32,
+                    ..HourCount::default()
+                })
+            }
+        }
+        if let Some(h) = self.hour.as_mut() {
+            h.starts = h.starts.saturating_add(starts);
+            h.new_conferences = h.new_conferences.saturating_add(new_conferences);
+        }
+        if starts > 0 {
+            if self.minute.len() != 60 {
+                self.minute = vec![0; 60];
+            }
+            // Starts seen now began since the last tick: attribute them half a minute back.
+            let m = ((now.saturating_sub(30) % 3600) / 60) as usize;
+            self.minute[m] = self.minute[m].saturating_add(starts.saturating_mul(MILLI as u32));
+        }
+    }
+
+    fn learn_hour(&mut self, h: HourCount, alpha: f64) {
+        let n = f64::from(h.starts);
+        let w = hour_of_week(h.start);
+        self.week
+            .insert(w, blend(self.week.get(&w).copied(), n, alpha));
+        let d = hour_of_day(h.start);
+        // The day profile learns daily: a faster weight than the weekly one.
+        self.day.insert(
+            d,
+            blend(self.day.get(&d).copied(), n, (alpha * 2.0).min(1.0)),
+        );
+        if h.starts > 0 {
+            for v in &mut self.minute {
+                *v = (f64::from(*v) * MINUTE_KEEP) as u32;
+            }
+        }
+        if h.new_conferences >= 5 {
+            let ratio = (n / f64::from(h.new_conferences)).min(1.0);
+            self.per_conference = Some(blend(self.per_conference, ratio, alpha));
+        }
+    }
+
+    /// Mean starts in the hour containing `t`, if that hour (of the week, else of the
+    /// day) was ever learned.
+    pub fn hour_mean(&self, t: EpochSecs) -> Option<f64> {
+        self.week
+            .get(&hour_of_week(t))
+            .or_else(|| self.day.get(&hour_of_day(t)))
+            .map(|v| f64::from(*v) / MILLI)
+    }
+
+    /// Share of an hour's starts that fall in minute `m` (0..60).
+    fn share(&self, m: usize) -> f64 {
+        let flat = 1.0 / 60.0;
+        if self.minute.len() != 60 {
+            return flat;
+        }
+        let total: f64 = self.minute.iter().map(|v| f64::from(*v) / MILLI).sum();
+        let mine = f64::from(self.minute[m]) / MILLI;
+        // Few starts seen: lean on the flat profile (a prior worth MINUTE_PRIOR_STARTS).
+        (mine + MINUTE_PRIOR_STARTS * flat) / (total + MINUTE_PRIOR_STARTS)
+    }
+
+    /// Expected recording starts in `[from, from + window_s)`, or `None` when no hour in
+    /// the window has been learned.
+    pub fn expected(&self, from: EpochSecs, window_s: u64) -> Option<f64> {
+        if window_s == 0 {
+            return Some(0.0);
+        }
+        // A week holds every bin: longer windows repeat it (and would loop for nothing).
+        let window_s = window_s.min(7 * 86_400);
+        let mut sum = 0.0;
+        let mut known = false;
+        let end = from + window_s;
+        let mut t = from;
+        while t < end {
+            let minute_end = (t - t % 60 + 60).min(end);
+            let fraction = (minute_end - t) as f64 / 60.0;
+            if let Some(mean) = self.hour_mean(t) {
+                known = true;
+                sum += mean * self.share(((t % 3600) / 60) as usize) * fraction;
+            }
+            t = minute_end;
+        }
+        known.then_some(sum)
+    }
+
+    /// Recording starts expected from `new_conferences` that just appeared (a conference
+    /// comes before its recording). Before the ratio is learned, `prior` is used.
+    pub fn from_conferences(&self, new_conferences: u64, prior: f64) -> f64 {
+        let ratio = self
+            .per_conference
+            .map(|v| f64::from(v) / MILLI)
+            .unwrap_or(prior);
+        ratio * new_conferences as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Monday 2026-11-16 00:00 UTC.
+    const MONDAY: EpochSecs = 1_794_787_200;
+
+    #[test]
+    fn hour_of_week_starts_on_monday() {
+        assert_eq!(hour_of_week(MONDAY), 0);
+        assert_eq!(hour_of_week(MONDAY + 9 * 3600 + 59), 9);
+        assert_eq!(hour_of_week(MONDAY + 6 * 86_400 + 23 * 3600), 167);
+        assert_eq!(hour_of_week(MONDAY + 7 * 86_400), 0);
+    }
+
+    /// Ticks every minute over `days`, with `starts(t)` starts seen at tick `t`.
+    fn run(d: &mut Demand, from: EpochSecs, days: u64, starts: impl Fn(EpochSecs) -> u32) {
+        let mut t = from;
+        while t < from + days * 86_400 {
+            d.observe(t, starts(t), 0, 0.3);
+            t += 60;
+        }
+    }
+
+    /// 20 starts seen at the tick a minute after every office hour begins.
+    fn bursts(t: EpochSecs) -> u32 {
+        let h = (t % 86_400) / 3600;
+        if (8..18).contains(&h) && t % 3600 == 60 {
+            20
+        } else {
+            0
+        }
+    }
+
+    #[test]
+    fn nothing_learned_means_no_forecast() {
+        let d = Demand::default();
+        assert_eq!(d.expected(MONDAY, 600), None);
+        assert_eq!(d.expected(MONDAY, 0), Some(0.0));
+    }
+
+    #[test]
+    fn learns_the_on_the_hour_burst_after_one_day() {
+        let mut d = Demand::default();
+        run(&mut d, MONDAY, 1, bursts);
+        // Tuesday 07:56 - 08:02: the 08:00 burst is ahead.
+        let tue = MONDAY + 86_400;
+        let before = d.expected(tue + 7 * 3600 + 56 * 60, 360).unwrap();
+        assert!(before > 15.0, "{before}");
+        // 08:10 - 08:16: nothing expected there.
+        let after = d.expected(tue + 8 * 3600 + 10 * 60, 360).unwrap();
+        assert!(after < 1.0, "{after}");
+        // Night: learned as zero, not unknown.
+        assert_eq!(d.expected(tue + 3 * 3600, 600), Some(0.0));
+    }
+
+    #[test]
+    fn week_bins_override_the_day_fallback() {
+        let mut d = Demand::default();
+        // A whole week: weekdays with bursts, a quiet weekend.
+        run(&mut d, MONDAY, 7, |t| {
+            if (t - MONDAY) / 86_400 < 5 {
+                bursts(t)
+            } else {
+                0
+            }
+        });
+        let next_sat = MONDAY + 12 * 86_400 + 7 * 3600 + 56 * 60;
+        assert!(d.expected(next_sat, 360).unwrap() < 0.5);
+        let next_mon = MONDAY + 7 * 86_400 + 7 * 3600 + 56 * 60;
+        assert!(d.expected(next_mon, 360).unwrap() > 15.0);
+    }
+
+    #[test]
+    fn decay_follows_change() {
+        let mut d = Demand::default();
+        run(&mut d, MONDAY, 1, bursts);
+        let h8 = |d: &Demand| d.hour_mean(MONDAY + 7 * 86_400 + 8 * 3600).unwrap();
+        assert!((h8(&d) - 20.0).abs() < 1e-6);
+        // The bursts stop: the same hour next week has less (weekly weight 0.3).
+        run(&mut d, MONDAY + 86_400, 7, |_| 0);
+        assert!((h8(&d) - 14.0).abs() < 1e-6, "{}", h8(&d));
+    }
+
+    #[test]
+    fn partial_hours_and_gaps_are_not_learned() {
+        let mut d = Demand::default();
+        // First tick at 08:30: the 08 hour is partial.
+        d.observe(MONDAY + 8 * 3600 + 1800, 5, 0, 0.3);
+        d.observe(MONDAY + 9 * 3600 + 30, 0, 0, 0.3);
+        assert!(d.week.is_empty());
+        // 09 counted whole, but the next tick comes at 11: 09 is learned only if 10 follows.
+        d.observe(MONDAY + 9 * 3600 + 600, 3, 0, 0.3);
+        d.observe(MONDAY + 11 * 3600 + 30, 0, 0, 0.3);
+        assert!(d.week.is_empty());
+        d.observe(MONDAY + 12 * 3600 + 30, 0, 0, 0.3);
+        assert_eq!(d.week.get(&11), Some(&0));
+    }
+
+    #[test]
+    fn conference_ratio_is_learned() {
+        let mut d = Demand::default();
+        assert!((d.from_conferences(10, 0.2) - 2.0).abs() < 1e-9);
+        d.observe(MONDAY, 0, 0, 0.3);
+        d.observe(MONDAY + 600, 5, 20, 0.3);
+        d.observe(MONDAY + 3600, 0, 0, 0.3);
+        assert!((d.from_conferences(10, 0.2) - 2.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let mut d = Demand::default();
+        run(&mut d, MONDAY, 1, bursts);
+        let back: Demand = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        assert_eq!(back, d);
+    }
+}
