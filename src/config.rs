@@ -38,7 +38,7 @@ pub const VARS: &[Var] = &[
     Var { name: "LEADING_SIGNALS", default: Some("on"), doc: "`on`: new conferences in Jicofo (times the learned recordings per conference) count as starts about to come, and a refusal makes the last two minutes' start rate count over the boot latency." },
     Var { name: "WARM_POOL_MODE", default: Some("off"), doc: "`off`: the controller never changes the warm pool (it still uses one that exists); `managed`: it sizes the group's warm pool every tick (`PutWarmPool`, MinSize = MaxGroupPreparedCapacity, reuse on scale-in)." },
     Var { name: "WARM_POOL_MIN", default: Some("0"), doc: "Managed warm pool: smallest size set." },
-    Var { name: "WARM_POOL_MAX", default: Some("10"), doc: "Managed warm pool: largest size set." },
+    Var { name: "WARM_POOL_MAX", default: Some("20"), doc: "Managed warm pool: largest size set." },
     Var { name: "WARM_POOL_HORIZON_S", default: Some("1800"), doc: "Managed warm pool: sized for the starts expected (forecast, at `SPARE_PROBABILITY`) over this many seconds." },
     Var { name: "RATE_SHORT_WINDOW_S", default: Some("600"), doc: "Adaptive: short window of the recording-start rate estimate." },
     Var { name: "RATE_LONG_WINDOW_S", default: Some("3600"), doc: "Adaptive: long window (the history kept); the rate used is the larger of both." },

@@ -6,7 +6,7 @@
 //! mutating call at all.
 
 use crate::config::Config;
-use crate::core::plan::{plan, safe_to_release, HookTransition, HookVerdict, Plan};
+use crate::core::plan::{plan, safe_to_release, HookAction, HookTransition, HookVerdict, Plan};
 use crate::core::state::{Lease, PoolState, Versioned};
 use crate::domain::*;
 use crate::jitsi::JicofoStats;
@@ -182,7 +182,7 @@ where
                 matches!(
                     i.lifecycle,
                     LifecycleState::WarmedPendingWait | LifecycleState::WarmedTerminatingWait
-                )
+                ) || i.lifecycle.as_str().ends_with(":Retained")
             });
         let to_probe: Vec<RecorderAddress> = instances
             .iter()
@@ -416,6 +416,22 @@ where
             } else {
                 TERMINATING
             };
+            if h.transition == HookTransition::WarmPoolEntry && h.verdict != HookVerdict::Wait {
+                // `Warmed:Pending:Wait` is a launch-hook action for an instance launched into
+                // the pool, and a terminate-hook action for one scaled in back into it. The
+                // plan tells them apart by what it saw; when it could not (state lost, never
+                // seen in service), the action is on the other hook: both are tried.
+                self.warm_entry_action(
+                    h,
+                    snapshot,
+                    &group,
+                    &addr(&h.instance),
+                    &mut calls,
+                    &mut errors,
+                )
+                .await;
+                continue;
+            }
             let Some(hook) = snapshot.hook_for(transition) else {
                 errors.push(format!("{}: no {transition} hook on the group", h.instance));
                 continue;
@@ -587,6 +603,76 @@ where
         }
         report.calls = calls;
         report.errors.extend(errors);
+    }
+}
+
+impl<A, E, R, J, S, M> Controller<A, E, R, J, S, M>
+where
+    A: AutoScaling,
+    E: Ec2,
+    R: Recorders + 'static,
+    J: Jicofo + 'static,
+    S: StateStore,
+    M: MetricsSink,
+{
+    /// A `Warmed:Pending:Wait` action on whichever hook holds it (launch first, then
+    /// terminate). CONTINUE only after a last probe that is not BUSY; a heartbeat goes to
+    /// both; ABANDON to the one that has it.
+    async fn warm_entry_action(
+        &self,
+        h: &HookAction,
+        snapshot: &GroupSnapshot,
+        group: &str,
+        addr: &RecorderAddress,
+        calls: &mut Vec<String>,
+        errors: &mut Vec<String>,
+    ) {
+        let mut verdict = h.verdict;
+        if verdict == HookVerdict::Continue
+            && matches!(self.recorders.probe(addr).await, Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy)
+        {
+            verdict = HookVerdict::Heartbeat;
+        }
+        let mut found = false;
+        for transition in [LAUNCHING, TERMINATING] {
+            let Some(hook) = snapshot.hook_for(transition) else {
+                continue;
+            };
+            let action = ActionRef {
+                group: group.to_string(),
+                hook: hook.name.clone(),
+                instance: h.instance.clone(),
+                token: None,
+            };
+            let (call, result) = match verdict {
+                HookVerdict::Continue => (
+                    "CompleteLifecycleAction(CONTINUE, ",
+                    self.asg.complete(&action, LifecycleResult::Continue).await,
+                ),
+                HookVerdict::Abandon => (
+                    "CompleteLifecycleAction(ABANDON, ",
+                    self.asg.complete(&action, LifecycleResult::Abandon).await,
+                ),
+                HookVerdict::Heartbeat | HookVerdict::Wait => (
+                    "RecordLifecycleActionHeartbeat(",
+                    self.asg.heartbeat(&action).await,
+                ),
+            };
+            match result {
+                Ok(()) => {
+                    calls.push(format!("{call}{})", h.instance));
+                    found = true;
+                    if verdict != HookVerdict::Heartbeat {
+                        break;
+                    }
+                }
+                Err(PortError::NoActiveAction { .. }) => {}
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if !found {
+            tracing::info!(instance = %h.instance, "warm-pool lifecycle action already completed");
+        }
     }
 }
 

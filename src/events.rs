@@ -54,7 +54,9 @@ pub enum ActionTransition {
 pub enum Incoming {
     Action(LifecycleAction),
     /// AWS's first message to an SNS/SQS hook target: acknowledged, nothing to do.
-    TestNotification { group: String },
+    TestNotification {
+        group: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,7 +68,10 @@ pub enum EventError {
     #[error("unknown lifecycle transition {0:?}")]
     Transition(String),
     #[error("record {index}: {source}")]
-    Record { index: usize, source: Box<EventError> },
+    Record {
+        index: usize,
+        source: Box<EventError>,
+    },
 }
 
 /// Parses whatever reached the guard into the actions it carries (several for an SQS batch).
@@ -74,26 +79,48 @@ pub fn parse_lifecycle(event: &Value) -> Result<Vec<Incoming>, EventError> {
     if let Some(records) = event.get("Records").and_then(Value::as_array) {
         let mut out = Vec::new();
         for (index, r) in records.iter().enumerate() {
-            let wrap = |e: EventError| EventError::Record { index, source: Box::new(e) };
+            let wrap = |e: EventError| EventError::Record {
+                index,
+                source: Box::new(e),
+            };
             let body = r
                 .pointer("/Sns/Message")
                 .or_else(|| r.get("body"))
                 .and_then(Value::as_str)
-                .ok_or_else(|| wrap(EventError::Unrecognized("record has neither Sns.Message nor body".into())))?;
-            let inner: Value = serde_json::from_str(body).map_err(|e| wrap(EventError::Unrecognized(format!("message is not JSON: {e}"))))?;
+                .ok_or_else(|| {
+                    wrap(EventError::Unrecognized(
+                        "record has neither Sns.Message nor body".into(),
+                    ))
+                })?;
+            let inner: Value = serde_json::from_str(body).map_err(|e| {
+                wrap(EventError::Unrecognized(format!(
+                    "message is not JSON: {e}"
+                )))
+            })?;
             out.push(parse_detail(&inner, None).map_err(wrap)?);
         }
         return Ok(out);
     }
     match event.get("detail-type").and_then(Value::as_str) {
-        Some("EC2 Instance-terminate Lifecycle Action") | Some("EC2 Instance-launch Lifecycle Action") => {
+        Some("EC2 Instance-terminate Lifecycle Action")
+        | Some("EC2 Instance-launch Lifecycle Action") => {
             let detail = event.get("detail").ok_or(EventError::Missing("detail"))?;
             // Field by field first, for an error that names what is missing; then the
             // whole envelope through the typed EventBridge event.
-            let time = event.get("time").and_then(Value::as_str).and_then(parse_rfc3339);
+            let time = event
+                .get("time")
+                .and_then(Value::as_str)
+                .and_then(parse_rfc3339);
             let parsed = parse_detail(detail, time)?;
-            let typed: LifecycleEvent = serde_json::from_value(event.clone()).map_err(|e| EventError::Unrecognized(format!("EventBridge envelope: {e}")))?;
-            debug_assert_eq!(typed.detail.ec2_instance_id, match &parsed { Incoming::Action(a) => a.instance.0.clone(), _ => String::new() });
+            let typed: LifecycleEvent = serde_json::from_value(event.clone())
+                .map_err(|e| EventError::Unrecognized(format!("EventBridge envelope: {e}")))?;
+            debug_assert_eq!(
+                typed.detail.ec2_instance_id,
+                match &parsed {
+                    Incoming::Action(a) => a.instance.0.clone(),
+                    _ => String::new(),
+                }
+            );
             Ok(vec![parsed])
         }
         Some(other) => Err(EventError::Unrecognized(format!("detail-type {other:?}"))),
@@ -106,7 +133,9 @@ pub fn parse_lifecycle(event: &Value) -> Result<Vec<Incoming>, EventError> {
 fn parse_detail(d: &Value, time: Option<EpochSecs>) -> Result<Incoming, EventError> {
     let s = |k: &'static str| d.get(k).and_then(Value::as_str).map(str::to_string);
     if s("Event").as_deref() == Some("autoscaling:TEST_NOTIFICATION") {
-        return Ok(Incoming::TestNotification { group: s("AutoScalingGroupName").unwrap_or_default() });
+        return Ok(Incoming::TestNotification {
+            group: s("AutoScalingGroupName").unwrap_or_default(),
+        });
     }
     let transition = match s("LifecycleTransition").as_deref() {
         Some("autoscaling:EC2_INSTANCE_TERMINATING") => ActionTransition::Terminating,
@@ -132,22 +161,47 @@ fn parse_detail(d: &Value, time: Option<EpochSecs>) -> Result<Incoming, EventErr
 /// Returns the event's `time` when it has one: the tick's time as the schedule saw it.
 pub fn parse_schedule(event: &Value) -> Result<Option<EpochSecs>, EventError> {
     match event.get("detail-type").and_then(Value::as_str) {
-        Some("Scheduled Event") => Ok(event.get("time").and_then(Value::as_str).and_then(parse_rfc3339)),
-        Some(other) => Err(EventError::Unrecognized(format!("detail-type {other:?} is not a schedule"))),
-        None if event.is_object() && event.get("Records").is_none() && event.get("LifecycleTransition").is_none() => Ok(None),
+        Some("Scheduled Event") => Ok(event
+            .get("time")
+            .and_then(Value::as_str)
+            .and_then(parse_rfc3339)),
+        Some(other) => Err(EventError::Unrecognized(format!(
+            "detail-type {other:?} is not a schedule"
+        ))),
+        None if event.is_object()
+            && event.get("Records").is_none()
+            && event.get("LifecycleTransition").is_none() =>
+        {
+            Ok(None)
+        }
         None if event.is_null() => Ok(None),
-        None => Err(EventError::Unrecognized("expected a Scheduled Event or a Scheduler input object".into())),
+        None => Err(EventError::Unrecognized(
+            "expected a Scheduled Event or a Scheduler input object".into(),
+        )),
     }
 }
 
 /// RFC 3339 (`2021-01-19T00:35:52Z`, fractional seconds and offsets allowed) to epoch seconds.
 pub fn parse_rfc3339(s: &str) -> Option<EpochSecs> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b't') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b'T' && b[10] != b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
+    let (y, mo, d, h, mi, se) = (
+        n(0..4)?,
+        n(5..7)?,
+        n(8..10)?,
+        n(11..13)?,
+        n(14..16)?,
+        n(17..19)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
@@ -160,7 +214,8 @@ pub fn parse_rfc3339(s: &str) -> Option<EpochSecs> {
         "Z" | "z" => 0,
         o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
             let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600 + o.get(4..6)?.parse::<i64>().ok()? * 60)
+            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600
+                + o.get(4..6)?.parse::<i64>().ok()? * 60)
         }
         _ => return None,
     };
@@ -180,7 +235,10 @@ mod tests {
     use super::*;
 
     fn aws_event(name: &str) -> Value {
-        let p = format!("{}/../shared/fixtures/aws-events/{name}", env!("CARGO_MANIFEST_DIR"));
+        let p = format!(
+            "{}/../shared/fixtures/aws-events/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
     }
 
@@ -191,7 +249,10 @@ mod tests {
         assert_eq!(a.group, "my-asg");
         assert_eq!(a.hook, "my-lifecycle-hook");
         assert_eq!(a.instance.0, "i-1234567890abcdef0");
-        assert_eq!(a.token.as_deref(), Some("87654321-4321-4321-4321-210987654321"));
+        assert_eq!(
+            a.token.as_deref(),
+            Some("87654321-4321-4321-4321-210987654321")
+        );
         assert_eq!(a.transition, ActionTransition::Terminating);
         assert_eq!(a.destination.as_deref(), Some("EC2"));
         assert_eq!(a.time, Some(1_611_016_552));
@@ -200,14 +261,22 @@ mod tests {
     #[test]
     fn launch_fixture_parses() {
         let v = parse_lifecycle(&aws_event("asg-launch-lifecycle.json")).unwrap();
-        assert!(matches!(&v[0], Incoming::Action(a) if a.transition == ActionTransition::Launching));
+        assert!(
+            matches!(&v[0], Incoming::Action(a) if a.transition == ActionTransition::Launching)
+        );
     }
 
     #[test]
     fn test_notification_via_sns_and_sqs() {
         let msg = aws_event("asg-test-notification.json").to_string();
-        let sns = serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": msg}}]});
-        assert_eq!(parse_lifecycle(&sns).unwrap(), vec![Incoming::TestNotification { group: "my-asg".into() }]);
+        let sns =
+            serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": msg}}]});
+        assert_eq!(
+            parse_lifecycle(&sns).unwrap(),
+            vec![Incoming::TestNotification {
+                group: "my-asg".into()
+            }]
+        );
         let sqs = serde_json::json!({"Records": [{"eventSource": "aws:sqs", "body": msg}]});
         assert_eq!(parse_lifecycle(&sqs).unwrap().len(), 1);
     }
@@ -227,10 +296,18 @@ mod tests {
 
     #[test]
     fn malformed_events_are_clear_errors() {
-        assert!(matches!(parse_lifecycle(&serde_json::json!({"detail-type": "EC2 Instance-terminate Lifecycle Action"})), Err(EventError::Missing("detail"))));
+        assert!(matches!(
+            parse_lifecycle(
+                &serde_json::json!({"detail-type": "EC2 Instance-terminate Lifecycle Action"})
+            ),
+            Err(EventError::Missing("detail"))
+        ));
         let mut e = aws_event("asg-terminate-lifecycle.json");
         e["detail"].as_object_mut().unwrap().remove("EC2InstanceId");
-        assert_eq!(parse_lifecycle(&e), Err(EventError::Missing("EC2InstanceId")));
+        assert_eq!(
+            parse_lifecycle(&e),
+            Err(EventError::Missing("EC2InstanceId"))
+        );
         assert!(parse_lifecycle(&aws_event("scheduled-event.json")).is_err());
         assert!(parse_lifecycle(&serde_json::json!({"Records": [{"body": "not json"}]})).is_err());
         assert!(parse_lifecycle(&serde_json::json!([1, 2])).is_err());
@@ -238,7 +315,10 @@ mod tests {
 
     #[test]
     fn schedules_accept_rule_envelope_and_scheduler_input_only() {
-        assert_eq!(parse_schedule(&aws_event("scheduled-event.json")), Ok(parse_rfc3339("2015-10-08T16:53:06Z")));
+        assert_eq!(
+            parse_schedule(&aws_event("scheduled-event.json")),
+            Ok(parse_rfc3339("2015-10-08T16:53:06Z"))
+        );
         assert!(parse_schedule(&serde_json::json!({})).is_ok());
         assert!(parse_schedule(&Value::Null).is_ok());
         assert!(parse_schedule(&aws_event("asg-terminate-lifecycle.json")).is_err());
@@ -249,9 +329,20 @@ mod tests {
     fn rfc3339_parses_offsets_and_rejects_junk() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("2021-01-19T00:35:52Z"), Some(1_611_016_552));
-        assert_eq!(parse_rfc3339("2021-01-19T02:35:52+02:00"), Some(1_611_016_552));
-        assert_eq!(parse_rfc3339("2021-01-19T00:35:52.359Z"), Some(1_611_016_552));
-        for bad in ["", "yesterday", "2021-13-19T00:35:52Z", "2021-01-19 00:35:52"] {
+        assert_eq!(
+            parse_rfc3339("2021-01-19T02:35:52+02:00"),
+            Some(1_611_016_552)
+        );
+        assert_eq!(
+            parse_rfc3339("2021-01-19T00:35:52.359Z"),
+            Some(1_611_016_552)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2021-13-19T00:35:52Z",
+            "2021-01-19 00:35:52",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

@@ -19,10 +19,20 @@ pub struct JitsiHttp {
 
 impl JitsiHttp {
     pub fn new(cfg: &Config) -> Result<Self, String> {
-        Self::with(&cfg.jibri_health_url, &cfg.jibri_internal_url, cfg.probe_timeout, cfg.max_body_bytes)
+        Self::with(
+            &cfg.jibri_health_url,
+            &cfg.jibri_internal_url,
+            cfg.probe_timeout,
+            cfg.max_body_bytes,
+        )
     }
 
-    pub fn with(health_template: &str, internal_template: &str, timeout: Duration, max_body: usize) -> Result<Self, String> {
+    pub fn with(
+        health_template: &str,
+        internal_template: &str,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -33,7 +43,12 @@ impl JitsiHttp {
             .no_proxy()
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
-        Ok(Self { client, health_template: health_template.into(), internal_template: internal_template.into(), max_body })
+        Ok(Self {
+            client,
+            health_template: health_template.into(),
+            internal_template: internal_template.into(),
+            max_body,
+        })
     }
 
     async fn get_body(&self, url: &str) -> Result<Vec<u8>, ProbeFailure> {
@@ -70,7 +85,9 @@ fn classify(e: reqwest::Error) -> ProbeFailure {
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             match io.kind() {
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset => return ProbeFailure::Refused,
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset => {
+                    return ProbeFailure::Refused
+                }
                 std::io::ErrorKind::TimedOut => return ProbeFailure::Timeout,
                 _ => {}
             }
@@ -89,7 +106,8 @@ fn classify(e: reqwest::Error) -> ProbeFailure {
 
 impl Recorders for JitsiHttp {
     async fn probe(&self, r: &RecorderAddress) -> Probe {
-        let Some(url) = fill_template(&self.health_template, &r.id.0, r.private_ip.as_deref()) else {
+        let Some(url) = fill_template(&self.health_template, &r.id.0, r.private_ip.as_deref())
+        else {
             return Probe::Failed(ProbeFailure::NoAddress);
         };
         match self.get_body(&url).await {
@@ -102,7 +120,8 @@ impl Recorders for JitsiHttp {
     }
 
     async fn graceful_shutdown(&self, r: &RecorderAddress) -> Result<(), ProbeFailure> {
-        let base = fill_template(&self.internal_template, &r.id.0, r.private_ip.as_deref()).ok_or(ProbeFailure::NoAddress)?;
+        let base = fill_template(&self.internal_template, &r.id.0, r.private_ip.as_deref())
+            .ok_or(ProbeFailure::NoAddress)?;
         let url = format!("{}/gracefulShutdown", base.trim_end_matches('/'));
         let resp = self.client.post(&url).send().await.map_err(classify)?;
         if resp.status().is_success() {

@@ -45,7 +45,10 @@ pub enum WireError {
     #[error("body is not JSON: {0}")]
     NotJson(String),
     #[error("field `{field}` missing or not {expected}")]
-    Field { field: &'static str, expected: &'static str },
+    Field {
+        field: &'static str,
+        expected: &'static str,
+    },
     #[error("field `{field}` has unknown value {value:?}")]
     UnknownValue { field: &'static str, value: String },
 }
@@ -53,17 +56,31 @@ pub enum WireError {
 /// Parses Jibri's health body, e.g. `{"status":{"busyStatus":"IDLE","health":{"healthStatus":"HEALTHY",...}}}`.
 pub fn parse_jibri_health(body: &[u8]) -> Result<JibriStatus, WireError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| WireError::NotJson(e.to_string()))?;
-    let status = v.get("status").ok_or(WireError::Field { field: "status", expected: "an object" })?;
+    let status = v.get("status").ok_or(WireError::Field {
+        field: "status",
+        expected: "an object",
+    })?;
     let busy = match status.get("busyStatus").and_then(Value::as_str) {
         Some("IDLE") => BusyStatus::Idle,
         Some("BUSY") => BusyStatus::Busy,
         Some("EXPIRED") => BusyStatus::Expired,
         Some(other) => {
-            return Err(WireError::UnknownValue { field: "status.busyStatus", value: other.to_string() })
+            return Err(WireError::UnknownValue {
+                field: "status.busyStatus",
+                value: other.to_string(),
+            })
         }
-        None => return Err(WireError::Field { field: "status.busyStatus", expected: "a string" }),
+        None => {
+            return Err(WireError::Field {
+                field: "status.busyStatus",
+                expected: "a string",
+            })
+        }
     };
-    let health = match status.pointer("/health/healthStatus").and_then(Value::as_str) {
+    let health = match status
+        .pointer("/health/healthStatus")
+        .and_then(Value::as_str)
+    {
         Some("HEALTHY") => HealthStatus::Healthy,
         Some("UNHEALTHY") => HealthStatus::Unhealthy,
         Some(other) => {
@@ -73,7 +90,10 @@ pub fn parse_jibri_health(body: &[u8]) -> Result<JibriStatus, WireError> {
             })
         }
         None => {
-            return Err(WireError::Field { field: "status.health.healthStatus", expected: "a string" })
+            return Err(WireError::Field {
+                field: "status.health.healthStatus",
+                expected: "a string",
+            })
         }
     };
     Ok(JibriStatus { busy, health })
@@ -101,12 +121,18 @@ pub struct JicofoStats {
 pub fn parse_jicofo_stats(body: &[u8]) -> Result<JicofoStats, WireError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| WireError::NotJson(e.to_string()))?;
     if !v.is_object() {
-        return Err(WireError::Field { field: "(root)", expected: "an object" });
+        return Err(WireError::Field {
+            field: "(root)",
+            expected: "an object",
+        });
     }
     let count_at = |pointer: &'static str| -> Result<u64, WireError> {
         match v.pointer(pointer) {
             None | Some(Value::Null) => Ok(0),
-            Some(x) => x.as_u64().ok_or(WireError::Field { field: pointer, expected: "a non-negative integer" }),
+            Some(x) => x.as_u64().ok_or(WireError::Field {
+                field: pointer,
+                expected: "a non-negative integer",
+            }),
         }
     };
     let (jibri_count, jibri_available) = match v.get("jibri_detector") {
@@ -142,14 +168,23 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../shared/fixtures/jitsi/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../shared/fixtures/jitsi/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     #[test]
     fn jibri_fixtures_parse_to_their_states() {
         let idle = parse_jibri_health(&fixture("jibri-health-idle.json")).unwrap();
-        assert_eq!(idle, JibriStatus { busy: BusyStatus::Idle, health: HealthStatus::Healthy });
+        assert_eq!(
+            idle,
+            JibriStatus {
+                busy: BusyStatus::Idle,
+                health: HealthStatus::Healthy
+            }
+        );
         assert!(idle.is_available());
         let busy = parse_jibri_health(&fixture("jibri-health-busy.json")).unwrap();
         assert_eq!(busy.busy, BusyStatus::Busy);
@@ -157,17 +192,33 @@ mod tests {
         let expired = parse_jibri_health(&fixture("jibri-health-expired.json")).unwrap();
         assert_eq!(expired.busy, BusyStatus::Expired);
         let unhealthy = parse_jibri_health(&fixture("jibri-health-unhealthy.json")).unwrap();
-        assert_eq!(unhealthy, JibriStatus { busy: BusyStatus::Idle, health: HealthStatus::Unhealthy });
+        assert_eq!(
+            unhealthy,
+            JibriStatus {
+                busy: BusyStatus::Idle,
+                health: HealthStatus::Unhealthy
+            }
+        );
         assert!(!unhealthy.is_available());
     }
 
     #[test]
     fn garbage_jibri_bodies_are_errors_not_guesses() {
-        for body in [&b"<html>502</html>"[..], b"{}", b"{\"status\":{}}", b"[]", b"",
+        for body in [
+            &b"<html>502</html>"[..],
+            b"{}",
+            b"{\"status\":{}}",
+            b"[]",
+            b"",
             b"{\"status\":{\"busyStatus\":\"IDLE\"}}",
             b"{\"status\":{\"busyStatus\":\"SLEEPING\",\"health\":{\"healthStatus\":\"HEALTHY\"}}}",
-            b"{\"status\":{\"busyStatus\":1,\"health\":{\"healthStatus\":\"HEALTHY\"}}}"] {
-            assert!(parse_jibri_health(body).is_err(), "{:?}", String::from_utf8_lossy(body));
+            b"{\"status\":{\"busyStatus\":1,\"health\":{\"healthStatus\":\"HEALTHY\"}}}",
+        ] {
+            assert!(
+                parse_jibri_health(body).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
@@ -191,7 +242,8 @@ mod tests {
 
     #[test]
     fn old_jicofo_without_detector_and_with_nulls_parses() {
-        let body = String::from_utf8(fixture("jicofo-stats-empty.json")).unwrap()
+        let body = String::from_utf8(fixture("jicofo-stats-empty.json"))
+            .unwrap()
             .replace("\"NaN\"", "null")
             .replace(",\"jibri_detector\":{\"count\":0,\"available\":0}", "")
             .replace(",\"sip_jibri_detector\":{\"count\":0,\"available\":0}", "");
@@ -203,10 +255,18 @@ mod tests {
 
     #[test]
     fn garbage_jicofo_bodies_are_errors() {
-        for body in [&b"not json"[..], b"[1,2]", b"\"x\"",
+        for body in [
+            &b"not json"[..],
+            b"[1,2]",
+            b"\"x\"",
             b"{\"jibri_detector\":{\"count\":\"3\",\"available\":1}}",
-            b"{\"conferences\":-1}"] {
-            assert!(parse_jicofo_stats(body).is_err(), "{:?}", String::from_utf8_lossy(body));
+            b"{\"conferences\":-1}",
+        ] {
+            assert!(
+                parse_jicofo_stats(body).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 }

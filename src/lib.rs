@@ -6,16 +6,16 @@
 //! ([`aws`], [`http`]) and one fake ([`fake`]); [`controller`] and [`guard`] are the
 //! observe → plan → act handlers the Lambda mains wire up.
 
+pub mod aws;
 pub mod config;
+pub mod controller;
 pub mod core;
 pub mod domain;
-pub mod jitsi;
-pub mod aws;
-pub mod http;
-pub mod ports;
-pub mod metrics;
-pub mod controller;
 pub mod events;
-pub mod guard;
 pub mod fake;
+pub mod guard;
+pub mod http;
+pub mod jitsi;
+pub mod metrics;
+pub mod ports;
 pub mod runtime;

@@ -10,7 +10,11 @@ use serde_json::{json, Map, Value};
 /// The per-pool metrics of one tick.
 pub fn pool_metrics(p: &Plan) -> Vec<Metric> {
     let c = &p.counts;
-    let m = |name, value: f64| Metric { name, value, unit: "Count" };
+    let m = |name, value: f64| Metric {
+        name,
+        value,
+        unit: "Count",
+    };
     let mut v = vec![
         m("Total", f64::from(c.total)),
         m("Busy", f64::from(c.busy)),
@@ -19,12 +23,21 @@ pub fn pool_metrics(p: &Plan) -> Vec<Metric> {
         m("Broken", f64::from(c.broken)),
         m("Launching", f64::from(c.launching)),
         m("SpareTarget", f64::from(p.spare.target)),
-        m("DesiredCapacity", f64::from(p.desired.unwrap_or(p.desired_before))),
+        m(
+            "DesiredCapacity",
+            f64::from(p.desired.unwrap_or(p.desired_before)),
+        ),
         m("HeldHooks", f64::from(c.held_hooks)),
         m("Retained", f64::from(c.retained)),
         m("UploadPending", f64::from(c.upload_pending)),
         m("Replaced", p.replace.len() as f64),
-        m("Abandoned", p.hooks.iter().filter(|h| h.verdict == HookVerdict::Abandon).count() as f64),
+        m(
+            "Abandoned",
+            p.hooks
+                .iter()
+                .filter(|h| h.verdict == HookVerdict::Abandon)
+                .count() as f64,
+        ),
         m("RequestsRefused", c.refused as f64),
         m("RecordingStarts", f64::from(c.starts)),
         m("StatsUnavailable", f64::from(c.stats_unavailable)),
@@ -92,12 +105,29 @@ mod tests {
 
     #[test]
     fn emf_declares_every_metric_it_carries() {
-        let ms = [Metric { name: "Busy", value: 3.0, unit: "Count" }, Metric { name: "Idle", value: 1.0, unit: "Count" }];
+        let ms = [
+            Metric {
+                name: "Busy",
+                value: 3.0,
+                unit: "Count",
+            },
+            Metric {
+                name: "Idle",
+                value: 1.0,
+                unit: "Count",
+            },
+        ];
         let line = emf_line("JibriAutoscaler", "pool-a", &ms, 1_700_000_000);
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_000u64);
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "JibriAutoscaler");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Name"], "Idle");
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "JibriAutoscaler"
+        );
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Name"],
+            "Idle"
+        );
         assert_eq!(v["Busy"], 3.0);
         assert_eq!(v["AutoScalingGroupName"], "pool-a");
         assert!(!line.contains('\n'));

@@ -639,7 +639,7 @@ def test_managed_warm_pool_on_an_existing_group_comes_after_its_hooks(aws: Aws, 
     assert stack.properties("RecorderWarmPool")["AutoScalingGroupName"] == "legacy-warm"
     assert apply_warm_pool(aws, stack)["MinSize"] == 0  # WarmPoolMin's default
     env = controller_env(aws, "pool-legacy-warm")
-    assert (env["WARM_POOL_MODE"], str(env["WARM_POOL_MIN"]), str(env["WARM_POOL_MAX"])) == ("managed", "0", "10")
+    assert (env["WARM_POOL_MODE"], str(env["WARM_POOL_MIN"]), str(env["WARM_POOL_MAX"])) == ("managed", "0", "20")
     # Without the launch hook the pool waits for the terminate hook only.
     no_launch = Stack(template, {**params, "EnableLaunchHook": "false"}, account=aws.account_id, region="eu-central-1",
                       stack_name="x", physical={"TerminateHook": ("AWS::AutoScaling::LifecycleHook", "jibri-autoscaler-terminate")})

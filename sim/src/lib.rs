@@ -18,11 +18,30 @@ pub mod world;
 use run::{Policy, RunResult};
 use workload::{ModelParams, Workload};
 
-/// The policies of the standard comparison, ours first.
+/// The policies of the standard comparison, ours first: the defaults, the defaults with a
+/// managed warm pool, then each lever off (its worth is the difference), then the
+/// hand-fitted calendar configuration of the first simulator study, then the baselines.
 pub fn standard_policies() -> Vec<Box<dyn Policy>> {
+    let warm = ("WARM_POOL_MODE", "managed");
+    let mut no_history = ours::Ours::with("ours − history (a new pool's first day)", &[]);
+    no_history.history = false;
     vec![
         Box::new(ours::Ours::default_config()),
-        Box::new(ours::Ours::default_without_launch_hook()),
+        Box::new(ours::Ours::with("ours + warm pool", &[warm])),
+        Box::new(ours::Ours::with(
+            "ours + warm pool − forecast",
+            &[warm, ("FORECAST", "off")],
+        )),
+        Box::new(ours::Ours::with("ours − forecast", &[("FORECAST", "off")])),
+        Box::new(ours::Ours::with(
+            "ours − leading signals",
+            &[("LEADING_SIGNALS", "off")],
+        )),
+        Box::new(ours::Ours::with(
+            "ours − measured boot",
+            &[("BOOT_LATENCY_LEARN", "off")],
+        )),
+        Box::new(no_history),
         Box::new(ours::Ours::workday_calendar()),
         Box::new(baselines::StaticPool { headroom: 0 }),
         Box::new(baselines::CronAlarm::default()),

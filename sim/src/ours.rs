@@ -88,7 +88,8 @@ pub struct Ours {
     /// The group has a warm pool (sized by the plan when `WARM_POOL_MODE=managed`).
     pub warm_pool: bool,
     /// Live the week before the trace first (see [`crate::history`]), so the learned
-    /// demand has what a pool in production would have.
+    /// demand has what a pool in production would have (on for the defaults and
+    /// [`Ours::with`], off for [`Ours::new`]).
     pub history: bool,
     /// Epoch seconds of the world's second 0 (the controller sees real calendar time).
     pub offset: u64,
@@ -168,7 +169,7 @@ impl Ours {
             log: None,
             burst_memory: None,
             warm_pool: false,
-            history: true,
+            history: false,
             offset: 0,
             conferences: Vec::new(),
         }
@@ -192,10 +193,11 @@ impl Ours {
     pub fn default_config() -> Self {
         // The defaults are valid by construction (a config test in src/ says so).
         let mut o = Self::new(
-            "ours (plan, defaults)",
+            "ours (defaults)",
             config(&[]).unwrap_or_else(|e| panic!("default config: {e}")),
         );
         o.launch_hook = true;
+        o.history = true;
         o
     }
 
@@ -216,8 +218,10 @@ impl Ours {
     pub fn workday_calendar() -> Self {
         let pairs = calendar_overrides();
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut refs = refs;
+        refs.extend([("FORECAST", "off"), ("LEADING_SIGNALS", "off")]);
         let mut o = Self::new(
-            "ours (plan, workday calendar)",
+            "ours, workday calendar (hand-fitted floors, no forecast)",
             config(&refs).unwrap_or_else(|e| panic!("calendar config: {e}")),
         );
         o.launch_hook = true;

@@ -18,6 +18,7 @@ pub struct Row {
     pub instance_hours: f64,
     pub cost_ratio: f64,
     pub p95_recovery_s: Option<u64>,
+    pub max_recovery_s: Option<u64>,
     pub scale_actions: u64,
 }
 
@@ -37,6 +38,7 @@ pub fn rows(c: &Comparison) -> Vec<Row> {
             instance_hours: r.instance_hours(),
             cost_ratio: ratio(r.instance_hours()),
             p95_recovery_s: r.p95_recovery_s,
+            max_recovery_s: r.counters.refusal_recovery_s.iter().max().copied(),
             scale_actions: r.scale_actions,
         })
         .collect();
@@ -50,6 +52,7 @@ pub fn rows(c: &Comparison) -> Vec<Row> {
         instance_hours: bound_h,
         cost_ratio: 1.0,
         p95_recovery_s: None,
+        max_recovery_s: None,
         scale_actions: c.bound.launches,
     });
     v
@@ -269,9 +272,10 @@ mod tests {
         let w = Workload::new(&t, &p, 1);
         let c = crate::compare(&w, &p, crate::standard_policies());
         let rs = rows(&c);
-        assert_eq!(rs.len(), 8);
+        let n = crate::standard_policies().len() + 1;
+        assert_eq!(rs.len(), n);
         let md = markdown(&rs);
-        assert_eq!(md.lines().count(), 2 + 8);
+        assert_eq!(md.lines().count(), 2 + n);
         assert!(md.contains("clairvoyant bound"));
         let chart = svg(&w, &c.runs);
         assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));

@@ -514,6 +514,22 @@ pub fn plan(
                 hooks.push(action);
                 continue;
             }
+            if i.lifecycle.as_str().ends_with(":Retained") {
+                // `Warmed:Pending:Retained` / `Warmed:Terminating:Retained`: an abandoned
+                // warm-pool action kept by the retain policy. Running, outside the pool's
+                // count: terminated once nothing records on it, like `Terminating:Retained`.
+                counts.retained += 1;
+                match safe_to_release(i) {
+                    Ok(()) => terminate_retained.push(i.id.clone()),
+                    Err(why) => kept.push((
+                        i.id.clone(),
+                        KeepReason::NotInService {
+                            state: format!("{}, {why}", i.lifecycle.as_str()),
+                        },
+                    )),
+                }
+                continue;
+            }
             let transition = match i.lifecycle {
                 LifecycleState::WarmedPendingWait => HookTransition::WarmPoolEntry,
                 LifecycleState::WarmedTerminatingWait => HookTransition::WarmPoolExit,
@@ -630,14 +646,14 @@ pub fn plan(
         }
     }
     next.demand = prev.demand.clone();
-    if prev.initialized {
-        next.demand.observe(
-            now,
-            starts,
-            new_conferences.min(u64::from(u32::MAX)) as u32,
-            cfg.forecast_alpha,
-        );
-    }
+    // Counted from the first tick on (a first tick has no starts, but opens the hour: the
+    // next tick then changes nothing in a steady pool).
+    next.demand.observe(
+        now,
+        starts,
+        new_conferences.min(u64::from(u32::MAX)) as u32,
+        cfg.forecast_alpha,
+    );
     next.refused_at = if counts.refused > 0 {
         Some(now)
     } else {

@@ -345,3 +345,36 @@ pub fn error_code<E: aws_sdk_autoscaling::error::ProvideErrorMetadata>(e: &E) ->
         e.message().unwrap_or_default().to_string(),
     )
 }
+
+/// `(instance id, lifecycle state)` of the group's warm pool as DescribeWarmPool lists it
+/// (every page), sorted by id; empty when the group has no warm pool.
+pub async fn warm_instances(
+    asg: &aws_sdk_autoscaling::Client,
+    group: &str,
+) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = asg
+            .describe_warm_pool()
+            .auto_scaling_group_name(group)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .expect("DescribeWarmPool");
+        v.extend(out.instances().iter().map(|i| {
+            (
+                i.instance_id().unwrap_or_default().to_string(),
+                i.lifecycle_state()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        }));
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    v.sort();
+    v
+}

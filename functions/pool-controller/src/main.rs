@@ -11,7 +11,12 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-async fn tick(cfg: &Config, adapters: &Adapters, holder: String, now: u64) -> Result<TickReport, Error> {
+async fn tick(
+    cfg: &Config,
+    adapters: &Adapters,
+    holder: String,
+    now: u64,
+) -> Result<TickReport, Error> {
     let controller = Controller {
         cfg: cfg.clone(),
         asg: adapters.asg.clone(),
@@ -29,13 +34,20 @@ async fn tick(cfg: &Config, adapters: &Adapters, holder: String, now: u64) -> Re
             Err(e.into())
         }
         Err(_) => {
-            tracing::error!(budget_ms = cfg.tick_budget.as_millis() as u64, "tick exceeded its budget; the next tick reconciles");
+            tracing::error!(
+                budget_ms = cfg.tick_budget.as_millis() as u64,
+                "tick exceeded its budget; the next tick reconciles"
+            );
             Err("tick exceeded TICK_BUDGET_MS".into())
         }
     }
 }
 
-async fn handler(event: LambdaEvent<Value>, cfg: &Config, adapters: &Adapters) -> Result<Value, Error> {
+async fn handler(
+    event: LambdaEvent<Value>,
+    cfg: &Config,
+    adapters: &Adapters,
+) -> Result<Value, Error> {
     let event_time = match parse_schedule(&event.payload) {
         Ok(t) => t,
         Err(e) => {

@@ -9,7 +9,14 @@ use jibri_autoscaler::runtime::{init_tracing, now, Adapters};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
 
-async fn handler(event: LambdaEvent<Value>, guard: &Guard<impl jibri_autoscaler::ports::AutoScaling, impl jibri_autoscaler::ports::Ec2, impl jibri_autoscaler::ports::Recorders>) -> Result<Value, Error> {
+async fn handler(
+    event: LambdaEvent<Value>,
+    guard: &Guard<
+        impl jibri_autoscaler::ports::AutoScaling,
+        impl jibri_autoscaler::ports::Ec2,
+        impl jibri_autoscaler::ports::Recorders,
+    >,
+) -> Result<Value, Error> {
     let incoming = match parse_lifecycle(&event.payload) {
         Ok(v) => v,
         Err(e) => {
@@ -40,6 +47,11 @@ async fn main() -> Result<(), Error> {
     init_tracing(cfg.log_json);
     let sdk = sdk_config(cfg.tick_budget).await;
     let a = Adapters::new(&cfg, &sdk)?;
-    let guard = Guard { cfg, asg: a.asg, ec2: a.ec2, recorders: a.jitsi };
+    let guard = Guard {
+        cfg,
+        asg: a.asg,
+        ec2: a.ec2,
+        recorders: a.jitsi,
+    };
     lambda_runtime::run(service_fn(|ev| handler(ev, &guard))).await
 }

@@ -191,7 +191,8 @@ impl ObjectStore for S3Store {
         attrs: &ObjectAttributes,
     ) -> AwsResult<Stored> {
         let len = body.len() as i64;
-        self.put(key, ByteStream::from(body), len, checksum, attrs).await
+        self.put(key, ByteStream::from(body), len, checksum, attrs)
+            .await
     }
 
     async fn create_upload(

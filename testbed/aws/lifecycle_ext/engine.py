@@ -484,6 +484,8 @@ class LifecycleEngine:
         for state in ready:
             pool.instances.remove(state)
             self._ec2(group, "start_instances", [state.instance.id])
+            # EC2's LaunchTime is the instance's last start (moto keeps the first).
+            state.instance.launch_time = clock.to_datetime(at).replace(tzinfo=None)
             state.lifecycle_state = PENDING
             state.protected_from_scale_in = group.new_instances_protected_from_scale_in
             group.instance_states.append(state)
