@@ -182,6 +182,7 @@ impl Ours {
             config(overrides).unwrap_or_else(|e| panic!("{label}: {e}")),
         );
         o.launch_hook = true;
+        o.history = true;
         o.warm_pool = overrides
             .iter()
             .any(|(k, v)| *k == "WARM_POOL_MODE" && *v == "managed");

@@ -236,7 +236,7 @@ fn a_seed_gives_one_run() {
 }
 
 #[test]
-fn the_bundled_traces_parse_and_a_day_runs_in_well_under_a_second_optimized() {
+fn the_bundled_traces_parse_and_a_workday_kills_no_busy_recorder() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/traces");
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap() {
@@ -256,12 +256,9 @@ fn the_bundled_traces_parse_and_a_day_runs_in_well_under_a_second_optimized() {
     assert_eq!(n, 4);
     let p = ModelParams::default();
     let w = Workload::new(&jibri_sim::trace::gen::workday(1), &p, 1);
-    let started = std::time::Instant::now();
+    // (Speed is reported by `make bench-policy`, never asserted on wall time here.)
     let r = run(&mut Ours::default_without_launch_hook(), &w, &p);
-    let took = started.elapsed();
     assert_eq!(r.busy_killed, 0);
-    // Unoptimized test builds are ~20x slower; the release binary does a day in ~10 ms.
-    assert!(took.as_secs_f64() < 5.0, "{took:?}");
 }
 
 /// Our policy, plus someone terminating the busy recorder at `at` (a manual
