@@ -117,6 +117,18 @@ fn to_u32(v: Option<i32>) -> u32 {
     v.unwrap_or(0).max(0) as u32
 }
 
+/// One instance as DescribeAutoScalingGroups and DescribeWarmPool list it.
+fn group_instance(i: &aws_sdk_autoscaling::types::Instance) -> Option<GroupInstance> {
+    Some(GroupInstance {
+        id: InstanceId(i.instance_id()?.to_string()),
+        lifecycle_state: i
+            .lifecycle_state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        protected_from_scale_in: i.protected_from_scale_in().unwrap_or(false),
+    })
+}
+
 impl AutoScaling for AwsAutoScaling {
     async fn describe_group(&self, group: &str) -> PortResult<GroupSnapshot> {
         const OP: &str = "DescribeAutoScalingGroups";
@@ -165,20 +177,7 @@ impl AutoScaling for AwsAutoScaling {
             desired: to_u32(g.desired_capacity()),
             new_instances_protected: g.new_instances_protected_from_scale_in().unwrap_or(false),
             retain_on_abandon: retain,
-            instances: g
-                .instances()
-                .iter()
-                .filter_map(|i| {
-                    Some(GroupInstance {
-                        id: InstanceId(i.instance_id()?.to_string()),
-                        lifecycle_state: i
-                            .lifecycle_state()
-                            .map(|s| s.as_str().to_string())
-                            .unwrap_or_default(),
-                        protected_from_scale_in: i.protected_from_scale_in().unwrap_or(false),
-                    })
-                })
-                .collect(),
+            instances: g.instances().iter().filter_map(group_instance).collect(),
             warm_pool: g.warm_pool_configuration().is_some(),
             hooks: hooks
                 .lifecycle_hooks()
@@ -305,16 +304,8 @@ impl AutoScaling for AwsAutoScaling {
                     .unwrap_or_default(),
                 instances: Vec::new(),
             });
-            s.instances.extend(page.instances().iter().filter_map(|i| {
-                Some(GroupInstance {
-                    id: InstanceId(i.instance_id()?.to_string()),
-                    lifecycle_state: i
-                        .lifecycle_state()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
-                    protected_from_scale_in: i.protected_from_scale_in().unwrap_or(false),
-                })
-            }));
+            s.instances
+                .extend(page.instances().iter().filter_map(group_instance));
             match page.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),
                 _ => return Ok(snapshot),

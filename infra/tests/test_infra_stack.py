@@ -53,7 +53,7 @@ def group_arn_re(group: str) -> str:
 def metric_names_in_code() -> set[str]:
     """The metric names src/metrics.rs emits (`m("Name", ...)`)."""
     text = (REPO / "src" / "metrics.rs").read_text()
-    return set(re.findall(r'\bm\("([A-Za-z]+)"', text))
+    return set(re.findall(r'\bm\(\s*"([A-Za-z]+)"', text))
 
 
 def statements(document: Any) -> dict[str, dict[str, Any]]:

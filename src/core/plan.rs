@@ -437,18 +437,15 @@ pub fn plan(
             }
             Class::HeldHook => {
                 counts.held_hooks += 1;
-                // Holding began when first seen here, or earlier when the guard drained it.
-                let mut held = prev.held.get(&i.id).copied().unwrap_or(HeldHook {
-                    since: now,
-                    last_heartbeat: None,
-                });
-                held.since = held.since.min(i.drain_requested_at.unwrap_or(now));
-                let (action, held) =
-                    terminate_hook(i, held, g.retain_on_abandon, cfg, now, &mut warnings);
-                if action.verdict != HookVerdict::Continue
-                    && !i.drain_requested
-                    && i.probe != Probe::Failed(ProbeFailure::Refused)
-                {
+                let (action, held, drain_now) = terminating(
+                    i,
+                    prev.held.get(&i.id).copied(),
+                    g.retain_on_abandon,
+                    cfg,
+                    now,
+                    &mut warnings,
+                );
+                if drain_now {
                     drain.push(i.id.clone());
                 }
                 next.held.insert(i.id.clone(), held);
@@ -500,14 +497,9 @@ pub fn plan(
             });
             if returning {
                 next.returning.insert(i.id.clone());
-                let mut held = held;
-                held.since = held.since.min(i.drain_requested_at.unwrap_or(now));
-                let (action, held) =
-                    terminate_hook(i, held, g.retain_on_abandon, cfg, now, &mut warnings);
-                if action.verdict != HookVerdict::Continue
-                    && !i.drain_requested
-                    && i.probe != Probe::Failed(ProbeFailure::Refused)
-                {
+                let (action, held, drain_now) =
+                    terminating(i, Some(held), g.retain_on_abandon, cfg, now, &mut warnings);
+                if drain_now {
                     drain.push(i.id.clone());
                 }
                 next.held.insert(i.id.clone(), held);
@@ -866,6 +858,29 @@ pub fn plan(
         warnings,
     };
     (plan, next)
+}
+
+/// A terminate-hook action on a recorder (in the group, or scaled in back into the warm
+/// pool): the verdict, the holding record (holding began when first seen, or earlier when
+/// the guard drained it), and whether to ask its Jibri to drain now.
+fn terminating(
+    i: &InstanceObservation,
+    prev: Option<HeldHook>,
+    retain: bool,
+    cfg: &Config,
+    now: EpochSecs,
+    warnings: &mut Vec<String>,
+) -> (HookAction, HeldHook, bool) {
+    let mut held = prev.unwrap_or(HeldHook {
+        since: now,
+        last_heartbeat: None,
+    });
+    held.since = held.since.min(i.drain_requested_at.unwrap_or(now));
+    let (action, held) = terminate_hook(i, held, retain, cfg, now, warnings);
+    let drain = action.verdict != HookVerdict::Continue
+        && !i.drain_requested
+        && i.probe != Probe::Failed(ProbeFailure::Refused);
+    (action, held, drain)
 }
 
 fn terminate_hook(
