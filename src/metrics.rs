@@ -42,6 +42,25 @@ pub fn pool_metrics(p: &Plan) -> Vec<Metric> {
         m("RecordingStarts", f64::from(c.starts)),
         m("StatsUnavailable", f64::from(c.stats_unavailable)),
     ];
+    // The predictive side: what the forecast expects over the horizon, the warm pool, and
+    // the boot latencies planned with (measured once trusted).
+    if let Some(f) = p.spare.forecast {
+        v.push(m("ForecastStarts", f));
+    }
+    if c.warm > 0 || p.warm_pool.is_some() {
+        v.push(m("WarmPoolSize", f64::from(c.warm)));
+        v.push(m("WarmReady", f64::from(c.warm_ready)));
+    }
+    v.push(Metric {
+        name: "BootLatencyCold",
+        value: c.boot_cold_s as f64,
+        unit: "Seconds",
+    });
+    v.push(Metric {
+        name: "BootLatencyWarm",
+        value: c.boot_warm_s as f64,
+        unit: "Seconds",
+    });
     if let Some(a) = c.jicofo_available {
         v.push(m("JicofoAvailable", a as f64));
     }
