@@ -17,237 +17,27 @@
 //!   configures the pool by hand with room for the returning instance.
 //! - `Warmed:Pending:Proceed` is instantaneous: CONTINUE lands the instance in
 //!   `Warmed:Stopped` at once.
-//! - moto keeps an instance's `LaunchTime` when it is started again from the pool (AWS
-//!   sets it to the new start).
 
 mod common;
 
+use common::bed::{Bed, GROUP};
 use common::*;
-use jibri_autoscaler::aws::{AwsAutoScaling, AwsEc2, S3StateStore};
-use jibri_autoscaler::config::Config;
-use jibri_autoscaler::controller::{Controller, Outcome, TickReport};
+use jibri_autoscaler::controller::{Outcome, TickReport};
 use jibri_autoscaler::core::plan::WarmPoolChange;
 use jibri_autoscaler::domain::InstanceId;
 use jibri_autoscaler::events::{parse_lifecycle, ActionTransition, Incoming};
-use jibri_autoscaler::fake::RecordingMetrics;
-use jibri_autoscaler::guard::{Guard, GuardOutcome};
-use jibri_autoscaler::http::JitsiHttp;
+use jibri_autoscaler::guard::GuardOutcome;
 use jibri_autoscaler::ports::AutoScaling;
-use jitsi_emulator::{BusyStatus, Emulator, EmulatorHandle};
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use jitsi_emulator::BusyStatus;
+use serde_json::json;
 
-const GROUP: &str = "jibri-pool";
 const LAUNCH_HOOK: &str = "jibri-launch-guard";
 
-type RealController =
-    Controller<AwsAutoScaling, AwsEc2, JitsiHttp, JitsiHttp, S3StateStore, RecordingMetrics>;
-
-struct Bed {
-    asg: aws_sdk_autoscaling::Client,
-    ec2: aws_sdk_ec2::Client,
-    s3: aws_sdk_s3::Client,
-    control: Control,
-    emu: EmulatorHandle,
-    metrics: RecordingMetrics,
-    vars: BTreeMap<String, String>,
-}
-
-impl Bed {
-    async fn new(group: GroupSpec<'_>, vars: &[(&str, &str)]) -> Self {
-        let account = new_account();
-        let cfg = sdk(&account).await;
-        let (asg, ec2, s3) = (
-            asg_client(&cfg, &account),
-            ec2_client(&cfg, &account),
-            s3_client(&cfg, &account),
-        );
-        let bucket = format!("jibri-state-{account}");
-        s3.create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .expect("CreateBucket");
-        create_group(&asg, &ec2, &group).await;
-        let emu = Emulator::start("127.0.0.1:0").await.expect("emulator");
-        let url = emu.url();
-        let mut m: BTreeMap<String, String> = [
-            ("ASG_NAMES", GROUP.to_string()),
-            (
-                "JICOFO_STATS_URLS",
-                format!("{}/stats", emu.jicofo_url("default")),
-            ),
-            (
-                "JIBRI_HEALTH_URL",
-                format!("{url}/jibri/{{instance_id}}/jibri/api/v1.0/health"),
-            ),
-            (
-                "JIBRI_INTERNAL_URL",
-                format!("{url}/jibri/{{instance_id}}/jibri/api/internal/v1.0"),
-            ),
-            ("PROBE_TIMEOUT_MS", "400".to_string()),
-            ("SPARE_MODE", "fixed".to_string()),
-            ("SPARE_FIXED", "1".to_string()),
-            ("IDLE_GRACE_S", "0".to_string()),
-            ("STATE_BUCKET", bucket),
-            ("LOG_FORMAT", "text".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        for (k, v) in vars {
-            m.insert(k.to_string(), v.to_string());
-        }
-        let bed = Bed {
-            asg,
-            ec2,
-            s3,
-            control: Control::new(&account),
-            emu,
-            metrics: RecordingMetrics::default(),
-            vars: m,
-        };
-        bed.sync_recorders().await;
-        bed
-    }
-
-    fn cfg(&self) -> Config {
-        Config::from_map(&self.vars).expect("config")
-    }
-
-    /// The product's Auto Scaling adapter on this account.
-    fn adapter(&self) -> AwsAutoScaling {
-        AwsAutoScaling::from_client(self.asg.clone())
-    }
-
-    fn controller(&self) -> RealController {
-        let cfg = self.cfg();
-        let jitsi = JitsiHttp::new(&cfg).unwrap();
-        Controller {
-            asg: self.adapter(),
-            ec2: AwsEc2::from_client(self.ec2.clone()),
-            recorders: Arc::new(jitsi.clone()),
-            jicofo: Arc::new(jitsi),
-            state: S3StateStore::from_client(
-                self.s3.clone(),
-                cfg.state_bucket.as_deref().unwrap_or_default(),
-                &cfg.state_prefix,
-            ),
-            metrics: self.metrics.clone(),
-            holder: "tick".into(),
-            cfg,
-        }
-    }
-
-    fn guard(&self) -> Guard<AwsAutoScaling, AwsEc2, JitsiHttp> {
-        let cfg = self.cfg();
-        Guard {
-            recorders: JitsiHttp::new(&cfg).unwrap(),
-            asg: self.adapter(),
-            ec2: AwsEc2::from_client(self.ec2.clone()),
-            cfg,
-        }
-    }
-
-    /// One controller tick on the test bed's clock.
-    async fn tick(&self) -> TickReport {
-        let now = self.control.now().await;
-        let r = self.controller().tick(now).await.expect("tick");
-        assert!(r.errors.is_empty(), "tick errors: {:?}", r.errors);
-        self.sync_recorders().await;
-        r
-    }
-
-    /// The lifecycle events the test bed emitted since `from` (EventBridge envelopes).
-    async fn lifecycle_events(&self, from: usize) -> Vec<Value> {
-        self.control
-            .events()
-            .await
-            .into_iter()
-            .skip(from)
-            .filter(|e| e["kind"] == "lifecycle")
-            .map(|e| e["event"].clone())
-            .collect()
-    }
-
-    /// Hands each event to the guard as EventBridge would; `(instance, outcome)`.
-    async fn deliver(&self, events: &[Value]) -> Vec<(String, GuardOutcome)> {
-        let guard = self.guard();
-        let mut out = Vec::new();
-        for e in events {
-            let now = self.control.now().await;
-            for i in parse_lifecycle(e).expect("test bed events parse") {
-                let id = match &i {
-                    Incoming::Action(a) => a.instance.0.clone(),
-                    Incoming::TestNotification { .. } => String::new(),
-                };
-                out.push((id, guard.handle(&i, now).await.expect("guard")));
-            }
-        }
-        self.sync_recorders().await;
-        out
-    }
-
-    async fn event_count(&self) -> usize {
-        self.control.events().await.len()
-    }
-
-    /// Mirrors the instances into the emulator: a Jibri per instance in the group
-    /// (`InService`, `Pending:Wait`); none for an instance settled in the pool (stopped)
-    /// or gone. Warm instances on their way in keep what the test gave them.
-    async fn sync_recorders(&self) {
-        let group = instances(&self.asg, GROUP).await;
-        let warm = warm_instances(&self.asg, GROUP).await;
-        for (id, state, _) in &group {
-            if self.emu.recorder(id).is_none() && (state == "InService" || state == "Pending:Wait")
-            {
-                self.emu.add_recorder(id).unwrap();
-            }
-        }
-        for r in self.emu.state().recorders {
-            let in_group = group.iter().any(|i| i.0 == r.id);
-            let warming = warm.iter().any(|(id, state)| {
-                *id == r.id
-                    && !matches!(
-                        state.as_str(),
-                        "Warmed:Stopped" | "Warmed:Hibernated" | "Warmed:Terminated"
-                    )
-            });
-            if !in_group && !warming {
-                let _ = self.emu.delete_recorder(&r.id);
-            }
-        }
-    }
-
-    async fn ids(&self) -> Vec<String> {
-        instances(&self.asg, GROUP)
-            .await
-            .into_iter()
-            .map(|i| i.0)
-            .collect()
-    }
-
-    async fn warm(&self) -> Vec<(String, String)> {
-        warm_instances(&self.asg, GROUP).await
-    }
-
-    /// Where the instance is: its group lifecycle state, its warm-pool state, or "gone".
-    async fn state_of(&self, id: &str) -> String {
-        if let Some(i) = instances(&self.asg, GROUP)
-            .await
-            .into_iter()
-            .find(|i| i.0 == id)
-        {
-            return i.1;
-        }
-        self.warm()
-            .await
-            .into_iter()
-            .find(|i| i.0 == id)
-            .map(|i| i.1)
-            .unwrap_or_else(|| "gone".into())
-    }
+/// A controller tick that must not report an error.
+async fn tick_ok(bed: &Bed) -> TickReport {
+    let r = bed.tick().await;
+    assert!(r.errors.is_empty(), "tick errors: {:?}", r.errors);
+    r
 }
 
 fn both_hooks() -> Vec<(&'static str, &'static str, i32, &'static str)> {
@@ -402,7 +192,7 @@ async fn managed_mode_creates_the_warm_pool_once() {
     bed.emu.start_recording(&ids[0]).unwrap(); // busy 1 + idle 1 = spare 1: no scaling
     assert_eq!(bed.adapter().describe_warm_pool(GROUP).await, Ok(None));
 
-    let r = bed.tick().await;
+    let r = tick_ok(&bed).await;
     assert_eq!(r.outcome, Outcome::Acted, "{}", r.plan.summary());
     assert_eq!(
         r.plan.warm_pool,
@@ -433,7 +223,7 @@ async fn managed_mode_creates_the_warm_pool_once() {
     );
     assert_eq!(desired(&bed.asg, GROUP).await, 2);
 
-    let r = bed.tick().await;
+    let r = tick_ok(&bed).await;
     assert_eq!(r.plan.warm_pool, None, "{}", r.plan.summary());
     assert!(
         !r.calls.iter().any(|c| c.starts_with("PutWarmPool")),
@@ -482,7 +272,7 @@ async fn scale_out_takes_the_warm_instances_and_the_pool_refills() {
         .config(json!({ "warm_start_delay_s": 30 }))
         .await;
 
-    let r = bed.tick().await;
+    let r = tick_ok(&bed).await;
     assert_eq!(r.outcome, Outcome::Acted, "{}", r.plan.summary());
     assert_eq!(
         r.calls,
@@ -535,7 +325,7 @@ async fn scale_out_takes_the_warm_instances_and_the_pool_refills() {
     }
     bed.sync_recorders().await;
     // Two busy, two idle (the warm ones): the spare is met, nothing more is launched.
-    let r = bed.tick().await;
+    let r = tick_ok(&bed).await;
     assert_eq!(r.plan.desired, None, "{}", r.plan.summary());
     assert_eq!(
         (r.plan.counts.busy, r.plan.counts.idle),
@@ -626,7 +416,7 @@ async fn guard_lets_a_silent_instance_into_the_pool_and_holds_a_busy_one() {
     assert_eq!(ec2_state(&bed.ec2, &busy).await, "running");
 
     // The controller's sweep keeps it while BUSY, and lets it in once the recording ends.
-    let r = bed.tick().await;
+    let r = tick_ok(&bed).await;
     assert!(
         !r.calls
             .iter()
@@ -636,7 +426,7 @@ async fn guard_lets_a_silent_instance_into_the_pool_and_holds_a_busy_one() {
     );
     assert_eq!(bed.state_of(&busy).await, "Warmed:Pending:Wait");
     bed.emu.stop_recording(&busy).unwrap();
-    let r = bed.tick().await;
+    let r = tick_ok(&bed).await;
     assert_eq!(
         r.calls,
         vec![format!("CompleteLifecycleAction(CONTINUE, {busy})")],
@@ -694,7 +484,7 @@ async fn scale_in_into_the_warm_pool_never_stops_a_busy_recorder() {
     bed.emu.start_recording(&victim).unwrap();
     // The controller sees the victim in service, recording (and protects it, and the
     // idle spare).
-    let r = bed.tick().await;
+    let r = tick_ok(&bed).await;
     assert_eq!(r.calls.len(), 1, "{:?}", r.calls);
     assert!(
         r.calls[0].starts_with("SetInstanceProtection(true, ") && r.calls[0].contains(&victim),
@@ -776,7 +566,7 @@ async fn scale_in_into_the_warm_pool_never_stops_a_busy_recorder() {
     let mut heartbeats = 0;
     for _ in 0..3 {
         bed.control.advance(400.0).await;
-        let r = bed.tick().await;
+        let r = tick_ok(&bed).await;
         assert!(
             !r.calls
                 .iter()
@@ -796,7 +586,7 @@ async fn scale_in_into_the_warm_pool_never_stops_a_busy_recorder() {
     // The recording ends; its finalize runs (Jibri still BUSY): still held.
     bed.emu.stop_recording(&victim).unwrap();
     assert_eq!(bed.emu.recorder(&victim).unwrap().status, BusyStatus::Busy);
-    let r = bed.tick().await;
+    let r = tick_ok(&bed).await;
     assert!(
         !r.calls
             .iter()
@@ -808,7 +598,7 @@ async fn scale_in_into_the_warm_pool_never_stops_a_busy_recorder() {
     // Finalize done: the drained Jibri exits; the next tick releases it into the pool.
     bed.emu.finish_finalize(&victim).unwrap();
     assert!(bed.emu.recorder(&victim).unwrap().gone);
-    let r = bed.tick().await;
+    let r = tick_ok(&bed).await;
     assert!(
         r.calls
             .contains(&format!("CompleteLifecycleAction(CONTINUE, {victim})")),
@@ -902,7 +692,7 @@ async fn a_return_the_controller_never_saw_in_service_is_still_held_while_busy()
     scale_in_victim_into_the_pool(&bed, &victim, &other).await;
     for _ in 0..3 {
         bed.control.advance(400.0).await;
-        let r = bed.tick().await; // asserts no tick errors
+        let r = tick_ok(&bed).await; // asserts no tick errors
         assert!(
             r.calls
                 .contains(&format!("RecordLifecycleActionHeartbeat({victim})")),
@@ -935,12 +725,12 @@ async fn an_abandoned_return_does_not_run_forever_once_its_recording_is_done() {
     )
     .await;
     let (victim, other) = busy_victim_with_room_in_the_pool(&bed).await;
-    let _ = bed.tick().await; // seen in service
+    let _ = tick_ok(&bed).await; // seen in service
     scale_in_victim_into_the_pool(&bed, &victim, &other).await;
     bed.control.advance(301.0).await;
-    let _ = bed.tick().await;
+    let _ = tick_ok(&bed).await;
     bed.control.advance(301.0).await;
-    let r = bed.tick().await;
+    let r = tick_ok(&bed).await;
     assert!(
         r.calls
             .contains(&format!("CompleteLifecycleAction(ABANDON, {victim})")),
@@ -951,7 +741,7 @@ async fn an_abandoned_return_does_not_run_forever_once_its_recording_is_done() {
     bed.emu.stop_recording(&victim).unwrap(); // drained by the guard: the Jibri exits
     for _ in 0..3 {
         bed.control.advance(60.0).await;
-        let _ = bed.tick().await;
+        let _ = tick_ok(&bed).await;
     }
     assert_ne!(bed.state_of(&victim).await, "Warmed:Pending:Retained");
     assert_ne!(ec2_state(&bed.ec2, &victim).await, "running");

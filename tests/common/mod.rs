@@ -4,6 +4,8 @@
 //! Only 127.0.0.0/8 is ever dialed.
 #![allow(dead_code)]
 
+pub mod bed;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
