@@ -241,7 +241,6 @@ impl Ours {
             let floor = b.floor(now);
             if floor > 0 {
                 let minute = ((now % 86_400) / 60) as u32;
-                let minute = minute.min(1438);
                 cfg.to_mut().spare_floors.push(FloorWindow {
                     start_min: minute,
                     end_min: minute + 1,

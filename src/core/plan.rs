@@ -570,11 +570,13 @@ pub fn plan(
             );
         if answered {
             // Longer than the longest wait is no boot measurement (a stale clock).
-            if took > cfg.launch_max_wait_s {
-            } else if clock.warm {
-                next.boot.warm.add(took);
+            let stats = if clock.warm {
+                &mut next.boot.warm
             } else {
-                next.boot.cold.add(took);
+                &mut next.boot.cold
+            };
+            if took <= cfg.launch_max_wait_s {
+                stats.add(took);
             }
         } else if i.lifecycle.is_launching()
             || (i.lifecycle == LifecycleState::InService && took < cfg.launch_max_wait_s)
