@@ -744,7 +744,8 @@ pub fn plan(
     if next.recent_targets.last().map(|(_, s)| *s) != Some(spare.reactive) {
         next.recent_targets.push((now, spare.reactive));
     }
-    // Scale-in also keeps what the next two horizons need: a recorder removed now and
+    // Scale-in also keeps what one more tick of look-ahead needs (boot latency + two
+    // ticks): a recorder removed now and
     // needed again within a boot is paid twice (its boot, and the refusals meanwhile).
     let ahead = spare_target(
         cfg,
