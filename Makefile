@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: bench demo help venv build test test-rust test-testbed testbed-up testbed-down plan invoke-% fmt lint config-table clean-testbed
+.PHONY: bench demo help venv build test test-long test-rust test-testbed testbed-up testbed-down plan invoke-% fmt lint config-table clean-testbed
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -24,6 +24,9 @@ build: ## build every crate (debug)
 
 test: venv ## run every test: Rust unit + integration tests on the local AWS test bed, and the test bed's pytest
 	scripts/run-tests.sh
+
+test-long: ## the long randomized runs: the simulator's properties over PROPTEST_CASES (default 200) random worlds (CI runs it after make test)
+	PROPTEST_CASES=$${PROPTEST_CASES:-200} cargo test --locked -p jibri-sim --test simulator
 
 test-testbed: venv ## only the AWS test bed's own pytest suite
 	$(PY) -m pytest -q testbed/aws/tests

@@ -236,7 +236,7 @@ mod tests {
 
     fn aws_event(name: &str) -> Value {
         let p = format!(
-            "{}/../shared/fixtures/aws-events/{name}",
+            "{}/tests/fixtures/aws-events/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()

@@ -25,7 +25,8 @@ from botocore.config import Config
 
 AWS_DIR = Path(__file__).resolve().parents[1]
 SERVER = AWS_DIR / "server.py"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The AWS event samples, verbatim from the AWS documentation: one copy in the repository.
+FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "aws-events"
 REGION = "us-east-1"
 IMAGE_ID = "ami-12c6146b"  # one of moto's bundled AMIs
 STARTUP_TIMEOUT_S = 30.0

@@ -8,13 +8,11 @@ import re
 import socket
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, Aws, Sink, load_fixture
+from conftest import Aws, Sink, load_fixture
 
-SHARED_FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "aws-events"
 ISO_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -25,15 +23,6 @@ def shape(value: Any) -> Any:
     if isinstance(value, list):
         return [shape(item) for item in value]
     return type(value).__name__
-
-
-@pytest.mark.parametrize(
-    "name", ["asg-terminate-lifecycle.json", "asg-launch-lifecycle.json", "scheduled-event.json"]
-)
-def test_fixture_copies_are_the_shared_samples(name: str) -> None:
-    if not SHARED_FIXTURES.is_dir():
-        pytest.skip("shared/fixtures is not beside this checkout")
-    assert (FIXTURES / name).read_bytes() == (SHARED_FIXTURES / name).read_bytes()
 
 
 def test_terminate_event_has_the_shape_of_the_aws_sample(aws: Aws, sink: Sink) -> None:

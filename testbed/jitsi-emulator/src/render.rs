@@ -1,5 +1,5 @@
 //! The wire bodies Jibri and Jicofo send, rendered byte for byte as the real servers do
-//! (compact JSON in the servers' key order; see `/work/shared/fixtures/jitsi/`).
+//! (compact JSON in the servers' key order; see `tests/fixtures/jitsi/` at the repository root).
 
 use crate::model::{JicofoSnapshot, Recorder};
 
@@ -353,7 +353,7 @@ mod tests {
 
     fn fixture(name: &str) -> String {
         let path = format!(
-            "{}/../../../shared/fixtures/jitsi/{name}",
+            "{}/../../tests/fixtures/jitsi/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))

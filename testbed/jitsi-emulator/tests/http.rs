@@ -16,7 +16,7 @@ const SHUTDOWN: &str = "jibri/api/internal/v1.0/shutdown";
 
 fn fixture(name: &str) -> String {
     let path = format!(
-        "{}/../../../shared/fixtures/jitsi/{name}",
+        "{}/../../tests/fixtures/jitsi/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
