@@ -161,7 +161,9 @@ impl S3Store {
         for (k, v) in &attrs.metadata {
             req = req.metadata(k, v);
         }
-        let out = with_checksum!(req, checksum)
+        // Create only: never replace an object (another meeting's recording, or an
+        // earlier attempt's); S3 answers 412 if the key is taken, see the uploader.
+        let out = with_checksum!(req.if_none_match("*"), checksum)
             .send()
             .await
             .map_err(|e| classify(OP, e))?;
@@ -315,6 +317,9 @@ impl ObjectStore for S3Store {
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
+            // Create only, as for PutObject (CreateMultipartUpload takes no condition: S3
+            // checks it when the object would come into being).
+            .if_none_match("*")
             .checksum_type(ChecksumType::FullObject)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
@@ -478,6 +483,10 @@ pub fn classify_code(code: &str, status: u16) -> FailureKind {
         | "RequestThrottledException"
         | "Throttled" => FailureKind::Throttled,
         "NoSuchUpload" => FailureKind::NoSuchUpload,
+        // `If-None-Match: *` and the key is taken.
+        "PreconditionFailed" => FailureKind::AlreadyExists,
+        // Two conditional writes of one key at once (409): the retry sees who won.
+        "ConditionalRequestConflict" => FailureKind::Server,
         "NoSuchKey" | "NotFound" | "NoSuchBucket" | "NoSuchVersion" => FailureKind::NotFound,
         "InternalError" | "InternalFailure" | "ServiceUnavailable" | "Unavailable" => {
             FailureKind::Server
@@ -486,6 +495,7 @@ pub fn classify_code(code: &str, status: u16) -> FailureKind {
         // timeout period": the request, not the data, is at fault.
         "RequestTimeout" | "RequestTimeTooSkewed" => FailureKind::Transport,
         _ => match status {
+            412 => FailureKind::AlreadyExists,
             429 | 503 => FailureKind::Throttled,
             404 => FailureKind::NotFound,
             500..=599 => FailureKind::Server,
@@ -524,6 +534,20 @@ mod tests {
         assert_eq!(
             classify_code("UnauthorizedOperation", 403),
             FailureKind::Rejected
+        );
+    }
+
+    #[test]
+    fn a_taken_key_and_a_conditional_write_race_are_told_apart() {
+        assert_eq!(
+            classify_code("PreconditionFailed", 412),
+            FailureKind::AlreadyExists
+        );
+        assert_eq!(classify_code("", 412), FailureKind::AlreadyExists);
+        assert_eq!(
+            classify_code("ConditionalRequestConflict", 409),
+            FailureKind::Server,
+            "retried: the next attempt sees the winner's object"
         );
     }
 }

@@ -1,6 +1,7 @@
 //! Hand-written fakes of the ports: an in-memory bucket that checks checksums the way S3
 //! does (a part or object whose bytes do not match the checksum sent is refused; the
-//! full-object checksum is computed from the stored bytes), and an instance tag. Both write
+//! full-object checksum is computed from the stored bytes) and, like S3 with
+//! `If-None-Match: *`, refuses to replace an object (412), and an instance tag. Both write
 //! every call into one shared [`Journal`], so tests can assert on order; both can be told
 //! to fail.
 
@@ -103,6 +104,10 @@ struct StoreState {
     objects: BTreeMap<String, FakeObject>,
     uploads: BTreeMap<String, Upload>,
     faults: Faults,
+    /// Calls that go through whose answer is then lost (op, how many more times).
+    lost_answers: Vec<(&'static str, u32)>,
+    /// How many times each key was written.
+    writes: BTreeMap<String, usize>,
     next: u64,
     corrupt_next_store: bool,
 }
@@ -133,6 +138,17 @@ fn read_range(op: &'static str, r: &FileRange) -> AwsResult<Vec<u8>> {
         message: e.to_string(),
     })?;
     Ok(buf)
+}
+
+/// S3's answer to a create-only write (`If-None-Match: *`) of a key that is taken.
+fn precondition_failed(op: &'static str) -> AwsError {
+    AwsError {
+        op,
+        kind: FailureKind::AlreadyExists,
+        message:
+            "PreconditionFailed: At least one of the pre-conditions you specified did not hold"
+                .into(),
+    }
 }
 
 fn bad_digest(op: &'static str) -> AwsError {
@@ -181,6 +197,36 @@ impl FakeStore {
         lock(&self.state).corrupt_next_store = true;
     }
 
+    /// The next `times` calls of `op` take effect but their answer is lost on the way
+    /// back (a timeout, a cut connection): the caller sees a transport error.
+    pub fn lose_answers(&self, op: &'static str, times: u32) {
+        lock(&self.state).lost_answers.push((op, times));
+    }
+
+    /// An object someone else (another meeting's recorder) created, with a full-object
+    /// checksum of `algorithm`, as S3 would have it.
+    pub fn seed(&self, key: &str, data: &[u8], algorithm: ChecksumAlgorithm) {
+        let mut st = lock(&self.state);
+        st.next += 1;
+        let version = st.next;
+        st.objects.insert(
+            key.into(),
+            FakeObject {
+                data: data.to_vec(),
+                content_type: "application/octet-stream".into(),
+                metadata: vec![],
+                checksum: crc(algorithm, data),
+                full_object: false,
+                version,
+            },
+        );
+    }
+
+    /// How many times the uploader wrote `key` (a PUT or a completed upload).
+    pub fn writes(&self, key: &str) -> usize {
+        lock(&self.state).writes.get(key).copied().unwrap_or(0)
+    }
+
     pub fn object(&self, key: &str) -> Option<FakeObject> {
         lock(&self.state).objects.get(key).cloned()
     }
@@ -211,6 +257,7 @@ impl FakeStore {
         }
         st.next += 1;
         let version = st.next;
+        *st.writes.entry(key.to_owned()).or_default() += 1;
         let checksum = crc(algorithm, &data);
         st.objects.insert(
             key.into(),
@@ -232,6 +279,21 @@ impl FakeStore {
         self.journal.push(call.clone());
         lock(&self.state).faults.check(op, &call)
     }
+
+    /// The answer of a call that went through, unless it is to be lost.
+    fn answer<T>(&self, op: &'static str, result: AwsResult<T>) -> AwsResult<T> {
+        let result = result?;
+        let mut st = lock(&self.state);
+        if let Some((_, n)) = st.lost_answers.iter_mut().find(|(o, n)| *o == op && *n > 0) {
+            *n -= 1;
+            return Err(AwsError {
+                op,
+                kind: FailureKind::Transport,
+                message: "injected: the answer was lost (connection reset)".into(),
+            });
+        }
+        Ok(result)
+    }
 }
 
 impl ObjectStore for FakeStore {
@@ -247,7 +309,11 @@ impl ObjectStore for FakeStore {
         if crc(checksum.algorithm, &data) != *checksum {
             return Err(bad_digest("PutObject"));
         }
-        Ok(self.store(key, data, checksum.algorithm, attrs, false))
+        if self.object(key).is_some() {
+            return Err(precondition_failed("PutObject"));
+        }
+        let stored = self.store(key, data, checksum.algorithm, attrs, false);
+        self.answer("PutObject", Ok(stored))
     }
 
     async fn put_bytes(
@@ -261,7 +327,11 @@ impl ObjectStore for FakeStore {
         if crc(checksum.algorithm, &body) != *checksum {
             return Err(bad_digest("PutObject"));
         }
-        Ok(self.store(key, body, checksum.algorithm, attrs, false))
+        if self.object(key).is_some() {
+            return Err(precondition_failed("PutObject"));
+        }
+        let stored = self.store(key, body, checksum.algorithm, attrs, false);
+        self.answer("PutObject", Ok(stored))
     }
 
     async fn create_upload(
@@ -370,6 +440,10 @@ impl ObjectStore for FakeStore {
                 .get(upload_id)
                 .filter(|u| u.key == key)
                 .ok_or_else(no_upload)?;
+            if st.objects.contains_key(key) {
+                // The upload stays open, as on S3.
+                return Err(precondition_failed(OP));
+            }
             let mut data = Vec::new();
             let mut sums = Vec::new();
             for p in parts {
@@ -389,7 +463,8 @@ impl ObjectStore for FakeStore {
             }
             (data, st.uploads.remove(upload_id).ok_or_else(no_upload)?)
         };
-        Ok(self.store(key, data, upload.algorithm, &upload.attrs, true))
+        let stored = self.store(key, data, upload.algorithm, &upload.attrs, true);
+        self.answer(OP, Ok(stored))
     }
 
     async fn abort_upload(&self, key: &str, upload_id: &str) -> AwsResult<()> {

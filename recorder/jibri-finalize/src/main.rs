@@ -183,7 +183,7 @@ async fn run(cfg: Config, command: Command) -> ExitCode {
             .await
         }
         Err(e) => {
-            tracing::error!(error = %e, "the instance id is unknown: the instance cannot be tagged, so nothing is uploaded (set INSTANCE_ID or fix the metadata service)");
+            tracing::error!(error = %e, "the instance id is unknown: the instance cannot be tagged (set INSTANCE_ID or fix the metadata service); uploading anyway");
             execute(
                 Uploader::new(
                     store,
@@ -284,6 +284,9 @@ fn summarize(report: &RunReport) {
     }
     for p in &report.problems {
         tracing::error!(problem = %p);
+    }
+    for p in &report.tag_problems {
+        tracing::error!(tag_problem = %p, "the instance tag is not as it should be (the exit status is the uploads')");
     }
     tracing::info!(pending = ?report.pending_after, ok = report.ok(), "finished");
 }

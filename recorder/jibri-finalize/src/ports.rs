@@ -53,6 +53,11 @@ pub struct ObjectAttributes {
 
 /// The recordings bucket. Every upload carries the checksum of its bytes, which S3 verifies
 /// on receipt; multipart uploads are created with a full-object checksum of `algorithm`.
+///
+/// Writes only create: `put_file`, `put_bytes` and `complete_upload` never replace an
+/// object (`If-None-Match: *`) and fail with [`FailureKind::AlreadyExists`] when the key
+/// holds one already (a multipart upload then stays open: abort it). Nothing here reads an
+/// object's bytes; `head` gives its size and checksum only.
 pub trait ObjectStore: Send + Sync + 'static {
     /// One PUT of a whole (small) file.
     fn put_file(

@@ -1,13 +1,15 @@
 //! The finalize and the retry of pending sessions.
 //!
 //! Finalize of a session: record it as pending and tag the instance (before any byte
-//! leaves, so a crash mid-upload leaves both), upload every file (streamed from disk,
-//! multipart above the threshold, each request carrying the checksum of the bytes read,
-//! which S3 verifies), check each object's full-object checksum as S3 reports it against
-//! the local one, write the manifest last, delete the local files that are verified and
-//! unchanged, drop the marker, and set the tag to the number of sessions still pending
-//! (removed at 0). Then the same for every other pending session. Any failure keeps the
-//! files and the marker for the next finalize or the systemd timer.
+//! leaves, so a crash mid-upload leaves both; if the tag cannot be set the upload goes on
+//! all the same, Jibri being BUSY while the finalize runs), upload every file (streamed
+//! from disk, multipart above the threshold, each request carrying the checksum of the
+//! bytes read, which S3 verifies; created only, never replacing an object), check each
+//! object's full-object checksum as S3 reports it against the local one, write the
+//! manifest last, delete the local files that are verified and unchanged, drop the marker,
+//! and set the tag to the number of sessions still pending (removed at 0). Then the same
+//! for every other pending session. Any failure keeps the files and the marker for the
+//! next finalize or the systemd timer.
 
 use crate::core::checksum::{combine_parts, Checksum, ChecksumAlgorithm, Crc};
 use crate::core::layout::{self, SessionName};
@@ -15,8 +17,8 @@ use crate::core::metadata::{self, RecordingInfo};
 use crate::core::parts::{is_multipart, plan_parts};
 use crate::core::retry::{FailureKind, Next, RetryPolicy};
 use crate::core::session::{
-    self, FileAction, FileRecord, FileStamp, ListedPart, MultipartProgress, PartDone, PartsInS3,
-    Pending, SessionRecord, StoredObject, TagAction, TagState,
+    self, FileAction, FileRecord, FileStamp, ListedPart, MultipartProgress, ObjectHead, PartDone,
+    PartsInS3, Pending, SessionRecord, StoredObject, TagAction, TagState,
 };
 use crate::pending::{Lock, PendingDir};
 use crate::ports::{
@@ -41,6 +43,8 @@ const MAX_METADATA_BYTES: u64 = 1 << 20;
 const HASH_BUFFER: usize = 512 * 1024;
 /// Progress (parts done) is written to the marker at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// Keys tried for one file (its own, then `~2/`, `~3/`...) when other objects hold them.
+const MAX_KEYS_PER_FILE: u32 = 20;
 pub const UPLOADER: &str = concat!("jibri-finalize ", env!("CARGO_PKG_VERSION"));
 
 /// What the uploader needs of the configuration.
@@ -85,8 +89,12 @@ pub struct RunReport {
     pub sessions: Vec<SessionReport>,
     /// Sessions still pending at the end, if the pending directory could be read.
     pub pending_after: Option<Pending>,
-    /// Problems that are no single session's (pending directory, tag).
+    /// Problems that are no single session's (pending directory).
     pub problems: Vec<String>,
+    /// The instance tag could not be set or removed. Logged loudly, but no part of the
+    /// exit status, which is the uploads' (a session is uploaded whether or not it could
+    /// be tagged: Jibri is BUSY while the finalize runs).
+    pub tag_problems: Vec<String>,
 }
 
 impl RunReport {
@@ -418,6 +426,29 @@ struct FileDone {
     uploaded: u64,
 }
 
+/// Why one attempt at one key did not store the file.
+enum NotStored {
+    /// Another object has the key (a create-only write was refused and that object is not
+    /// this file): left as it is, the file goes to another key.
+    KeyTaken,
+    Failed(String),
+}
+
+impl From<String> for NotStored {
+    fn from(e: String) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// What is at a key that a create-only write found taken.
+enum Existing {
+    /// This very file (same size, same full-object checksum): an earlier attempt whose
+    /// answer was lost, or a retry of this one.
+    Ours(ObjectHead),
+    /// Anything else, or an object that cannot be compared: never touched.
+    Theirs,
+}
+
 impl<S: ObjectStore> SessionCtx<S> {
     async fn retry<T, F, Fut>(&self, what: &str, call: F) -> AwsResult<T>
     where
@@ -459,10 +490,17 @@ impl<S: ObjectStore> SessionCtx<S> {
 
     async fn upload_file(&self, file: LocalFile, key: String) -> Result<FileDone, String> {
         let s = &self.settings;
-        let record = lock(&self.sink).record.files.get(&file.rel).cloned();
+        let (record, prefix) = {
+            let sink = lock(&self.sink);
+            (
+                sink.record.files.get(&file.rel).cloned(),
+                sink.record.key_prefix.clone(),
+            )
+        };
         let multipart = is_multipart(file.stamp.size, s.multipart_threshold);
         let plan =
             plan_parts(file.stamp.size, s.part_size).map_err(|e| format!("{}: {e}", file.rel))?;
+        let relative = key.strip_prefix(&prefix).unwrap_or(&key).to_owned();
         match session::file_action(
             record.as_ref(),
             file.stamp,
@@ -473,23 +511,32 @@ impl<S: ObjectStore> SessionCtx<S> {
             FileAction::AlreadyStored => {
                 let stored = record.and_then(|r| r.stored).map(|(o, _)| o);
                 if let Some(o) = &stored {
-                    if o.key == key && self.still_stored(o).await {
-                        debug!(file = %file.rel, "already verified in S3");
+                    // Its own key, or the one it moved to because its own was taken.
+                    if layout::is_key_for(&o.key, &prefix, &relative) && self.still_stored(o).await
+                    {
+                        debug!(file = %file.rel, key = %o.key, "already verified in S3");
                         return Ok(FileDone { uploaded: 0 });
                     }
                 }
-                self.upload_fresh(&file, &key, multipart, None).await
+                self.upload_fresh(&file, &prefix, &relative, &key, multipart, None)
+                    .await
             }
             FileAction::Resume(progress) => {
-                self.upload_multipart(&file, &key, Some(progress)).await
+                self.create(&file, &prefix, &relative, &key, true, Some(progress))
+                    .await
             }
-            FileAction::Fresh { abort } => self.upload_fresh(&file, &key, multipart, abort).await,
+            FileAction::Fresh { abort } => {
+                self.upload_fresh(&file, &prefix, &relative, &key, multipart, abort)
+                    .await
+            }
         }
     }
 
     async fn upload_fresh(
         &self,
         file: &LocalFile,
+        prefix: &str,
+        relative: &str,
         key: &str,
         multipart: bool,
         abort: Option<String>,
@@ -502,10 +549,71 @@ impl<S: ObjectStore> SessionCtx<S> {
             }
             self.forget_upload(&file.rel);
         }
-        if multipart {
-            self.upload_multipart(file, key, None).await
-        } else {
-            self.upload_single(file, key).await
+        self.create(file, prefix, relative, key, multipart, None)
+            .await
+    }
+
+    /// Uploads the file to `key`, or, if another object has that key, to the next free
+    /// alternative key (the other object is never replaced).
+    async fn create(
+        &self,
+        file: &LocalFile,
+        prefix: &str,
+        relative: &str,
+        key: &str,
+        multipart: bool,
+        mut resume: Option<MultipartProgress>,
+    ) -> Result<FileDone, String> {
+        let mut key = key.to_owned();
+        let mut n = 1;
+        loop {
+            let attempt = if multipart {
+                self.upload_multipart(file, &key, resume.take()).await
+            } else {
+                self.upload_single(file, &key).await
+            };
+            match attempt {
+                Ok(done) => return Ok(done),
+                Err(NotStored::Failed(e)) => return Err(e),
+                Err(NotStored::KeyTaken) => {
+                    n += 1;
+                    if n > MAX_KEYS_PER_FILE {
+                        return Err(format!(
+                            "{}: {MAX_KEYS_PER_FILE} keys tried, all held by other objects",
+                            file.rel
+                        ));
+                    }
+                    let next = layout::alternative_key(prefix, relative, n)
+                        .map_err(|e| format!("{}: {e}", file.rel))?;
+                    warn!(file = %file.rel, key = %key, new_key = %next, "another object already has the key: it is left as it is, the file goes under a new key (the manifest says which)");
+                    key = next;
+                }
+            }
+        }
+    }
+
+    /// After a create-only write of `key` was refused: is the object there this file?
+    async fn existing(&self, key: &str, size: u64, sum: &Checksum) -> Result<Existing, String> {
+        match self
+            .retry("HeadObject", || self.store.head(key, None))
+            .await
+        {
+            Ok(head) => match session::verify(&head, size, sum) {
+                Ok(()) => {
+                    info!(key, "the object at the key is this very file (an earlier attempt's): nothing to write");
+                    Ok(Existing::Ours(head))
+                }
+                Err(m) => {
+                    warn!(key, difference = %m, "another object already has the key");
+                    Ok(Existing::Theirs)
+                }
+            },
+            // Refused (not allowed to read it) or gone again: not provably this file.
+            Err(e) if !e.kind.is_retryable() => {
+                warn!(key, error = %e, "another object already has the key and cannot be compared");
+                Ok(Existing::Theirs)
+            }
+            Err(e) => Err(format!("{key}: comparing the object already there: {e}")),
         }
     }
 
@@ -554,7 +662,7 @@ impl<S: ObjectStore> SessionCtx<S> {
         })
     }
 
-    async fn upload_single(&self, file: &LocalFile, key: &str) -> Result<FileDone, String> {
+    async fn upload_single(&self, file: &LocalFile, key: &str) -> Result<FileDone, NotStored> {
         let _permit = self.permit().await?;
         let sum = hash(&file.path, 0, file.stamp.size, self.settings.algorithm).await?;
         let range = FileRange {
@@ -567,9 +675,18 @@ impl<S: ObjectStore> SessionCtx<S> {
             .retry("PutObject", || {
                 self.store.put_file(key, &range, &sum, &attrs)
             })
-            .await
-            .map_err(|e| format!("{}: {e}", file.rel))?;
-        let stored = self.verify_stored(file, key, put.version_id, &sum).await?;
+            .await;
+        let version = match put {
+            Ok(put) => put.version_id,
+            Err(e) if e.kind == FailureKind::AlreadyExists => {
+                match self.existing(key, file.stamp.size, &sum).await? {
+                    Existing::Ours(head) => head.version_id,
+                    Existing::Theirs => return Err(NotStored::KeyTaken),
+                }
+            }
+            Err(e) => return Err(format!("{}: {e}", file.rel).into()),
+        };
+        let stored = self.verify_stored(file, key, version, &sum).await?;
         debug!(file = %file.rel, key, checksum = %sum, "stored and verified");
         self.record_stored(file, stored);
         Ok(FileDone {
@@ -582,7 +699,7 @@ impl<S: ObjectStore> SessionCtx<S> {
         file: &LocalFile,
         key: &str,
         resume: Option<MultipartProgress>,
-    ) -> Result<FileDone, String> {
+    ) -> Result<FileDone, NotStored> {
         let s = self.settings.clone();
         let plan =
             plan_parts(file.stamp.size, s.part_size).map_err(|e| format!("{}: {e}", file.rel))?;
@@ -730,7 +847,7 @@ impl<S: ObjectStore> SessionCtx<S> {
                 // Gone under us: the next attempt starts a new upload.
                 self.forget_upload(&file.rel);
             }
-            return Err(message);
+            return Err(message.into());
         }
         parts.sort_by_key(|p| p.0);
         let full = combine_parts(s.algorithm, parts.iter().map(|p| (p.2, p.3)));
@@ -741,10 +858,7 @@ impl<S: ObjectStore> SessionCtx<S> {
             .map(|m| stamp_of(&m))
             .map_err(|e| format!("{}: {e}", file.rel))?;
         if now != file.stamp {
-            return Err(format!(
-                "{}: the file changed while it was uploaded",
-                file.rel
-            ));
+            return Err(format!("{}: the file changed while it was uploaded", file.rel).into());
         }
 
         let completed: Vec<CompletedPart> = parts
@@ -766,13 +880,26 @@ impl<S: ObjectStore> SessionCtx<S> {
             // A retried Complete whose first attempt went through finds no upload: what
             // counts is whether the object is there, which the check below says.
             Err(e) if e.kind == FailureKind::NoSuchUpload => None,
+            // The key is taken (the upload stays open): by this very file (a retried
+            // Complete whose first attempt went through), or by another object.
+            Err(e) if e.kind == FailureKind::AlreadyExists => {
+                let existing = self.existing(key, file.stamp.size, &full).await?;
+                if let Err(e) = self.store.abort_upload(key, &upload_id).await {
+                    debug!(key, error = %e, "could not abort the multipart upload");
+                }
+                self.forget_upload(&file.rel);
+                match existing {
+                    Existing::Ours(head) => head.version_id,
+                    Existing::Theirs => return Err(NotStored::KeyTaken),
+                }
+            }
             Err(e) => {
                 if !e.kind.is_retryable() {
                     // Refused (a part S3 does not have, or a checksum it disputes): the next
                     // attempt starts a new upload rather than repeating this one.
                     self.forget_upload(&file.rel);
                 }
-                return Err(fail(e));
+                return Err(fail(e).into());
             }
         };
         let verified = self.verify_stored(file, key, version, &full).await;
@@ -781,7 +908,7 @@ impl<S: ObjectStore> SessionCtx<S> {
             Err(e) => {
                 // The upload is completed (or gone): the next attempt starts a new one.
                 self.forget_upload(&file.rel);
-                return Err(e);
+                return Err(e.into());
             }
         };
         info!(file = %file.rel, key, bytes = file.stamp.size, parts = plan.count, checksum = %full, "stored and verified");
@@ -796,7 +923,11 @@ enum Marked {
     Unrecorded,
     /// A pending session of the same name from another directory.
     Conflict(String),
-    TagFailed(String),
+    /// The tag could not be set; `recorded`: the marker was written.
+    TagFailed {
+        recorded: bool,
+        error: String,
+    },
 }
 
 pub struct Uploader<S, T> {
@@ -860,10 +991,33 @@ impl<S: ObjectStore, T: InstanceTags> Uploader<S, T> {
             Marked::Conflict(other) => {
                 report.push(session.as_str(), Outcome::Failed(format!("another pending session named {session} is from {other}: rename one of the directories; nothing uploaded")));
             }
-            Marked::TagFailed(e) => {
-                report.push(session.as_str(), Outcome::Failed(format!("tagging the instance failed, so nothing was uploaded (files kept, session pending): {e}")));
-                report.pending_after = Some(self.count());
-                return report;
+            Marked::TagFailed {
+                recorded: true,
+                error: e,
+            } => {
+                // Jibri is BUSY until this process exits, which protects the session while
+                // it uploads: upload regardless, never leave the only copy unprotected.
+                error!(session = %session, error = %e, "tagging the instance failed; uploading anyway (Jibri stays BUSY while this finalize runs; the session stays pending until it is in S3)");
+                report
+                    .tag_problems
+                    .push(format!("tagging the instance failed: {e}"));
+                let outcome = self.process_untagged(session.as_str()).await;
+                report.push(session.as_str(), outcome);
+            }
+            Marked::TagFailed {
+                recorded: false,
+                error: e,
+            } => {
+                error!(session = %session, error = %e, "tagging the instance failed and the session could not be recorded as pending; uploading anyway");
+                report
+                    .tag_problems
+                    .push(format!("tagging the instance failed: {e}"));
+                report.problems.push(format!(
+                    "session {session} could not be recorded as pending in {}",
+                    self.pending.root().display()
+                ));
+                let outcome = self.process_unrecorded(&session, &dir).await;
+                report.push(session.as_str(), outcome);
             }
         }
         self.retry_all(Some(session.as_str()), &mut report).await;
@@ -887,13 +1041,14 @@ impl<S: ObjectStore, T: InstanceTags> Uploader<S, T> {
             Marked::Yes => format!("{why}; the session is recorded as pending and the instance tagged: fix the configuration, the timer uploads it"),
             Marked::Unrecorded => format!("{why}; the session could not even be recorded as pending (the instance is tagged)"),
             Marked::Conflict(other) => format!("{why}; another pending session of this name is from {other}"),
-            Marked::TagFailed(e) => format!("{why}; the instance could not be tagged either: {e}"),
+            Marked::TagFailed { error: e, .. } => format!("{why}; the instance could not be tagged either: {e}"),
         };
         report.push(session.as_str(), Outcome::Failed(outcome));
         report
     }
 
-    /// The timer's run: make sure the tag covers what is pending, then retry every session.
+    /// The timer's run: make sure the tag covers what is pending, then retry every session
+    /// (also when the tag cannot be set: the files are only safe once they are in S3).
     pub async fn retry_pending(&self) -> RunReport {
         let mut report = RunReport::default();
         {
@@ -902,11 +1057,10 @@ impl<S: ObjectStore, T: InstanceTags> Uploader<S, T> {
             if count != Pending::Known(0) {
                 let action = session::tag_action(count, 0, self.pending.tag_state());
                 if let Err(e) = self.apply_tag(action).await {
-                    report.problems.push(format!(
-                        "the instance could not be tagged, so nothing was uploaded: {e}"
-                    ));
-                    report.pending_after = Some(count);
-                    return report;
+                    error!(error = %e, "the instance could not be tagged; uploading the pending sessions anyway");
+                    report
+                        .tag_problems
+                        .push(format!("tagging the instance failed: {e}"));
                 }
             }
         }
@@ -1012,7 +1166,10 @@ impl<S: ObjectStore, T: InstanceTags> Uploader<S, T> {
         {
             Ok(()) if marked => Marked::Yes,
             Ok(()) => Marked::Unrecorded,
-            Err(e) => Marked::TagFailed(e.to_string()),
+            Err(e) => Marked::TagFailed {
+                recorded: marked,
+                error: e.to_string(),
+            },
         }
     }
 
@@ -1175,7 +1332,59 @@ impl<S: ObjectStore, T: InstanceTags> Uploader<S, T> {
         }
         let action = session::tag_action(count, 0, self.pending.tag_state());
         if let Err(e) = self.apply_tag(action).await {
-            report.problems.push(format!("instance tag: {e}"));
+            report.tag_problems.push(format!("instance tag: {e}"));
+        }
+    }
+
+    /// Sets the tag to the pending count again; `true` once it is known to be in place.
+    async fn retag(&self) -> bool {
+        let mut scratch = RunReport::default();
+        let _g = self.global_lock(&mut scratch).await;
+        let Pending::Known(n) = self.count() else {
+            return false;
+        };
+        let action = session::tag_action(Pending::Known(n.max(1)), 0, self.pending.tag_state());
+        self.apply_tag(action).await.is_ok()
+    }
+
+    /// A recorded session that the tag does not protect: while this finalize runs Jibri is
+    /// BUSY, which does, so a failed upload is tried again here, in rounds with backoff
+    /// (the wait between rounds doubling from `unrecorded_round_wait`, at most
+    /// `retry.max_attempts` rounds), the tag tried again before each, until the session is
+    /// in S3 or the tag is set (then the timer may take over safely).
+    async fn process_untagged(&self, session: &str) -> Outcome {
+        let base = self.settings.unrecorded_round_wait;
+        let rounds = RetryPolicy {
+            max_attempts: self.settings.retry.max_attempts,
+            base,
+            cap: base.saturating_mul(8),
+        };
+        let mut round = 1;
+        let mut tagged = false;
+        loop {
+            let outcome = self.process(session, true).await;
+            let Outcome::Failed(e) = &outcome else {
+                return outcome;
+            };
+            if tagged {
+                info!(
+                    session,
+                    "the instance is tagged now: the session is protected, the timer retries it"
+                );
+                return outcome;
+            }
+            match rounds.decide(round, FailureKind::Server, self.jitter.next()) {
+                Next::RetryAfter(wait) => {
+                    error!(session, round, wait_ms = wait.as_millis() as u64, error = %e, "upload failed and the instance is not tagged: trying again in this process while Jibri is BUSY");
+                    tokio::time::sleep(wait).await;
+                }
+                Next::GiveUp => {
+                    error!(session, rounds = round, error = %e, "upload failed and the instance could not be tagged: the session stays pending for the timer, UNPROTECTED against scale-in once Jibri is idle");
+                    return outcome;
+                }
+            }
+            round += 1;
+            tagged = self.retag().await;
         }
     }
 
@@ -1262,15 +1471,28 @@ impl<S: ObjectStore, T: InstanceTags> Uploader<S, T> {
         );
         let _flusher = Flusher::start(sink);
         let mut tasks = JoinSet::new();
+        let mut errors = Vec::new();
         for file in files.iter().cloned() {
             let key = match layout::object_key(&prefix, &file.components) {
                 Ok(k) => k,
-                Err(e) => return self.failed(sink, format!("{}: {e}", file.rel)),
+                Err(e) => {
+                    // One unusable name never holds up the rest of the session: this file
+                    // stays on disk and pending (so does the session, with its tag), the
+                    // others are uploaded now.
+                    error!(session, file = %file.rel, error = %e, "this file cannot be uploaded under its name: skipped and kept; rename it and the next run uploads it");
+                    lock(sink).update(|r| {
+                        r.files.entry(file.rel.clone()).or_insert(FileRecord {
+                            multipart: None,
+                            stored: None,
+                        });
+                    });
+                    errors.push(format!("{}: {e}", file.rel));
+                    continue;
+                }
             };
             let ctx = ctx.clone();
             tasks.spawn(async move { ctx.upload_file(file, key).await });
         }
-        let mut errors = Vec::new();
         let mut sent = 0u64;
         while let Some(joined) = tasks.join_next().await {
             match joined {
@@ -1400,30 +1622,62 @@ impl<S: ObjectStore, T: InstanceTags> Uploader<S, T> {
         let mut c = Crc::new(self.settings.algorithm);
         c.update(&body);
         let sum = c.finish();
-        let key = layout::manifest_key(&record.key_prefix);
         let attrs = ObjectAttributes {
             content_type: "application/json",
             metadata: ctx.attrs_metadata.clone(),
         };
-        let put = ctx
-            .retry("PutObject", || {
-                self.store.put_bytes(&key, body.clone(), &sum, &attrs)
-            })
-            .await
-            .map_err(|e| format!("manifest: {e}"))?;
+        let size = body.len() as u64;
+        // Created, never replaced: a manifest of this session already there (an earlier
+        // one, of files since uploaded again) stays, this one goes to `~<n>/manifest.json`.
+        let mut key = layout::manifest_key(&record.key_prefix);
+        let mut n = 1;
+        let version = loop {
+            let put = ctx
+                .retry("PutObject", || {
+                    self.store.put_bytes(&key, body.clone(), &sum, &attrs)
+                })
+                .await;
+            match put {
+                Ok(put) => break put.version_id,
+                Err(e) if e.kind == FailureKind::AlreadyExists => {
+                    match ctx
+                        .existing(&key, size, &sum)
+                        .await
+                        .map_err(|e| format!("manifest: {e}"))?
+                    {
+                        Existing::Ours(head) => break head.version_id,
+                        Existing::Theirs => {
+                            n += 1;
+                            if n > MAX_KEYS_PER_FILE {
+                                return Err(format!(
+                                    "manifest: {MAX_KEYS_PER_FILE} keys tried, all held by other objects"
+                                ));
+                            }
+                            let next = layout::alternative_key(
+                                &record.key_prefix,
+                                layout::MANIFEST_NAME,
+                                n,
+                            )
+                            .map_err(|e| format!("manifest: {e}"))?;
+                            warn!(key = %key, new_key = %next, "another object already has the manifest's key: it is left as it is, the manifest goes under a new key");
+                            key = next;
+                        }
+                    }
+                }
+                Err(e) => return Err(format!("manifest: {e}")),
+            }
+        };
         let head = ctx
-            .retry("HeadObject", || {
-                self.store.head(&key, put.version_id.as_deref())
-            })
+            .retry("HeadObject", || self.store.head(&key, version.as_deref()))
             .await
             .map_err(|e| format!("manifest: verifying: {e}"))?;
-        session::verify(&head, body.len() as u64, &sum).map_err(|e| format!("manifest: {e}"))?;
+        session::verify(&head, size, &sum).map_err(|e| format!("manifest: {e}"))?;
         let stored = StoredObject {
             key: key.clone(),
-            size: body.len() as u64,
+            size,
             algorithm: sum.algorithm,
             checksum: sum.base64(),
-            version_id: head.version_id.or(put.version_id),
+            version_id: head.version_id.or(version),
         };
         let mut s = lock(&ctx.sink);
         s.record.manifest = Some(stored);

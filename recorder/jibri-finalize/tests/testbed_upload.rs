@@ -83,7 +83,9 @@ async fn a_session_is_uploaded_verified_and_deleted_and_the_tag_cleared() {
         "https://meet.example.org/acme/Quarterly%2520Review"
     );
     assert_eq!(md["jibri-meeting-name"], "Quarterly Review");
-    assert_eq!(md["jibri-participants"], "Zo%C3%AB M%C3%BCller, Bob");
+    // Every recorder may read object metadata: no participant names in it (issue 14).
+    assert!(!md.contains_key("jibri-participants"), "{md:?}");
+    assert!(md.values().all(|v| !v.contains("Bob") && !v.contains("Zo")));
     assert_eq!(md["jibri-participant-count"], "2");
     assert_eq!(md["jibri-instance-id"], r.instance);
     assert_eq!(md["jibri-session"], "qwxzabcdefghijkl");
@@ -440,14 +442,17 @@ async fn a_part_corrupted_on_the_way_is_caught_and_nothing_is_deleted() {
 
     let out = r.run(&["--retry-pending"]).await;
     assert_eq!(exit_code(&out), 0, "{}", stderr(&out));
-    assert_eq!(
-        get(
-            &r.s3,
-            &r.bucket,
-            &format!("{}{MP4}", r.prefix("corruptsession"))
-        )
-        .await,
-        mp4
+    // Objects are created, never replaced (issue 14): the bad object moto kept (AWS would
+    // have refused the part) stays, and the verified copy is where the manifest says.
+    let manifest = assert_manifest_matches(&r, "corruptsession", 1).await;
+    let key = manifest["files"][0]["key"].as_str().unwrap();
+    assert_eq!(get(&r.s3, &r.bucket, key).await, mp4);
+    let canonical = format!("{}{MP4}", r.prefix("corruptsession"));
+    assert_ne!(key, canonical);
+    assert_ne!(
+        get(&r.s3, &r.bucket, &canonical).await,
+        mp4,
+        "the unverified object is left as it is, not overwritten"
     );
     assert!(!dir.exists());
     assert_eq!(r.tag().await, None);
@@ -555,7 +560,10 @@ async fn a_marker_write_failing_with_enospc_still_uploads_then_clears_the_tag() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_tagging_failure_uploads_nothing_and_keeps_the_files() {
+async fn a_tagging_failure_still_uploads_the_session() {
+    // Jibri stays BUSY while its finalize runs: that protects the session while it
+    // uploads, tag or no tag. Refusing to upload left the only copy on a disk that the
+    // next scale-in destroys.
     let r = Recorder::new("notag").await;
     let proxy = FaultProxy::start().await;
     r.write_config(&proxy.url, &[]);
@@ -565,30 +573,218 @@ async fn a_tagging_failure_uploads_nothing_and_keeps_the_files() {
         Fault::Error(403, "UnauthorizedOperation"),
     ));
     let dir = r.session_dir("notagsession");
-    std::fs::write(dir.join(MP4), pattern(5000, 11)).unwrap();
+    let mp4 = pattern(5000, 11);
+    std::fs::write(dir.join(MP4), &mp4).unwrap();
     let out = r.run(&[dir.to_str().unwrap()]).await;
-    assert_eq!(exit_code(&out), 1, "{}", stderr(&out));
+    assert_eq!(exit_code(&out), 0, "the upload's result: {}", stderr(&out));
     assert!(
         stderr(&out).contains("tagging the instance failed"),
         "{}",
         stderr(&out)
     );
-    assert_eq!(
-        proxy.log().len(),
-        1,
-        "one refused CreateTags (no retry of a refusal), then nothing: {:?}",
-        proxy.log()
-    );
-    assert!(r.keys().await.is_empty(), "not one byte without the tag");
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    let log = proxy.log();
     assert!(
-        r.marker("notagsession").is_some(),
-        "pending: the timer tries again"
+        log[0].line.contains("Action=CreateTags") && log[0].injected,
+        "the tag is still tried first: {log:#?}"
     );
+    assert_eq!(
+        proxy.count("Action=CreateTags"),
+        1,
+        "a refusal is not retried: {log:#?}"
+    );
+    assert_eq!(
+        get(
+            &r.s3,
+            &r.bucket,
+            &format!("{}{MP4}", r.prefix("notagsession"))
+        )
+        .await,
+        mp4
+    );
+    assert_manifest_matches(&r, "notagsession", 1).await;
+    assert!(!dir.exists());
+    assert!(r.marker("notagsession").is_none());
+    assert_eq!(r.tag().await, None);
+}
 
-    proxy.clear_rules();
+#[tokio::test(flavor = "multi_thread")]
+async fn the_timer_uploads_a_pending_session_although_ec2_refuses_the_tag() {
+    let r = Recorder::new("notagtimer").await;
+    let proxy = FaultProxy::start().await;
+    proxy.add(Rule::new(
+        &["Action=CreateTags"],
+        Fault::Error(403, "UnauthorizedOperation"),
+    ));
+    // A finalize under a broken configuration records the session as pending (and, here,
+    // cannot tag either): the timer has it.
+    r.write_config(&proxy.url, &[("PART_SIZE", "1MiB")]);
+    let dir = r.session_dir("notagtimersession");
+    let mp4 = pattern(4000, 12);
+    std::fs::write(dir.join(MP4), &mp4).unwrap();
+    let out = r.run(&[dir.to_str().unwrap()]).await;
+    assert_eq!(exit_code(&out), 2, "{}", stderr(&out));
+    assert!(r.marker("notagtimersession").is_some());
+    assert!(r.keys().await.is_empty());
+
+    r.write_config(&proxy.url, &[]);
+    proxy.clear_log();
     let out = r.run(&["--retry-pending"]).await;
     assert_eq!(exit_code(&out), 0, "{}", stderr(&out));
+    let log = proxy.log();
+    assert!(
+        log[0].line.contains("Action=CreateTags") && log[0].injected,
+        "the timer tries the tag first: {log:#?}"
+    );
+    assert_eq!(
+        get(
+            &r.s3,
+            &r.bucket,
+            &format!("{}{MP4}", r.prefix("notagtimersession"))
+        )
+        .await,
+        mp4
+    );
+    assert!(!dir.exists());
+    assert!(r.marker("notagtimersession").is_none());
+    assert_eq!(r.tag().await, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_meetings_recording_at_the_same_key_is_never_overwritten() {
+    let r = Recorder::new("clash").await;
+    let dir = r.session_dir("clashsession");
+    // 6 MiB: multipart, so the conflict shows at CompleteMultipartUpload; metadata.json
+    // is one PUT.
+    let mp4 = pattern((6 * MIB) as usize, 13);
+    std::fs::write(dir.join(MP4), &mp4).unwrap();
+    std::fs::write(dir.join("metadata.json"), JIBRI_METADATA).unwrap();
+    let prefix = r.prefix("clashsession");
+    let theirs: [(&str, &[u8]); 2] = [
+        (MP4, b"another meeting's recording"),
+        (
+            "metadata.json",
+            b"{\"meeting_url\":\"https://meet.example.org/other\"}",
+        ),
+    ];
+    for (name, body) in theirs {
+        r.s3.put_object()
+            .bucket(&r.bucket)
+            .key(format!("{prefix}{name}"))
+            .body(body.to_vec().into())
+            .send()
+            .await
+            .expect("PutObject");
+    }
+    let out = r.run(&[dir.to_str().unwrap()]).await;
+    assert_eq!(exit_code(&out), 0, "{}", stderr(&out));
+    for (name, body) in theirs {
+        assert_eq!(
+            get(&r.s3, &r.bucket, &format!("{prefix}{name}")).await,
+            body,
+            "{name} is never overwritten"
+        );
+    }
+    assert!(
+        stderr(&out).contains("another object already has the key"),
+        "logged: {}",
+        stderr(&out)
+    );
+    let manifest = assert_manifest_matches(&r, "clashsession", 2).await;
+    for (path, local) in [
+        (MP4, mp4.as_slice()),
+        ("metadata.json", JIBRI_METADATA.as_bytes()),
+    ] {
+        let f = manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path)
+            .unwrap();
+        let key = f["key"].as_str().unwrap();
+        assert_ne!(key, format!("{prefix}{path}"), "a new key");
+        assert!(key.starts_with(&prefix), "{key}");
+        assert_eq!(get(&r.s3, &r.bucket, key).await, local, "{key}");
+    }
+    assert!(!dir.exists());
+    assert_eq!(r.tag().await, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_put_whose_answer_was_lost_is_not_written_twice() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let r = Recorder::new("lostanswer").await;
+    // Versioned, as the stack's bucket is: every write would leave a version.
+    r.s3.put_bucket_versioning()
+        .bucket(&r.bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutBucketVersioning");
+    let proxy = FaultProxy::start().await;
+    r.write_config(&proxy.url, &[]);
+    let dir = r.session_dir("lostsession");
+    let mp4 = pattern(3000, 14);
+    std::fs::write(dir.join(MP4), &mp4).unwrap();
+    // The PUT lands in S3; its answer does not reach the uploader.
+    proxy.add(Rule::new(&["PUT ", ".mp4"], Fault::AfterForward(500, "InternalError")).times(1));
+    let out = r.run(&[dir.to_str().unwrap()]).await;
+    assert_eq!(exit_code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        proxy.log().iter().filter(|l| l.injected).count(),
+        1,
+        "{:#?}",
+        proxy.log()
+    );
+    let key = format!("{}{MP4}", r.prefix("lostsession"));
+    let versions =
+        r.s3.list_object_versions()
+            .bucket(&r.bucket)
+            .prefix(&key)
+            .send()
+            .await
+            .expect("ListObjectVersions");
+    assert_eq!(
+        versions.versions().len(),
+        1,
+        "written once: the retry found its own object: {versions:?}"
+    );
+    let manifest = assert_manifest_matches(&r, "lostsession", 1).await;
+    assert_eq!(manifest["files"][0]["key"], key.as_str());
+    assert_eq!(get(&r.s3, &r.bucket, &key).await, mp4);
+    assert!(!dir.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unusable_file_name_does_not_block_the_rest_of_the_session() {
+    use std::os::unix::ffi::OsStrExt;
+    let r = Recorder::new("badname").await;
+    let dir = r.session_dir("badnamesession");
+    let mp4 = pattern(4000, 15);
+    std::fs::write(dir.join(MP4), &mp4).unwrap();
+    // A Latin-1 name: not UTF-8, so no S3 key.
+    let bad = dir.join(std::ffi::OsStr::from_bytes(b"caf\xe9.mp4"));
+    std::fs::write(&bad, b"x").unwrap();
+    let out = r.run(&[dir.to_str().unwrap()]).await;
+    assert_eq!(exit_code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("not valid UTF-8"), "{}", stderr(&out));
+    let prefix = r.prefix("badnamesession");
+    assert_eq!(
+        get(&r.s3, &r.bucket, &format!("{prefix}{MP4}")).await,
+        mp4,
+        "the rest of the session is in S3"
+    );
+    assert!(r.keys().await.iter().all(|k| !k.ends_with("manifest.json")));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2, "kept");
+    assert_eq!(r.tag().await.as_deref(), Some("1"), "still pending");
+
+    std::fs::rename(&bad, dir.join("cafe.mp4")).unwrap();
+    let out = r.run(&["--retry-pending"]).await;
+    assert_eq!(exit_code(&out), 0, "{}", stderr(&out));
+    assert_manifest_matches(&r, "badnamesession", 2).await;
     assert!(!dir.exists());
     assert_eq!(r.tag().await, None);
 }

@@ -174,7 +174,11 @@ async fn the_tag_is_set_before_any_byte_leaves_and_removed_after_the_manifest() 
     assert_eq!(obj.content_type, "video/mp4");
     let md: std::collections::HashMap<_, _> = obj.metadata.iter().cloned().collect();
     assert_eq!(md["jibri-meeting-name"], "Standup");
-    assert_eq!(md["jibri-participants"], "Ana, Bo");
+    assert!(
+        !md.contains_key("jibri-participants"),
+        "no participant names in object metadata (issue 14): {md:?}"
+    );
+    assert_eq!(md["jibri-participant-count"], "2");
     assert_eq!(md["jibri-instance-id"], "i-0123456789abcdef0");
     assert_eq!(md["jibri-session"], "s-ok");
 
@@ -191,45 +195,6 @@ async fn the_tag_is_set_before_any_byte_leaves_and_removed_after_the_manifest() 
 
     assert!(!dir.exists(), "local copies deleted once verified");
     assert_eq!(w.marker("s-ok"), None);
-    assert_eq!(w.tag(), None);
-}
-
-#[tokio::test]
-async fn a_tagging_failure_uploads_nothing_and_keeps_everything() {
-    let w = World::new(None);
-    let dir = w.session("s-notag", 6 * MIB);
-    w.up.tags().fail_always("CreateTags", FailureKind::Rejected);
-    let report = w.up.finalize(&dir).await;
-    assert!(!report.ok());
-    assert!(
-        matches!(report.outcome("s-notag"), Some(Outcome::Failed(e)) if e.contains("tagging")),
-        "{report:?}"
-    );
-    assert_eq!(
-        w.journal.calls(),
-        vec!["CreateTags 1"],
-        "not one byte without the tag"
-    );
-    assert_eq!(files_in(&dir), 2);
-    assert!(w.marker("s-notag").is_some(), "pending, for the timer");
-
-    // The timer refuses to upload as long as it cannot tag either.
-    w.journal.clear();
-    let report = w.up.retry_pending().await;
-    assert!(!report.ok());
-    assert!(
-        w.journal
-            .calls()
-            .iter()
-            .all(|c| c.starts_with("CreateTags")),
-        "{:?}",
-        w.journal.calls()
-    );
-
-    w.up.tags().clear_faults();
-    let report = w.up.retry_pending().await;
-    assert!(report.ok(), "{report:?}");
-    assert!(!dir.exists());
     assert_eq!(w.tag(), None);
 }
 
@@ -566,4 +531,377 @@ async fn an_unrecorded_session_is_retried_in_process_until_it_can_be_handed_off(
     );
     assert_eq!(files_in(&dir), 2);
     let _ = std::fs::remove_dir_all(&root);
+}
+
+// ---- issue 14, item 12: tagging failures, unusable names, create-only uploads, privacy ----
+
+/// The manifest of an uploaded session, parsed.
+fn manifest_of(w: &World, session: &str) -> serde_json::Value {
+    let m =
+        w.up.store()
+            .object(&format!("{KEY_PREFIX}{session}/manifest.json"))
+            .expect("manifest written");
+    serde_json::from_slice(&m.data).unwrap()
+}
+
+/// The key the manifest records for a session file.
+fn manifest_key_of(manifest: &serde_json::Value, path: &str) -> String {
+    manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("{path} not in {manifest}"))["key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_tagging_failure_does_not_stop_the_upload_and_the_exit_is_the_uploads() {
+    let w = World::new(None);
+    let dir = w.session("s-notag", 6 * MIB);
+    w.up.tags().fail_always("CreateTags", FailureKind::Rejected);
+    let report = w.up.finalize(&dir).await;
+    assert_eq!(
+        report.outcome("s-notag"),
+        Some(&Outcome::Uploaded {
+            files: 2,
+            bytes: (6 * MIB + JIBRI_METADATA.len()) as u64
+        }),
+        "Jibri is BUSY while finalize runs: upload regardless of the tag: {report:?}"
+    );
+    assert!(report.ok(), "the exit status is the upload's: {report:?}");
+    let calls = w.journal.calls();
+    assert_eq!(
+        calls.first().map(String::as_str),
+        Some("CreateTags 1"),
+        "the tag is still tried first: {calls:#?}"
+    );
+    assert!(calls.iter().any(|c| c.starts_with("UploadPart")));
+    assert!(w
+        .up
+        .store()
+        .object(&format!("{KEY_PREFIX}s-notag/manifest.json"))
+        .is_some());
+    assert!(!dir.exists(), "verified: deleted");
+    assert_eq!(w.marker("s-notag"), None);
+    assert_eq!(w.tag(), None);
+}
+
+#[tokio::test]
+async fn with_the_tag_refused_a_failed_upload_keeps_the_marker_and_the_timer_uploads_anyway() {
+    let w = World::new(None);
+    let dir = w.session("s-notag-timer", 1000);
+    w.up.tags().fail_always("CreateTags", FailureKind::Rejected);
+    w.up.store()
+        .fail_always("PutObject", FailureKind::Rejected, None);
+    let report = w.up.finalize(&dir).await;
+    assert!(
+        matches!(report.outcome("s-notag-timer"), Some(Outcome::Failed(_))),
+        "{report:?}"
+    );
+    assert!(
+        w.journal.count("PutObject") > 0,
+        "the upload was tried although the tag was refused: {:?}",
+        w.journal.calls()
+    );
+    assert_eq!(files_in(&dir), 2, "files kept");
+    let marker = w.marker("s-notag-timer").expect("the local marker stays");
+    assert!(marker.last_error.is_some(), "{marker:?}");
+
+    // The timer: S3 is back, EC2 still refuses the tag; it uploads anyway.
+    w.up.store().clear_faults();
+    w.journal.clear();
+    let report = w.up.retry_pending().await;
+    assert_eq!(
+        report.outcome("s-notag-timer"),
+        Some(&Outcome::Uploaded {
+            files: 2,
+            bytes: (1000 + JIBRI_METADATA.len()) as u64
+        }),
+        "{report:?}"
+    );
+    assert!(report.ok(), "{report:?}");
+    assert!(w.journal.count("CreateTags") > 0, "the tag was tried first");
+    assert!(!dir.exists());
+    assert_eq!(w.marker("s-notag-timer"), None);
+    assert_eq!(w.tag(), None);
+}
+
+#[tokio::test]
+async fn an_unknown_instance_id_still_uploads_the_session() {
+    let w = World::new(None);
+    let dir = w.session("s-noid", 2000);
+    let up = Uploader::new(
+        FakeStore::new(w.journal.clone()),
+        jibri_finalize::aws::UnknownInstance("instance metadata service: timed out".into()),
+        PendingDir::new(&w.pending),
+        settings(),
+    )
+    .with_clock(Arc::new(|| DAY1 + 3600));
+    let report = up.finalize(&dir).await;
+    assert_eq!(
+        report.outcome("s-noid"),
+        Some(&Outcome::Uploaded {
+            files: 2,
+            bytes: (2000 + JIBRI_METADATA.len()) as u64
+        }),
+        "{report:?}"
+    );
+    assert!(report.ok(), "the exit status is the upload's: {report:?}");
+    assert!(up
+        .store()
+        .object(&format!("{KEY_PREFIX}s-noid/manifest.json"))
+        .is_some());
+    assert!(!dir.exists());
+    assert_eq!(w.marker("s-noid"), None);
+}
+
+#[tokio::test]
+async fn without_the_tag_a_failed_upload_is_retried_in_process_with_backoff() {
+    let w = World::new(None);
+    let dir = w.rec.join("s-rounds");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("only.mp4"), pattern(3000, 7)).unwrap();
+    w.up.tags().fail_always("CreateTags", FailureKind::Rejected);
+    // Every attempt of the first round (MAX_ATTEMPTS = 4) fails; S3 recovers after.
+    w.up.store().fail("PutObject", FailureKind::Server, 4);
+    let started = std::time::Instant::now();
+    let report = w.up.finalize(&dir).await;
+    assert_eq!(
+        report.outcome("s-rounds"),
+        Some(&Outcome::Uploaded {
+            files: 1,
+            bytes: 3000
+        }),
+        "an unprotected session (no tag) is not left to the timer while Jibri is BUSY: {report:?}"
+    );
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(
+        w.journal
+            .count(&format!("PutObject {KEY_PREFIX}s-rounds/only.mp4")),
+        5,
+        "4 attempts, a wait, then a second round"
+    );
+    assert!(
+        w.journal.count("CreateTags") >= 2,
+        "each round tries the tag again: {:?}",
+        w.journal.calls()
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(10),
+        "the rounds are apart"
+    );
+    assert!(!dir.exists());
+}
+
+#[tokio::test]
+async fn an_unusable_file_name_is_skipped_and_the_rest_of_the_session_still_uploads() {
+    use std::os::unix::ffi::OsStrExt;
+    let w = World::new(None);
+    let dir = w.session("s-badname", 6 * MIB);
+    let bad = dir.join(std::ffi::OsStr::from_bytes(b"bad\xffname.mp4"));
+    std::fs::write(&bad, b"latin-1 name").unwrap();
+    let ctrl = dir.join("tab\there.txt");
+    std::fs::write(&ctrl, b"control character").unwrap();
+    let report = w.up.finalize(&dir).await;
+    let Some(Outcome::Failed(e)) = report.outcome("s-badname") else {
+        panic!("the session is not complete: {report:?}")
+    };
+    assert!(
+        e.contains("not valid UTF-8") && e.contains("control characters"),
+        "{e}"
+    );
+    let mp4_key = format!("{KEY_PREFIX}s-badname/standup_2026-01-02-01-00-00.mp4");
+    let store = w.up.store();
+    assert_eq!(
+        store.object(&mp4_key).map(|o| o.data.len()),
+        Some(6 * MIB),
+        "the other files are uploaded and verified: {:?}",
+        store.keys()
+    );
+    assert!(store
+        .object(&format!("{KEY_PREFIX}s-badname/metadata.json"))
+        .is_some());
+    assert!(
+        store
+            .object(&format!("{KEY_PREFIX}s-badname/manifest.json"))
+            .is_none(),
+        "no manifest: the session is not complete"
+    );
+    assert_eq!(files_in(&dir), 4, "everything kept on disk");
+    let marker = w.marker("s-badname").expect("pending");
+    assert!(marker.files["standup_2026-01-02-01-00-00.mp4"]
+        .stored
+        .is_some());
+    assert!(
+        marker.files.keys().any(|k| k.starts_with("bad")),
+        "the skipped file is recorded as pending: {:?}",
+        marker.files.keys()
+    );
+    assert!(
+        marker.last_error.unwrap().contains("bad"),
+        "and why, for --status"
+    );
+    assert_eq!(w.tag().as_deref(), Some("1"));
+
+    // An operator renames them: the timer finishes the session without sending the rest again.
+    std::fs::rename(&bad, dir.join("badname.mp4")).unwrap();
+    std::fs::rename(&ctrl, dir.join("tab-here.txt")).unwrap();
+    w.journal.clear();
+    let report = w.up.retry_pending().await;
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(w.journal.count("UploadPart"), 0, "{:?}", w.journal.calls());
+    assert_eq!(w.journal.count(&format!("PutObject {mp4_key}")), 0);
+    let m = manifest_of(&w, "s-badname");
+    assert_eq!(m["files"].as_array().unwrap().len(), 4, "{m}");
+    assert!(!dir.exists());
+    assert_eq!(w.tag(), None);
+}
+
+#[tokio::test]
+async fn another_meetings_objects_at_our_keys_are_never_overwritten() {
+    let w = World::new(None);
+    let dir = w.session("s-clash", 6 * MIB);
+    let mp4 = std::fs::read(dir.join("standup_2026-01-02-01-00-00.mp4")).unwrap();
+    let mp4_key = format!("{KEY_PREFIX}s-clash/standup_2026-01-02-01-00-00.mp4");
+    let md_key = format!("{KEY_PREFIX}s-clash/metadata.json");
+    // Another recorder's session of the same name, the same day (or any earlier object).
+    w.up.store().seed(
+        &mp4_key,
+        b"another meeting's recording",
+        ChecksumAlgorithm::Crc64Nvme,
+    );
+    w.up.store()
+        .seed(&md_key, b"{\"other\":true}", ChecksumAlgorithm::Crc64Nvme);
+    let before: Vec<_> = [&mp4_key, &md_key]
+        .iter()
+        .map(|k| w.up.store().object(k).unwrap())
+        .collect();
+    let report = w.up.finalize(&dir).await;
+    assert!(report.ok(), "{report:?}");
+    for (k, b) in [&mp4_key, &md_key].iter().zip(&before) {
+        assert_eq!(
+            w.up.store().object(k).as_ref(),
+            Some(b),
+            "{k} is never overwritten"
+        );
+        assert_eq!(w.up.store().writes(k), 0, "{k}");
+    }
+    let m = manifest_of(&w, "s-clash");
+    let got_mp4 = manifest_key_of(&m, "standup_2026-01-02-01-00-00.mp4");
+    let got_md = manifest_key_of(&m, "metadata.json");
+    assert_ne!(got_mp4, mp4_key);
+    assert_ne!(got_md, md_key);
+    assert!(
+        got_mp4.starts_with(&format!("{KEY_PREFIX}s-clash/")),
+        "{got_mp4}"
+    );
+    assert_eq!(w.up.store().object(&got_mp4).unwrap().data, mp4);
+    assert_eq!(
+        w.up.store().object(&got_md).unwrap().data,
+        JIBRI_METADATA.as_bytes()
+    );
+    assert!(!dir.exists());
+}
+
+#[tokio::test]
+async fn a_write_whose_answer_was_lost_is_not_written_twice() {
+    let w = World::new(None);
+    let dir = w.session("s-lost", 6 * MIB);
+    // The PUT of metadata.json and the completion of the mp4 land, their answers do not.
+    w.up.store().lose_answers("PutObject", 1);
+    w.up.store().lose_answers("CompleteMultipartUpload", 1);
+    let report = w.up.finalize(&dir).await;
+    assert!(report.ok(), "{report:?}");
+    let m = manifest_of(&w, "s-lost");
+    for path in ["metadata.json", "standup_2026-01-02-01-00-00.mp4"] {
+        let key = format!("{KEY_PREFIX}s-lost/{path}");
+        assert_eq!(
+            manifest_key_of(&m, path),
+            key,
+            "the retry found its own object"
+        );
+        assert_eq!(w.up.store().writes(&key), 1, "{key} written once");
+    }
+    assert!(!dir.exists());
+}
+
+#[tokio::test]
+async fn participant_names_stay_out_of_object_metadata() {
+    let w = World::new(None);
+    let dir = w.session("s-privacy", 1000);
+    assert!(w.up.finalize(&dir).await.ok());
+    let store = w.up.store();
+    let keys = store.keys();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    for k in &keys {
+        let o = store.object(k).unwrap();
+        for (name, value) in &o.metadata {
+            assert_ne!(name, "jibri-participants", "{k}");
+            for who in ["Ana", "Bo", "u-1", "u-2"] {
+                assert!(!value.contains(who), "{k}: {name}={value} names {who}");
+            }
+        }
+        let md: std::collections::HashMap<_, _> = o.metadata.iter().cloned().collect();
+        assert_eq!(md["jibri-participant-count"], "2", "the count is no name");
+    }
+    // The manifest (an object, not metadata) keeps the list for whoever may read the session.
+    assert_eq!(
+        manifest_of(&w, "s-privacy")["participants"][0]["name"],
+        "Ana"
+    );
+}
+
+#[tokio::test]
+async fn the_in_process_rounds_stop_once_the_tag_is_set_and_are_bounded_without_it() {
+    // The tag works again after the first round: the session is protected, the timer may
+    // take over; the rounds stop after one more attempt.
+    let w = World::new(None);
+    let dir = w.session("s-retag", 1000);
+    w.up.tags().fail("CreateTags", FailureKind::Rejected, 1);
+    w.up.store()
+        .fail_always("PutObject", FailureKind::Rejected, None);
+    let report = w.up.finalize(&dir).await;
+    assert!(
+        matches!(report.outcome("s-retag"), Some(Outcome::Failed(_))),
+        "{report:?}"
+    );
+    assert_eq!(w.journal.count("CreateTags"), 2, "{:?}", w.journal.calls());
+    assert_eq!(
+        w.journal.count("PutObject"),
+        2 * 2,
+        "two files, two rounds: {:?}",
+        w.journal.calls()
+    );
+    assert_eq!(w.tag().as_deref(), Some("1"), "protected now");
+    assert_eq!(files_in(&dir), 2);
+    assert!(w.marker("s-retag").is_some());
+
+    // Neither EC2 nor S3 ever recovers: MAX_ATTEMPTS rounds (4 here), then the timer's.
+    let w = World::new(None);
+    let dir = w.session("s-bounded", 1000);
+    w.up.tags().fail_always("CreateTags", FailureKind::Rejected);
+    w.up.store()
+        .fail_always("PutObject", FailureKind::Rejected, None);
+    let report = w.up.finalize(&dir).await;
+    assert!(
+        matches!(report.outcome("s-bounded"), Some(Outcome::Failed(_))),
+        "{report:?}"
+    );
+    assert_eq!(
+        w.journal.count("PutObject"),
+        2 * 4,
+        "{:?}",
+        w.journal.calls()
+    );
+    assert_eq!(
+        w.journal.count("CreateTags"),
+        1 + 3 + 1,
+        "first, before rounds 2 to 4, and once more at the end of the run"
+    );
+    assert_eq!(w.tag(), None);
+    assert_eq!(files_in(&dir), 2, "kept");
+    assert!(w.marker("s-bounded").is_some(), "pending for the timer");
 }

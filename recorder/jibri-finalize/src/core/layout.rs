@@ -166,6 +166,40 @@ pub fn manifest_key(session_prefix: &str) -> String {
     format!("{session_prefix}{MANIFEST_NAME}")
 }
 
+/// The keys are created, never replaced: when another object already has a file's key
+/// (another meeting's session of the same name and day, or an earlier version of the
+/// file), the file goes to `<session prefix>~<n>/<relative path>`, n = 2, 3, ... (the
+/// manifest records where). Deterministic, so that a retry finds its own earlier object;
+/// the file name and its extension stay as they are (a `manifest.json` suffix filter still
+/// sees a moved manifest).
+pub fn alternative_key(
+    session_prefix: &str,
+    relative: &str,
+    n: u32,
+) -> Result<String, LayoutError> {
+    let key = format!("{session_prefix}~{n}/{relative}");
+    if key.len() > MAX_KEY_BYTES {
+        return Err(LayoutError::KeyTooLong(key));
+    }
+    Ok(key)
+}
+
+/// Whether `key` is where a file of `relative` path may be: its own key or one of its
+/// [`alternative_key`]s.
+pub fn is_key_for(key: &str, session_prefix: &str, relative: &str) -> bool {
+    let Some(rest) = key.strip_prefix(session_prefix) else {
+        return false;
+    };
+    if rest == relative {
+        return true;
+    }
+    rest.strip_prefix('~')
+        .and_then(|r| r.split_once('/'))
+        .is_some_and(|(n, r)| {
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && r == relative
+        })
+}
+
 /// The Content-Type of a recording file, by extension (Jibri writes `.mp4` by default,
 /// `jibri.ffmpeg.recording-extension` may say otherwise).
 pub fn content_type(relative: &str) -> &'static str {
@@ -275,6 +309,34 @@ mod tests {
             object_key("p/", &[long.as_str()]),
             Err(LayoutError::KeyTooLong(_))
         ));
+    }
+
+    #[test]
+    fn a_taken_key_has_deterministic_alternatives_in_the_session() {
+        let p = "recordings/2026/03/07/s1/";
+        assert_eq!(
+            alternative_key(p, "room.mp4", 2).unwrap(),
+            "recordings/2026/03/07/s1/~2/room.mp4"
+        );
+        assert_eq!(
+            alternative_key(p, MANIFEST_NAME, 3).unwrap(),
+            "recordings/2026/03/07/s1/~3/manifest.json",
+            "a suffix filter on manifest.json still matches"
+        );
+        assert_eq!(
+            alternative_key(p, "sub/x.txt", 2).unwrap(),
+            "recordings/2026/03/07/s1/~2/sub/x.txt"
+        );
+        assert!(matches!(
+            alternative_key(p, &"x".repeat(1000), 2),
+            Err(LayoutError::KeyTooLong(_))
+        ));
+        assert!(is_key_for(&format!("{p}room.mp4"), p, "room.mp4"));
+        assert!(is_key_for(&format!("{p}~12/room.mp4"), p, "room.mp4"));
+        assert!(!is_key_for(&format!("{p}~/room.mp4"), p, "room.mp4"));
+        assert!(!is_key_for(&format!("{p}~2x/room.mp4"), p, "room.mp4"));
+        assert!(!is_key_for(&format!("{p}~2/other.mp4"), p, "room.mp4"));
+        assert!(!is_key_for("other/prefix/room.mp4", p, "room.mp4"));
     }
 
     #[test]

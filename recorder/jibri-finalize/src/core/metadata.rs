@@ -117,7 +117,8 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Percent-encodes everything but printable ASCII (and '%' and ',' themselves), so a value
-/// travels as an HTTP header and a list of names stays splittable on ", ".
+/// travels as an HTTP header, decoding it once gives the original, and a value never
+/// looks like a list.
 pub fn header_safe(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -131,10 +132,13 @@ pub fn header_safe(s: &str) -> String {
 }
 
 /// The object metadata (without the `x-amz-meta-` prefix) every object of a session gets:
-/// session and instance always, the meeting's URL, name and participants when Jibri's
-/// metadata has them. Values are [`header_safe`]; the whole stays under S3's 2 KB limit,
-/// the participant list being cut first (with `+N more`) and an overlong URL dropped (the
-/// manifest has everything, untruncated).
+/// session and instance always, the meeting's URL and name and the number of participants
+/// when Jibri's metadata has them. Never who took part: object metadata comes with every
+/// `HeadObject`, which each recorder of the pool may make on the whole recordings prefix
+/// (it verifies its uploads that way), so names and identities would be readable by every
+/// recorder; they are in the manifest only. Values are [`header_safe`]; the whole stays
+/// under S3's 2 KB limit, an overlong name or URL being dropped (the manifest has
+/// everything, untruncated).
 pub fn object_metadata(
     info: Option<&RecordingInfo>,
     instance_id: &str,
@@ -161,43 +165,6 @@ pub fn object_metadata(
         let v = header_safe(url);
         if used(&out) + "jibri-meeting-url".len() + v.len() <= budget * 3 / 4 {
             out.push(("jibri-meeting-url".into(), v));
-        }
-    }
-    let names: Vec<String> = info
-        .participants
-        .iter()
-        .filter_map(|p| p.name.as_deref().or(p.id.as_deref()))
-        .map(header_safe)
-        .collect();
-    if !names.is_empty() {
-        let key = "jibri-participants";
-        let room = budget.saturating_sub(used(&out) + key.len());
-        let mut value = String::new();
-        for (i, n) in names.iter().enumerate() {
-            let sep = if value.is_empty() { "" } else { ", " };
-            let rest = names.len() - i - 1;
-            // Keep room for the "+N more" tail in case a later name does not fit.
-            let tail = if rest > 0 {
-                format!(", +{rest} more").len()
-            } else {
-                0
-            };
-            if value.len() + sep.len() + n.len() + tail > room {
-                let more = format!(
-                    "{}+{} more",
-                    if value.is_empty() { "" } else { ", " },
-                    names.len() - i
-                );
-                if value.len() + more.len() <= room {
-                    value.push_str(&more);
-                }
-                break;
-            }
-            value.push_str(sep);
-            value.push_str(n);
-        }
-        if !value.is_empty() {
-            out.push((key.into(), value));
         }
     }
     out
@@ -299,11 +266,28 @@ mod tests {
         assert_eq!(get("jibri-participant-count"), Some("2"));
         assert_eq!(
             get("jibri-participants"),
-            Some("Zo%C3%AB M%C3%BCller, Bob%2C Jr.")
+            None,
+            "no names in object metadata (issue 14)"
         );
         for (k, v) in &md {
             assert!(v.bytes().all(|b| (0x20..0x7f).contains(&b)), "{k}={v}");
         }
+    }
+
+    #[test]
+    fn participant_names_never_reach_object_metadata() {
+        // Object metadata is what every recorder may read (HeadObject verifies uploads):
+        // no names, no identities; the count says how many took part.
+        let info = parse_jibri_metadata(JIBRI_SAMPLE.as_bytes()).unwrap();
+        let md = object_metadata(Some(&info), "i-0123456789abcdef0", "sqzxjtkhqdbyaxlb");
+        assert!(md.iter().all(|(k, _)| k != "jibri-participants"), "{md:?}");
+        for (k, v) in &md {
+            for who in ["Zo", "M%C3%BCller", "Bob", "u-1", "u-2", "zoe@"] {
+                assert!(!v.contains(who), "{k}={v} names {who}");
+            }
+        }
+        let get = |k: &str| md.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("jibri-participant-count"), Some("2"));
     }
 
     #[test]
@@ -333,20 +317,10 @@ mod tests {
         let md = object_metadata(Some(&info), "i-0123456789abcdef0", "session");
         let total: usize = md.iter().map(|(k, v)| k.len() + v.len()).sum();
         assert!(total <= S3_USER_METADATA_LIMIT, "{total}");
-        let names = &md
-            .iter()
-            .find(|(k, _)| k == "jibri-participants")
-            .unwrap()
-            .1;
         assert!(
-            names.starts_with("Participant Number 0, Participant Number 1"),
-            "{names}"
-        );
-        assert!(names.ends_with(" more"), "{names}");
-        let shown = names.matches("Participant Number").count();
-        assert!(
-            names.ends_with(&format!("+{} more", 500 - shown)),
-            "{names}"
+            md.iter()
+                .all(|(k, v)| k != "jibri-participants" && !v.contains("Participant Number")),
+            "the count, never the names (issue 14): {md:?}"
         );
         assert_eq!(
             md.iter()

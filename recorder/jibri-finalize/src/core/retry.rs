@@ -21,6 +21,10 @@ pub enum FailureKind {
     NoSuchUpload,
     /// The object or bucket does not exist (or, without `s3:ListBucket`, may not be read).
     NotFound,
+    /// A create-only write (`If-None-Match: *`) found an object at the key already
+    /// (`412 PreconditionFailed`): nothing was written. Whether that object is this very
+    /// file (an earlier attempt whose answer was lost) is for the caller to check.
+    AlreadyExists,
     /// The request was refused for good: access denied, bad request, bad digest...
     Rejected,
 }
@@ -150,6 +154,7 @@ mod tests {
             FailureKind::Rejected,
             FailureKind::NotFound,
             FailureKind::NoSuchUpload,
+            FailureKind::AlreadyExists,
         ] {
             assert_eq!(p.decide(1, kind, 0.3), Next::GiveUp, "{kind:?}");
         }

@@ -366,6 +366,9 @@ pub enum Fault {
     Stall(Duration),
     /// Forward it with one byte of the body flipped.
     Corrupt,
+    /// Forward it (it takes effect), then answer with this status and error code instead
+    /// of the real answer: a response lost on the way back.
+    AfterForward(u16, &'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -531,6 +534,7 @@ async fn handle(
         hit
     };
     let mut body = body;
+    let mut lose_answer = None;
     match fault {
         Some(Fault::Error(status, code)) => {
             state.lock().unwrap().log.push(Logged {
@@ -554,6 +558,7 @@ async fn handle(
             }
             body = Bytes::from(v);
         }
+        Some(Fault::AfterForward(status, code)) => lose_answer = Some((status, code)),
         None => {}
     }
     let mut fwd = client.request(parts.method.clone(), format!("{upstream}{pq}"));
@@ -577,6 +582,19 @@ async fn handle(
         }
     };
     let status = resp.status();
+    if let Some((lost_status, code)) = lose_answer {
+        let _ = resp.bytes().await;
+        state.lock().unwrap().log.push(Logged {
+            line,
+            status: lost_status,
+            injected: true,
+        });
+        return Ok(Response::builder()
+            .status(lost_status)
+            .header("content-type", "application/xml")
+            .body(Full::new(Bytes::from(error_body(is_ec2, code))))
+            .unwrap());
+    }
     let mut out = Response::builder().status(status);
     let is_head = parts.method == hyper::Method::HEAD;
     for (k, v) in resp.headers() {
