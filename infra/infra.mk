@@ -1,7 +1,8 @@
 # Deployment targets of jibri-autoscaler, meant to be `include`d by the repository's
 # Makefile (they also work as `make -f infra/infra.mk TARGET` from the repository root).
 #
-#   make lint-infra                   cfn-lint + checkov on infra/template.yaml, offline
+#   make lint-infra                   cfn-lint + checkov on infra/template.yaml, cfn-lint on the
+#                                     example templates (infra/examples/*.yaml), offline
 #   make test-infra                   pytest infra/tests (moto deploy + deploy wiring)
 #   make package ARTIFACT_BUCKET=...  cargo lambda build (arm64 zips) + upload to S3
 #   make deploy  STACK=... ...        aws cloudformation deploy of one pool's stack
@@ -27,6 +28,8 @@ VENV ?= .venv
 PYTHON ?= python3
 INFRA_TEMPLATE := $(INFRA_DIR)/template.yaml
 INFRA_EXAMPLES := $(sort $(wildcard $(INFRA_DIR)/examples/*.env))
+# Example templates beside the stack (the recorders' launch template).
+INFRA_EXAMPLE_TEMPLATES := $(sort $(wildcard $(INFRA_DIR)/examples/*.yaml))
 CFN_LINT := $(VENV)/bin/cfn-lint
 # checkov pins a boto3 older than the one moto needs: it lives in its own venv.
 CHECKOV_VENV := $(VENV)/checkov-env
@@ -58,9 +61,9 @@ $(CHECKOV_VENV)/.installed: $(INFRA_DIR)/requirements.txt
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
-lint-infra: $(CHECKOV_VENV)/.installed ## cfn-lint and checkov on infra/template.yaml (offline; zero findings or it fails)
+lint-infra: $(CHECKOV_VENV)/.installed ## cfn-lint and checkov on infra/template.yaml, cfn-lint on infra/examples/*.yaml (offline; zero findings or it fails)
 	@test -x $(CFN_LINT) || { echo "lint-infra: $(CFN_LINT) missing: run 'make venv'"; exit 1; }
-	$(OFFLINE_ENV) $(CFN_LINT) -- $(INFRA_TEMPLATE)
+	$(OFFLINE_ENV) $(CFN_LINT) -- $(INFRA_TEMPLATE) $(INFRA_EXAMPLE_TEMPLATES)
 	@# The examples' parameters too: patterns, allowed values and every condition branch
 	@# they select are checked against real values.
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \

@@ -12,6 +12,6 @@ set -a
 source .testbed/env
 set +a
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
-.venv/bin/python -m pytest -q testbed/aws/tests infra/tests
+.venv/bin/python -m pytest -q testbed/aws/tests infra/tests recorder/image/tests
 make --no-print-directory lint-infra
 echo "make test: all suites passed in $(( $(date +%s) - start )) s"
