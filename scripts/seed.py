@@ -43,7 +43,7 @@ def main():
         NewInstancesProtectedFromScaleIn=True,
         LifecycleHookSpecificationList=[
             {
-                "LifecycleHookName": "jibri-terminate-guard",
+                "LifecycleHookName": "jibri-autoscaler-terminate",
                 "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
                 "HeartbeatTimeout": 900,
                 "DefaultResult": "ABANDON",

@@ -383,6 +383,8 @@ impl AwsEc2 {
                     drain_requested: tag(TAG_DRAIN_REQUESTED).is_some(),
                     drain_requested_at: tag(TAG_DRAIN_REQUESTED).and_then(|v| v.parse().ok()),
                     group: tag("aws:autoscaling:groupName"),
+                    stopped: i.state().and_then(|s| s.name())
+                        == Some(&aws_sdk_ec2::types::InstanceStateName::Stopped),
                 });
             }
         }

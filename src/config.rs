@@ -45,7 +45,10 @@ pub const VARS: &[Var] = &[
     Var { name: "IDLE_GRACE_S", default: Some("120"), doc: "A recorder must be idle this long before it may be scaled in." },
     Var { name: "SCALE_IN_MAX_PER_TICK", default: Some("10"), doc: "Recorders removed by scale-in per tick at most." },
     Var { name: "UNHEALTHY_GRACE_S", default: Some("300"), doc: "UNHEALTHY, EXPIRED or unreachable this long: graceful shutdown and replacement (never while BUSY)." },
+    Var { name: "UNKNOWN_MAX_SHARE", default: Some("0.2"), doc: "No recorder is replaced in a tick where more than this share of the recorders is unknown (timeout, garbage, not probed): a network partition or an EC2 outage is not a fleet of broken recorders." },
     Var { name: "REPLACE_MAX_PER_TICK", default: Some("1"), doc: "Replacements started per tick at most." },
+    Var { name: "TERMINATE_HOOK_NAME", default: Some("jibri-autoscaler-terminate"), doc: "Name of the group's terminate lifecycle hook (the stack's). Events and actions of any other hook on the group are never completed or heartbeated." },
+    Var { name: "LAUNCH_HOOK_NAME", default: Some("jibri-autoscaler-launch"), doc: "Name of the group's launch lifecycle hook, if it has one (the stack's)." },
     Var { name: "HEARTBEAT_INTERVAL_S", default: Some("300"), doc: "Held terminate hooks get a heartbeat this often; must be below the hook's HeartbeatTimeout." },
     Var { name: "MAX_HOOK_HOLD_S", default: Some("43200"), doc: "A busy terminating recorder is held this long, then ABANDON (retained when the group's policy is `retain`). At most 48 h (AWS's cap)." },
     Var { name: "LAUNCH_MAX_WAIT_S", default: Some("900"), doc: "A launch hook is completed ABANDON if the recorder is not healthy by then." },
@@ -55,6 +58,7 @@ pub const VARS: &[Var] = &[
     Var { name: "STATE_PREFIX", default: Some("jibri-autoscaler/state/"), doc: "Key prefix of the state object (`<prefix><group>.json`)." },
     Var { name: "DRY_RUN", default: Some("false"), doc: "`true`: observe and plan, log the plan, change nothing." },
     Var { name: "TICK_BUDGET_MS", default: Some("45000"), doc: "Time budget of one controller tick, retries included (keep below the Lambda timeout)." },
+    Var { name: "CLOCK", default: Some("wall"), doc: "`wall`: a tick's time is the wall clock (production; an event's `time` never moves it). `event`: the schedule event's `time`, for the local test bed's compressed clock only." },
     Var { name: "LOG_FORMAT", default: Some("json"), doc: "`json` (CloudWatch Logs) or `text`." },
 ];
 
@@ -120,6 +124,11 @@ pub struct Config {
     pub idle_grace_s: u64,
     pub scale_in_max_per_tick: u32,
     pub unhealthy_grace_s: u64,
+    pub unknown_max_share: f64,
+    pub terminate_hook_name: String,
+    pub launch_hook_name: String,
+    /// `CLOCK=event`: trust the schedule event's time (test bed only).
+    pub event_clock: bool,
     pub replace_max_per_tick: u32,
     pub heartbeat_interval_s: u64,
     pub max_hook_hold_s: u64,
@@ -240,6 +249,15 @@ impl Config {
                 format!("{warm_pool_max} is below WARM_POOL_MIN {warm_pool_min}"),
             ));
         }
+        let unknown_max_share = r.float("UNKNOWN_MAX_SHARE")?;
+        if !(0.0..=1.0).contains(&unknown_max_share) {
+            return Err(err("UNKNOWN_MAX_SHARE", "must be in [0, 1]"));
+        }
+        for var in ["TERMINATE_HOOK_NAME", "LAUNCH_HOOK_NAME"] {
+            if r.string(var)?.is_empty() {
+                return Err(err(var, "must not be empty"));
+            }
+        }
         Ok(Config {
             groups,
             jicofo_stats_urls,
@@ -265,6 +283,19 @@ impl Config {
             idle_grace_s: r.num("IDLE_GRACE_S", 0, 86_400)?,
             scale_in_max_per_tick: r.num("SCALE_IN_MAX_PER_TICK", 0, 1000)? as u32,
             unhealthy_grace_s: r.num("UNHEALTHY_GRACE_S", 0, 86_400)?,
+            unknown_max_share,
+            terminate_hook_name: r.string("TERMINATE_HOOK_NAME")?,
+            launch_hook_name: r.string("LAUNCH_HOOK_NAME")?,
+            event_clock: match r.string("CLOCK")?.as_str() {
+                "wall" => false,
+                "event" => true,
+                other => {
+                    return Err(err(
+                        "CLOCK",
+                        format!("{other:?} is neither `wall` nor `event`"),
+                    ))
+                }
+            },
             replace_max_per_tick: r.num("REPLACE_MAX_PER_TICK", 0, 1000)? as u32,
             heartbeat_interval_s,
             max_hook_hold_s,

@@ -6,11 +6,11 @@
 //! mutating call at all.
 
 use crate::config::Config;
-use crate::core::plan::{plan, safe_to_release, HookAction, HookTransition, HookVerdict, Plan};
+use crate::core::plan::{plan, warm_verdict, HookAction, HookTransition, HookVerdict, Plan};
 use crate::core::state::{Lease, PoolState, Versioned};
 use crate::domain::*;
 use crate::jitsi::JicofoStats;
-use crate::metrics::pool_metrics;
+use crate::metrics::{pool_metrics, safety_metrics};
 use crate::ports::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,6 +41,10 @@ pub struct TickReport {
     pub calls: Vec<String>,
     /// Calls that failed (the tick goes on; the next tick reconciles).
     pub errors: Vec<String>,
+    /// Drain requests that failed (not a connect-time refusal): `DrainFailed`.
+    pub drain_failed: Vec<InstanceId>,
+    /// Heartbeats AWS accepted this tick: only these are recorded in the state.
+    pub heartbeats_sent: Vec<InstanceId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +215,10 @@ where
                 i.probe = p.clone();
             }
         }
+        let config_drift = crate::safety::check_group(&group, &self.cfg);
+        for d in &config_drift {
+            tracing::error!(group = %group.name, drift = ?d, "configuration drift: no scale-in and no replacement until fixed: {d}");
+        }
         let snapshot_group = GroupObservation {
             name: group.name.clone(),
             min: group.min,
@@ -225,6 +233,7 @@ where
                 instances,
                 jicofo,
                 warm_pool,
+                config_drift,
             },
             group,
             problems,
@@ -250,15 +259,20 @@ where
                 Ok((_, Ok(s))) => {
                     let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
                         (None, None) => None,
-                        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+                        (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
                     };
+                    // Counters from another service: summed saturating, never overflowing.
                     sum.jibri_count = add(sum.jibri_count, s.jibri_count);
                     sum.jibri_available = add(sum.jibri_available, s.jibri_available);
-                    sum.conferences += s.conferences;
-                    sum.participants += s.participants;
-                    sum.recording_active += s.recording_active;
-                    sum.live_streaming_active += s.live_streaming_active;
-                    sum.jibri_failures_total += s.jibri_failures_total;
+                    sum.conferences = sum.conferences.saturating_add(s.conferences);
+                    sum.participants = sum.participants.saturating_add(s.participants);
+                    sum.recording_active = sum.recording_active.saturating_add(s.recording_active);
+                    sum.live_streaming_active = sum
+                        .live_streaming_active
+                        .saturating_add(s.live_streaming_active);
+                    sum.jibri_failures_total = sum
+                        .jibri_failures_total
+                        .saturating_add(s.jibri_failures_total);
                 }
                 Ok((url, Err(e))) => {
                     tracing::warn!(url = %url, error = %e, "Jicofo stats unavailable: no scale-in this tick");
@@ -295,29 +309,52 @@ where
             plan,
             calls: Vec::new(),
             errors: problems,
+            drain_failed: Vec::new(),
+            heartbeats_sent: Vec::new(),
         };
-        if let Err(e) = self
-            .metrics
-            .emit(&group_name, &pool_metrics(&report.plan), now)
-            .await
-        {
+        self.decide_and_act(&mut report, &obs, &snapshot, &prev, next, etag, now)
+            .await;
+        let mut metrics = pool_metrics(&report.plan);
+        metrics.extend(safety_metrics(
+            obs.config_drift.len(),
+            report.drain_failed.len(),
+        ));
+        if let Err(e) = self.metrics.emit(&group_name, &metrics, now).await {
             tracing::warn!(error = %e, "emitting metrics failed");
             report.errors.push(e.to_string());
         }
+        Ok(report)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn decide_and_act(
+        &self,
+        report: &mut TickReport,
+        obs: &Observation,
+        snapshot: &GroupSnapshot,
+        prev: &PoolState,
+        next: PoolState,
+        etag: Option<String>,
+        now: EpochSecs,
+    ) {
+        let group_name = snapshot.name.clone();
         if self.cfg.dry_run {
             report.outcome = Outcome::DryRun;
-            return Ok(report);
+            return;
         }
-        if let Some(lease) = prev
-            .lease
-            .as_ref()
-            .filter(|l| l.until > now && l.holder != self.holder)
-        {
-            tracing::warn!(holder = %lease.holder, until = lease.until, "another tick holds the lease; not acting");
-            report.outcome = Outcome::LeaseHeld {
-                holder: lease.holder.clone(),
-            };
-            return Ok(report);
+        let budget_s = self.cfg.tick_budget.as_secs().max(1);
+        if let Some(lease) = prev.lease.as_ref().filter(|l| l.holder != self.holder) {
+            // A lease ends within one budget of being taken; one that ends later was written
+            // by a clock in the future or is corrupt: taken over, loudly.
+            if lease.until > now.saturating_add(budget_s) {
+                tracing::warn!(holder = %lease.holder, until = lease.until, now, "the lease ends further ahead than one tick budget: corrupt or from a skewed clock; taken over");
+            } else if lease.until > now {
+                tracing::warn!(holder = %lease.holder, until = lease.until, "another tick holds the lease; not acting");
+                report.outcome = Outcome::LeaseHeld {
+                    holder: lease.holder.clone(),
+                };
+                return;
+            }
         }
         let state_changed = next
             != PoolState {
@@ -336,16 +373,16 @@ where
                     Err(e) => report.errors.push(e.to_string()),
                 }
             }
-            return Ok(report);
+            return;
         }
-        // Take the lease with the new state in one conditional write.
-        let budget_s = self.cfg.tick_budget.as_secs().max(1);
+        // Take the lease with the new state in one conditional write. Heartbeats are not
+        // in it yet: they are recorded once AWS accepted them.
         let leased = PoolState {
             lease: Some(Lease {
                 holder: self.holder.clone(),
-                until: now + budget_s,
+                until: now.saturating_add(budget_s),
             }),
-            ..next.clone()
+            ..with_heartbeats_confirmed(&next, prev, &[])
         };
         let etag = match self.state.save(&group_name, &leased, etag.as_deref()).await {
             Ok(t) => t,
@@ -356,21 +393,21 @@ where
                 report.outcome = Outcome::LeaseHeld {
                     holder: "a concurrent tick".into(),
                 };
-                return Ok(report);
+                return;
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot write the state: not acting without the lease");
                 report.errors.push(e.to_string());
-                return Ok(report);
+                return;
             }
         };
-        self.act(&mut report, &obs, &snapshot, now).await;
+        self.act(report, obs, snapshot, now).await;
         report.outcome = Outcome::Acted;
         // Release the lease; if this fails it expires by itself at `until`.
-        if let Err(e) = self.state.save(&group_name, &next, Some(&etag)).await {
+        let done = with_heartbeats_confirmed(&next, prev, &report.heartbeats_sent);
+        if let Err(e) = self.state.save(&group_name, &done, Some(&etag)).await {
             tracing::warn!(error = %e, "releasing the lease failed; it expires by itself");
         }
-        Ok(report)
     }
 
     async fn act(
@@ -395,6 +432,49 @@ where
         };
         let mut calls = Vec::new();
         let mut errors = Vec::new();
+        let hook_named = |transition: &str| {
+            let name = if transition == LAUNCHING {
+                &self.cfg.launch_hook_name
+            } else {
+                &self.cfg.terminate_hook_name
+            };
+            snapshot.hooks.iter().find(|h| &h.name == name)
+        };
+
+        // 0. Heartbeats first: a slow or failing act phase must not let a held hook time
+        // out, and the state records only heartbeats AWS accepted.
+        for h in &plan.hooks {
+            if h.verdict != HookVerdict::Heartbeat || h.transition == HookTransition::WarmPoolEntry
+            {
+                continue;
+            }
+            let transition = if h.transition.on_launch_hook() {
+                LAUNCHING
+            } else {
+                TERMINATING
+            };
+            let Some(hook) = hook_named(transition) else {
+                errors.push(format!(
+                    "{}: no hook named for {transition} on the group",
+                    h.instance
+                ));
+                continue;
+            };
+            let action = ActionRef {
+                group: group.clone(),
+                hook: hook.name.clone(),
+                instance: h.instance.clone(),
+                token: None,
+            };
+            calls.push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
+            match self.asg.heartbeat(&action).await {
+                Ok(()) => report.heartbeats_sent.push(h.instance.clone()),
+                Err(PortError::NoActiveAction { .. }) => {
+                    tracing::info!(instance = %h.instance, "lifecycle action already completed")
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
 
         // 1. Protection, batched. A failure forbids this tick's scale-in.
         let mut protection_ok = true;
@@ -424,16 +504,22 @@ where
                 self.warm_entry_action(
                     h,
                     snapshot,
-                    &group,
                     &addr(&h.instance),
+                    by_id.get(&h.instance).is_some_and(|i| i.upload_pending),
                     &mut calls,
                     &mut errors,
                 )
                 .await;
                 continue;
             }
-            let Some(hook) = snapshot.hook_for(transition) else {
-                errors.push(format!("{}: no {transition} hook on the group", h.instance));
+            if h.verdict == HookVerdict::Heartbeat {
+                continue; // sent first, above
+            }
+            let Some(hook) = hook_named(transition) else {
+                errors.push(format!(
+                    "{}: no hook named for {transition} on the group",
+                    h.instance
+                ));
                 continue;
             };
             let action = ActionRef {
@@ -452,33 +538,46 @@ where
                     HookVerdict::Continue,
                     HookTransition::WarmPoolEntry | HookTransition::WarmPoolExit,
                 ) => {
-                    // Stopping or terminating a warm instance: one last look for a recording.
-                    let p = self.recorders.probe(&addr(&h.instance)).await;
-                    if matches!(&p, Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy) {
-                        calls.push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
-                        self.asg.heartbeat(&action).await
-                    } else {
+                    // Stopping or terminating a warm instance: one last look; only what still
+                    // reads as safe to stop goes.
+                    let Some(i) = by_id.get(&h.instance) else {
+                        continue;
+                    };
+                    let again = InstanceObservation {
+                        probe: self.recorders.probe(&addr(&h.instance)).await,
+                        ..(*i).clone()
+                    };
+                    if warm_verdict(&again, h.transition).0 == HookVerdict::Continue {
                         calls.push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
                         self.asg.complete(&action, LifecycleResult::Continue).await
+                    } else {
+                        calls.push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
+                        self.asg.heartbeat(&action).await
                     }
                 }
                 (HookVerdict::Continue, HookTransition::Terminating) => {
                     let Some(i) = by_id.get(&h.instance) else {
                         continue;
                     };
-                    if release_after_recheck(&*self.recorders, &self.ec2, i, now, &mut calls).await
+                    match release_after_recheck(&*self.recorders, &self.ec2, i, now, &mut calls)
+                        .await
                     {
-                        calls.push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
-                        self.asg.complete(&action, LifecycleResult::Continue).await
-                    } else {
-                        calls.push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
-                        self.asg.heartbeat(&action).await
+                        Recheck::Release => {
+                            calls
+                                .push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
+                            self.asg.complete(&action, LifecycleResult::Continue).await
+                        }
+                        other => {
+                            if let Recheck::DrainFailed(f) = other {
+                                errors.push(format!("gracefulShutdown({}): {f}", h.instance));
+                                report.drain_failed.push(h.instance.clone());
+                            }
+                            calls.push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
+                            self.asg.heartbeat(&action).await
+                        }
                     }
                 }
-                (HookVerdict::Heartbeat, _) => {
-                    calls.push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
-                    self.asg.heartbeat(&action).await
-                }
+                (HookVerdict::Heartbeat, _) => continue,
                 (HookVerdict::Abandon, _) => {
                     calls.push(format!("CompleteLifecycleAction(ABANDON, {})", h.instance));
                     self.asg.complete(&action, LifecycleResult::Abandon).await
@@ -494,18 +593,23 @@ where
         }
 
         // 3. Drain busy recorders on their way out, so no new recording lands on them.
-        if !plan.drain.is_empty() {
-            for id in &plan.drain {
-                calls.push(format!("gracefulShutdown({id})"));
-                if let Err(f) = self.recorders.graceful_shutdown(&addr(id)).await {
+        // The tag marks confirmed drains only (a 2xx): a later refusal then reads as exited.
+        let mut drained = Vec::new();
+        for id in &plan.drain {
+            calls.push(format!("gracefulShutdown({id})"));
+            match self.recorders.graceful_shutdown(&addr(id)).await {
+                Ok(()) => drained.push(id.clone()),
+                Err(f) => {
                     errors.push(format!("gracefulShutdown({id}): {f}"));
+                    if f != ProbeFailure::Refused {
+                        report.drain_failed.push(id.clone());
+                    }
                 }
             }
-            calls.push(format!(
-                "CreateTags(drain-requested, {})",
-                join(&plan.drain)
-            ));
-            if let Err(e) = self.ec2.mark_drain_requested(&plan.drain, now).await {
+        }
+        if !drained.is_empty() {
+            calls.push(format!("CreateTags(drain-requested, {})", join(&drained)));
+            if let Err(e) = self.ec2.mark_drain_requested(&drained, now).await {
                 errors.push(e.to_string());
             }
         }
@@ -519,13 +623,28 @@ where
                 continue;
             }
             calls.push(format!("gracefulShutdown({})", r.instance));
-            let _ = self.recorders.graceful_shutdown(&a).await;
-            if let Err(e) = self
-                .ec2
-                .mark_drain_requested(std::slice::from_ref(&r.instance), now)
-                .await
-            {
-                errors.push(e.to_string());
+            match self.recorders.graceful_shutdown(&a).await {
+                Ok(()) => {
+                    if let Err(e) = self
+                        .ec2
+                        .mark_drain_requested(std::slice::from_ref(&r.instance), now)
+                        .await
+                    {
+                        errors.push(e.to_string());
+                    }
+                }
+                // Nothing listens: nothing to drain, nothing recording.
+                Err(ProbeFailure::Refused) => {}
+                Err(f) => {
+                    // A broken recorder that cannot be drained stays in Jicofo's brewery
+                    // after termination starts: not replaced this tick.
+                    errors.push(format!(
+                        "gracefulShutdown({}): {f}; not replaced",
+                        r.instance
+                    ));
+                    report.drain_failed.push(r.instance.clone());
+                    continue;
+                }
             }
             calls.push(format!(
                 "TerminateInstanceInAutoScalingGroup({}, decrement=false)",
@@ -539,7 +658,13 @@ where
         // 5. Retained instances that are idle now.
         for id in &plan.terminate_retained {
             let Some(i) = by_id.get(id) else { continue };
-            if release_after_recheck(&*self.recorders, &self.ec2, i, now, &mut calls).await {
+            let recheck =
+                release_after_recheck(&*self.recorders, &self.ec2, i, now, &mut calls).await;
+            if let Recheck::DrainFailed(f) = &recheck {
+                errors.push(format!("gracefulShutdown({id}): {f}"));
+                report.drain_failed.push(id.clone());
+            }
+            if recheck == Recheck::Release {
                 calls.push(format!(
                     "TerminateInstanceInAutoScalingGroup({id}, decrement=false)"
                 ));
@@ -622,24 +747,36 @@ where
         &self,
         h: &HookAction,
         snapshot: &GroupSnapshot,
-        group: &str,
         addr: &RecorderAddress,
+        upload_pending: bool,
         calls: &mut Vec<String>,
         errors: &mut Vec<String>,
     ) {
         let mut verdict = h.verdict;
-        if verdict == HookVerdict::Continue
-            && matches!(self.recorders.probe(addr).await, Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy)
-        {
-            verdict = HookVerdict::Heartbeat;
+        if verdict == HookVerdict::Continue {
+            let again = InstanceObservation {
+                id: h.instance.clone(),
+                lifecycle: LifecycleState::WarmedPendingWait,
+                protected_from_scale_in: false,
+                private_ip: addr.private_ip.clone(),
+                launch_time: None,
+                upload_pending,
+                drain_requested: false,
+                drain_requested_at: None,
+                stopped: false,
+                probe: self.recorders.probe(addr).await,
+            };
+            if warm_verdict(&again, HookTransition::WarmPoolEntry).0 != HookVerdict::Continue {
+                verdict = HookVerdict::Heartbeat;
+            }
         }
         let mut found = false;
-        for transition in [LAUNCHING, TERMINATING] {
-            let Some(hook) = snapshot.hook_for(transition) else {
+        for name in [&self.cfg.launch_hook_name, &self.cfg.terminate_hook_name] {
+            let Some(hook) = snapshot.hooks.iter().find(|h| &h.name == name) else {
                 continue;
             };
             let action = ActionRef {
-                group: group.to_string(),
+                group: snapshot.name.clone(),
                 hook: hook.name.clone(),
                 instance: h.instance.clone(),
                 token: None,
@@ -676,30 +813,58 @@ where
     }
 }
 
+/// What the last look before a release found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recheck {
+    /// Drained (the request answered 2xx) and idle or exited, or nothing listens at all:
+    /// it may go.
+    Release,
+    /// Recording, uploading, unknown, or the drain could not be marked: kept this time.
+    Keep(String),
+    /// The drain request failed other than by a connect-time refusal (port 3333 not open
+    /// to the VPC, a 500, a hang): kept, and counted as `DrainFailed`.
+    DrainFailed(ProbeFailure),
+}
+
 /// Asks a recorder on its way out to shut down gracefully, marks the instance
-/// (`drain-requested` tag, so that a later "refused" reads as "finished and exited"),
-/// probes it again, and says whether it may go now. After the request an idle Jibri exits
-/// at once; a Jibri that took a recording in between says BUSY and is kept.
+/// (`drain-requested` tag, only after the request answered 2xx, so that a later "refused"
+/// reads as "finished and exited"), probes it again, and says whether it may go now. After
+/// the request an idle Jibri exits at once; one that took a recording in between says BUSY
+/// and is kept.
+///
+/// Threat: a release without a confirmed drain leaves the Jibri registered with Jicofo
+/// until the OS stops it, and a recording that lands then is cut. So a failed drain
+/// request keeps the recorder (the caller heartbeats and retries next tick).
 pub async fn release_after_recheck<R: Recorders + ?Sized, E: Ec2 + ?Sized>(
     r: &R,
     ec2: &E,
     i: &InstanceObservation,
     now: EpochSecs,
     calls: &mut Vec<String>,
-) -> bool {
+) -> Recheck {
     let a = RecorderAddress {
         id: i.id.clone(),
         private_ip: i.private_ip.clone(),
     };
+    if i.upload_pending {
+        return Recheck::Keep("upload pending".into());
+    }
     // A live Jibri is always asked again: one restarted since an earlier drain is idle and
     // would otherwise take a recording between the re-probe and the termination.
+    let mut drained = false;
     if i.probe != Probe::Failed(ProbeFailure::Refused) {
         calls.push(format!("gracefulShutdown({})", i.id));
-        if let Err(f) = r.graceful_shutdown(&a).await {
-            tracing::info!(instance = %i.id, failure = %f, "gracefulShutdown before release failed");
+        match r.graceful_shutdown(&a).await {
+            Ok(()) => drained = true,
+            // Nothing listens: the re-probe below tells an exited Jibri from a live one.
+            Err(ProbeFailure::Refused) => {}
+            Err(f) => {
+                tracing::warn!(instance = %i.id, failure = %f, "gracefulShutdown before release failed: kept, retried next tick");
+                return Recheck::DrainFailed(f);
+            }
         }
     }
-    if !i.drain_requested {
+    if drained && !i.drain_requested {
         calls.push(format!("CreateTags(drain-requested, {})", i.id));
         if let Err(e) = ec2
             .mark_drain_requested(std::slice::from_ref(&i.id), now)
@@ -707,19 +872,23 @@ pub async fn release_after_recheck<R: Recorders + ?Sized, E: Ec2 + ?Sized>(
         {
             // Without the mark a later "refused" would read as unknown: keep it this time.
             tracing::warn!(instance = %i.id, error = %e, "cannot mark drain-requested; release deferred");
-            return false;
+            return Recheck::Keep("drain not marked".into());
         }
     }
-    let again = InstanceObservation {
-        probe: r.probe(&a).await,
-        drain_requested: true,
-        ..i.clone()
-    };
-    match safe_to_release(&again) {
-        Ok(()) => true,
-        Err(why) => {
-            tracing::info!(instance = %i.id, why, "re-check before release: kept");
-            false
+    match r.probe(&a).await {
+        Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy => {
+            tracing::info!(instance = %i.id, "re-check before release: took a recording, kept");
+            Recheck::Keep("busy".into())
+        }
+        // Idle after a confirmed drain: it takes no new recording and exits.
+        Probe::Status(_) if drained => Recheck::Release,
+        // Answers idle without having been drained now (restarted since): drained next time.
+        Probe::Status(_) => Recheck::Keep("answers again; not drained yet".into()),
+        // Refused at connect time: nothing listens, nothing records.
+        Probe::Failed(ProbeFailure::Refused) => Recheck::Release,
+        other => {
+            tracing::info!(instance = %i.id, probe = ?other, "re-check before release: unknown, kept");
+            Recheck::Keep(format!("re-probe {other:?}"))
         }
     }
 }
@@ -755,4 +924,21 @@ fn join(ids: &[InstanceId]) -> String {
         .map(|i| i.0.as_str())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The next state with only the heartbeats AWS accepted recorded: a held hook whose
+/// heartbeat was not sent (or failed) keeps its previous `last_heartbeat`, so the next
+/// tick sends it again instead of believing in one that never happened.
+fn with_heartbeats_confirmed(
+    next: &PoolState,
+    prev: &PoolState,
+    accepted: &[InstanceId],
+) -> PoolState {
+    let mut out = next.clone();
+    for (id, held) in out.held.iter_mut() {
+        if !accepted.contains(id) {
+            held.last_heartbeat = prev.held.get(id).and_then(|p| p.last_heartbeat);
+        }
+    }
+    out
 }

@@ -177,6 +177,10 @@ pub struct InstanceObservation {
     pub drain_requested: bool,
     /// When it was requested (the tag's value): for a held hook, when holding began.
     pub drain_requested_at: Option<EpochSecs>,
+    /// EC2 reports the instance `stopped` (a warm-pool instance): nothing on it runs. A
+    /// stopped instance's address answers nothing (a timeout), which alone would read as
+    /// unknown.
+    pub stopped: bool,
     pub probe: Probe,
 }
 
@@ -242,6 +246,59 @@ impl WarmPoolObservation {
     }
 }
 
+/// A drift of the group's safety configuration (see `crate::safety`): while any is
+/// present the controller removes nothing. Each says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "drift")]
+pub enum ConfigDrift {
+    /// No hook of that name: events of other hooks are never ours, and nothing guards a
+    /// termination.
+    TerminateHookMissing { name: String, others: Vec<String> },
+    /// The hook of that name is not on `autoscaling:EC2_INSTANCE_TERMINATING`.
+    TerminateHookWrongTransition { name: String, transition: String },
+    /// A hold that times out would CONTINUE: a busy recorder is then terminated.
+    DefaultResultNotAbandon { name: String, found: String },
+    /// Heartbeats would come after the hook timed out.
+    HeartbeatTooRare {
+        interval_s: u64,
+        hook_timeout_s: u64,
+    },
+    /// AWS ends a hold at min(48 h, 100 × HeartbeatTimeout), before `MAX_HOOK_HOLD_S`.
+    HoldBeyondAwsCap { max_hold_s: u64, cap_s: u64 },
+    /// No instance lifecycle policy `TerminateHookAbandon = retain`: ABANDON terminates.
+    NoRetainOnAbandon,
+}
+
+impl fmt::Display for ConfigDrift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TerminateHookMissing { name, others } => write!(
+                f,
+                "the group has no terminate hook named {name:?} (hooks: {others:?}); fix: create it (DefaultResult ABANDON) or set TERMINATE_HOOK_NAME to ours"
+            ),
+            Self::TerminateHookWrongTransition { name, transition } => write!(
+                f,
+                "hook {name:?} is on {transition}, not autoscaling:EC2_INSTANCE_TERMINATING; fix: recreate it on the terminating transition"
+            ),
+            Self::DefaultResultNotAbandon { name, found } => write!(
+                f,
+                "hook {name:?} has DefaultResult {found}; fix: aws autoscaling put-lifecycle-hook ... --default-result ABANDON"
+            ),
+            Self::HeartbeatTooRare { interval_s, hook_timeout_s } => write!(
+                f,
+                "HEARTBEAT_INTERVAL_S {interval_s} is not below the hook's HeartbeatTimeout {hook_timeout_s}; fix: lower HEARTBEAT_INTERVAL_S or raise the hook's --heartbeat-timeout"
+            ),
+            Self::HoldBeyondAwsCap { max_hold_s, cap_s } => write!(
+                f,
+                "MAX_HOOK_HOLD_S {max_hold_s} exceeds AWS's hold limit {cap_s} (min of 48 h and 100 x HeartbeatTimeout); fix: lower MAX_HOOK_HOLD_S or raise the hook's HeartbeatTimeout"
+            ),
+            Self::NoRetainOnAbandon => f.write_str(
+                "the group has no instance lifecycle policy TerminateHookAbandon=retain, so ABANDON terminates; fix: aws autoscaling update-auto-scaling-group ... --instance-lifecycle-policy RetentionTriggers={TerminateHookAbandon=retain}",
+            ),
+        }
+    }
+}
+
 /// Everything one tick knows, plus the durable state carried from earlier ticks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
@@ -250,4 +307,6 @@ pub struct Observation {
     pub jicofo: JicofoObservation,
     /// `None`: the group has no warm pool (or it was not read).
     pub warm_pool: Option<WarmPoolObservation>,
+    /// The group's safety configuration as checked this tick: any drift forbids removals.
+    pub config_drift: Vec<ConfigDrift>,
 }

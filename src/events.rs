@@ -156,6 +156,27 @@ fn parse_detail(d: &Value, time: Option<EpochSecs>) -> Result<Incoming, EventErr
     }))
 }
 
+/// The time a controller tick runs at. Threat: an event `time` in the future (a skewed
+/// sender, a hand-written sample, a replay tool) moved the controller's clock: instant
+/// ABANDONs and replacements, and a lease that locked out later ticks. In production
+/// (`CLOCK=wall`) the tick's time is the wall clock; the event's time is only compared with
+/// it (a skew over a minute is logged by the caller). The local test bed compresses time
+/// through the schedule event's `time`, with `CLOCK=event` set explicitly.
+pub fn tick_time(event_time: Option<EpochSecs>, wall: EpochSecs, event_clock: bool) -> EpochSecs {
+    match event_time {
+        Some(t) if event_clock => t,
+        _ => wall,
+    }
+}
+
+/// A plan-only tick requested by the event: `{"plan_only": true}` as a Scheduler's input
+/// or in a scheduled rule's `detail`. The tick observes and plans, logs the plan, and
+/// changes nothing (the runbook's "what would it do now?").
+pub fn plan_only_requested(event: &Value) -> bool {
+    let flag = |v: Option<&Value>| v.and_then(Value::as_bool).unwrap_or(false);
+    flag(event.get("plan_only")) || flag(event.get("detail").and_then(|d| d.get("plan_only")))
+}
+
 /// A scheduled tick: the EventBridge scheduled-rule envelope or a Scheduler's bare input.
 /// Anything else is refused, so a misrouted lifecycle event never drives the controller.
 /// Returns the event's `time` when it has one: the tick's time as the schedule saw it.
@@ -240,6 +261,30 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_tick_time_is_the_wall_clock_unless_the_test_bed_asks_for_event_time() {
+        let wall = 1_800_000_000;
+        // Issue 14.7: a future event time never moves the production clock.
+        assert_eq!(tick_time(Some(wall + 86_400), wall, false), wall);
+        assert_eq!(tick_time(Some(wall - 60), wall, false), wall);
+        assert_eq!(tick_time(None, wall, false), wall);
+        // The test bed's compressed clock, by explicit setting only.
+        assert_eq!(tick_time(Some(wall + 86_400), wall, true), wall + 86_400);
+        assert_eq!(tick_time(None, wall, true), wall);
+    }
+
+    #[test]
+    fn plan_only_is_asked_for_explicitly() {
+        assert!(plan_only_requested(&serde_json::json!({"plan_only": true})));
+        assert!(plan_only_requested(
+            &serde_json::json!({"detail-type": "Scheduled Event", "detail": {"plan_only": true}})
+        ));
+        assert!(!plan_only_requested(
+            &serde_json::json!({"plan_only": "yes"})
+        ));
+        assert!(!plan_only_requested(&aws_event("scheduled-event.json")));
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct FakeAws {
     pub fail_next: Arc<Mutex<BTreeMap<&'static str, PortError>>>,
     /// The group's warm pool, if it has one.
     pub warm: Arc<Mutex<Option<WarmPoolSnapshot>>>,
+    /// The active action's token per instance, where a test sets one: a call naming
+    /// another token fails as AWS's does ("No active Lifecycle Action found with token").
+    pub tokens: Arc<Mutex<BTreeMap<InstanceId, String>>>,
 }
 
 impl FakeAws {
@@ -40,6 +43,7 @@ impl FakeAws {
                     drain_requested: false,
                     drain_requested_at: None,
                     group: Some(group.name.clone()),
+                    stopped: false,
                 };
                 (i.id.clone(), e)
             })
@@ -166,7 +170,30 @@ impl AutoScaling for FakeAws {
     }
 
     async fn heartbeat(&self, a: &ActionRef) -> PortResult<()> {
-        self.record("RecordLifecycleActionHeartbeat", a.instance.0.clone())
+        self.record("RecordLifecycleActionHeartbeat", a.instance.0.clone())?;
+        let waiting = |v: &[GroupInstance]| {
+            v.iter()
+                .any(|i| i.id == a.instance && i.lifecycle_state.ends_with(":Wait"))
+        };
+        let in_wait = waiting(&lock(&self.group).instances)
+            || lock(&self.warm)
+                .as_ref()
+                .is_some_and(|w| waiting(&w.instances));
+        let token_ok = match (&a.token, lock(&self.tokens).get(&a.instance)) {
+            (Some(given), Some(active)) => given == active,
+            _ => true,
+        };
+        if in_wait && token_ok {
+            Ok(())
+        } else {
+            Err(PortError::NoActiveAction {
+                op: "RecordLifecycleActionHeartbeat",
+                message: format!(
+                    "No active Lifecycle Action found with instance ID {}",
+                    a.instance
+                ),
+            })
+        }
     }
 
     async fn terminate(&self, id: &InstanceId, decrement: bool) -> PortResult<()> {
@@ -229,6 +256,9 @@ impl Ec2 for FakeAws {
 #[derive(Clone, Default)]
 pub struct FakeRecorders {
     pub probes: Arc<Mutex<BTreeMap<InstanceId, Probe>>>,
+    /// A failure every `gracefulShutdown` of that recorder answers (e.g. port 3333 not
+    /// open to the VPC: a timeout), whatever its health endpoint says.
+    pub drain_failures: Arc<Mutex<BTreeMap<InstanceId, ProbeFailure>>>,
     pub shutdowns: Arc<Mutex<Vec<InstanceId>>>,
     pub probe_count: Arc<Mutex<u64>>,
 }
@@ -261,6 +291,9 @@ impl Recorders for FakeRecorders {
 
     async fn graceful_shutdown(&self, r: &RecorderAddress) -> Result<(), ProbeFailure> {
         lock(&self.shutdowns).push(r.id.clone());
+        if let Some(f) = lock(&self.drain_failures).get(&r.id) {
+            return Err(f.clone());
+        }
         let mut p = lock(&self.probes);
         match p.get(&r.id) {
             Some(Probe::Status(s)) if s.busy != BusyStatus::Busy => {

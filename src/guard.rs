@@ -1,12 +1,16 @@
 //! The termination guard's handler: one lifecycle event in, the safe completion out.
 //!
-//! Order of business: ignore what is not ours (no AWS call), resolve the instance from
-//! EC2 (never from the event), probe its Jibri, decide ([`crate::core::guard::decide`]),
-//! act. Completing an action that is no longer active is success (idempotent).
+//! Order of business: ignore what is not ours (another group, another tool's hook: no AWS
+//! call), confirm the action is live (the instance is in the wait state the event speaks
+//! of, and the event's token is still the active action: a replayed, redriven or late
+//! event never reaches a recorder), resolve the instance from EC2 (never from the event),
+//! probe its Jibri, decide ([`crate::core::guard::decide`]), act. Completing an action that
+//! is no longer active is success (idempotent).
 
 use crate::config::Config;
-use crate::controller::release_after_recheck;
+use crate::controller::{release_after_recheck, Recheck};
 use crate::core::guard::{decide, GuardDecision, Transition};
+use crate::core::plan::{warm_verdict, HookTransition, HookVerdict};
 use crate::domain::*;
 use crate::events::{ActionTransition, Incoming, LifecycleAction};
 use crate::ports::*;
@@ -77,6 +81,13 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
                 why: format!("group {} not configured", a.group),
             });
         }
+        // Another tool's hook on the same group is never completed or heartbeated by us.
+        if a.hook != self.cfg.terminate_hook_name && a.hook != self.cfg.launch_hook_name {
+            tracing::warn!(hook = %a.hook, instance = %a.instance, terminate_hook = %self.cfg.terminate_hook_name, launch_hook = %self.cfg.launch_hook_name, "event of a lifecycle hook that is not ours; ignored");
+            return Ok(GuardOutcome::Ignored {
+                why: format!("hook {} is not ours", a.hook),
+            });
+        }
         let ec2 = self.ec2.describe(std::slice::from_ref(&a.instance)).await?;
         let Some(e) = ec2.into_iter().find(|e| e.id == a.instance) else {
             tracing::info!(instance = %a.instance, "instance no longer exists; nothing to guard");
@@ -89,6 +100,45 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             return Ok(GuardOutcome::Ignored {
                 why: format!("instance belongs to {g}"),
             });
+        }
+        // Threat: an event replayed (EventBridge retries for an hour, a DLQ redrive, an
+        // operator invoking a sample) for an instance that is in service, or that moved on
+        // to another action. Draining it would stop a recorder the group still counts.
+        let group = self.asg.describe_group(&a.group).await?;
+        let state = self.lifecycle_state(a, &group).await?;
+        let expected = expected_wait_states(a);
+        match &state {
+            Some(s) if expected.contains(s) => {}
+            other => {
+                let now_in = other
+                    .as_ref()
+                    .map_or("absent from the group", |s| s.as_str());
+                tracing::warn!(instance = %a.instance, state = now_in, expected = ?expected.iter().map(LifecycleState::as_str).collect::<Vec<_>>(), "the instance is not in the wait state this event speaks of (replayed, redriven or late event): no call to the recorder");
+                return Ok(GuardOutcome::Ignored {
+                    why: format!("instance is {now_in}, not in the event's wait state"),
+                });
+            }
+        }
+        let heartbeat_sent = a.token.is_some();
+        if heartbeat_sent {
+            // A heartbeat naming the token succeeds only for the active action: the cheapest
+            // proof that this event is not an earlier action's (it only extends the hold).
+            let probe = ActionRef {
+                group: a.group.clone(),
+                hook: a.hook.clone(),
+                instance: a.instance.clone(),
+                token: a.token.clone(),
+            };
+            match self.asg.heartbeat(&probe).await {
+                Ok(()) => {}
+                Err(PortError::NoActiveAction { message, .. }) => {
+                    tracing::warn!(instance = %a.instance, token = ?a.token, message, "the event's token is not the active lifecycle action: no call to the recorder");
+                    return Ok(GuardOutcome::Ignored {
+                        why: "lifecycle action token no longer active".into(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let addr = RecorderAddress {
             id: e.id.clone(),
@@ -144,36 +194,58 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         let outcome = match decision {
             GuardDecision::Release { .. } => {
                 let mut calls = Vec::new();
-                if release_after_recheck(&self.recorders, &self.ec2, &obs, now, &mut calls).await {
-                    self.complete(
-                        &action,
-                        LifecycleResult::Continue,
-                        GuardOutcome::Continued { instance: id },
-                    )
-                    .await?
-                } else {
-                    self.hold(
-                        a,
-                        &addr,
-                        true,
-                        now,
-                        "took a recording during the release re-check".into(),
-                    )
-                    .await?
+                match release_after_recheck(&self.recorders, &self.ec2, &obs, now, &mut calls).await
+                {
+                    Recheck::Release => {
+                        self.complete(
+                            &action,
+                            LifecycleResult::Continue,
+                            GuardOutcome::Continued { instance: id },
+                        )
+                        .await?
+                    }
+                    // The drain was asked for already: no second request here.
+                    Recheck::Keep(why) => {
+                        self.hold(a, &addr, heartbeat_sent, false, now, why).await?
+                    }
+                    Recheck::DrainFailed(f) => {
+                        // Released without a confirmed drain, a Jibri stays in Jicofo's
+                        // brewery until the OS stops it: a recording landing then is cut.
+                        // Held; the controller's sweep retries the drain every tick and
+                        // raises DrainFailed.
+                        self.hold(
+                            a,
+                            &addr,
+                            heartbeat_sent,
+                            false,
+                            now,
+                            format!("drain failed: {f}"),
+                        )
+                        .await?
+                    }
                 }
             }
-            GuardDecision::Hold { why, drain } => self.hold(a, &addr, drain, now, why).await?,
+            GuardDecision::Hold { why, drain } => {
+                self.hold(a, &addr, heartbeat_sent, drain, now, why).await?
+            }
+            GuardDecision::Abandon { why }
+                if transition == Transition::Terminating && !group.retain_on_abandon =>
+            {
+                // Without retain, ABANDON terminates: never given to a recorder that may be
+                // recording. Held on; AWS's own hold limit is the last word.
+                tracing::error!(instance = %id, why, "not abandoning: the group has no TerminateHookAbandon=retain policy, so ABANDON would terminate a recorder that may be recording; heartbeating until AWS's hold limit (fix the group's instance lifecycle policy)");
+                self.hold(
+                    a,
+                    &addr,
+                    heartbeat_sent,
+                    false,
+                    now,
+                    format!("{why}; no retain policy, held"),
+                )
+                .await?
+            }
             GuardDecision::Abandon { why } => {
-                let retained = match self.asg.describe_group(&a.group).await {
-                    Ok(g) => g.retain_on_abandon,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the group's lifecycle policy");
-                        false
-                    }
-                };
-                if !retained && transition == Transition::Terminating {
-                    tracing::error!(instance = %id, why, "ABANDON without TerminateHookAbandon=retain: the instance terminates now");
-                }
+                let retained = group.retain_on_abandon;
                 self.complete(
                     &action,
                     LifecycleResult::Abandon,
@@ -194,13 +266,21 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
                 .await?
             }
             GuardDecision::WarmContinue { .. } => {
-                // One last look: a Jibri that took a recording since is held instead.
-                match self.recorders.probe(&addr).await {
-                    Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy => {
-                        self.hold(a, &addr, false, now, "took a recording".into())
-                            .await?
-                    }
-                    _ => {
+                // One last look: only what still reads as safe to stop goes.
+                let again = Ec2Instance::observe(
+                    Some(&e),
+                    e.id.clone(),
+                    obs.lifecycle.clone(),
+                    false,
+                    self.recorders.probe(&addr).await,
+                );
+                let t = if transition == Transition::WarmPoolEntry {
+                    HookTransition::WarmPoolEntry
+                } else {
+                    HookTransition::WarmPoolExit
+                };
+                match warm_verdict(&again, t) {
+                    (HookVerdict::Continue, _) => {
                         self.complete(
                             &action,
                             LifecycleResult::Continue,
@@ -208,6 +288,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
                         )
                         .await?
                     }
+                    (_, why) => self.hold(a, &addr, heartbeat_sent, false, now, why).await?,
                 }
             }
             GuardDecision::LaunchNotReady { why } => {
@@ -235,24 +316,33 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         }
     }
 
+    /// Holds the action: drains first when asked, then a heartbeat (unless this invocation
+    /// already sent one, naming the event's token).
     async fn hold(
         &self,
         a: &LifecycleAction,
         addr: &RecorderAddress,
+        heartbeat_sent: bool,
         drain: bool,
         now: EpochSecs,
         why: String,
     ) -> Result<GuardOutcome, GuardError> {
         if drain {
-            if let Err(f) = self.recorders.graceful_shutdown(addr).await {
-                tracing::warn!(instance = %a.instance, failure = %f, "gracefulShutdown failed");
-            }
-            if let Err(e) = self
-                .ec2
-                .mark_drain_requested(std::slice::from_ref(&a.instance), now)
-                .await
-            {
-                tracing::warn!(instance = %a.instance, error = %e, "tagging drain-requested failed");
+            // The drain tag says "a drain was confirmed": set only after a 2xx, so that a
+            // later refusal is read as an exited Jibri only when it really was drained.
+            match self.recorders.graceful_shutdown(addr).await {
+                Ok(()) => {
+                    if let Err(e) = self
+                        .ec2
+                        .mark_drain_requested(std::slice::from_ref(&a.instance), now)
+                        .await
+                    {
+                        tracing::warn!(instance = %a.instance, error = %e, "tagging drain-requested failed");
+                    }
+                }
+                Err(f) => {
+                    tracing::warn!(instance = %a.instance, failure = %f, "gracefulShutdown failed; the controller's sweep retries it")
+                }
             }
         }
         let action = ActionRef {
@@ -261,6 +351,12 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             instance: a.instance.clone(),
             token: a.token.clone(),
         };
+        if heartbeat_sent {
+            return Ok(GuardOutcome::Held {
+                instance: a.instance.0.clone(),
+                why,
+            });
+        }
         match self.asg.heartbeat(&action).await {
             Ok(()) => Ok(GuardOutcome::Held {
                 instance: a.instance.0.clone(),
@@ -271,5 +367,47 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             }),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
+    /// The instance's lifecycle state now: in the group, else in its warm pool.
+    async fn lifecycle_state(
+        &self,
+        a: &LifecycleAction,
+        group: &GroupSnapshot,
+    ) -> Result<Option<LifecycleState>, GuardError> {
+        if let Some(i) = group.instances.iter().find(|i| i.id == a.instance) {
+            return Ok(Some(LifecycleState::parse(&i.lifecycle_state)));
+        }
+        let warm_event =
+            a.origin.as_deref() == Some("WarmPool") || a.destination.as_deref() == Some("WarmPool");
+        if group.warm_pool || warm_event {
+            if let Some(w) = self.asg.describe_warm_pool(&a.group).await? {
+                return Ok(w
+                    .instances
+                    .iter()
+                    .find(|i| i.id == a.instance)
+                    .map(|i| LifecycleState::parse(&i.lifecycle_state)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The wait states a lifecycle event may speak of. With `Origin`/`Destination` exactly one;
+/// events from older set-ups carry neither, and then any wait state of the transition.
+pub fn expected_wait_states(a: &LifecycleAction) -> Vec<LifecycleState> {
+    use LifecycleState::*;
+    match (a.transition, a.origin.as_deref(), a.destination.as_deref()) {
+        (ActionTransition::Launching, _, Some("WarmPool")) => vec![WarmedPendingWait],
+        (ActionTransition::Launching, None, None) => vec![PendingWait, WarmedPendingWait],
+        (ActionTransition::Launching, _, _) => vec![PendingWait],
+        (ActionTransition::Terminating, Some("WarmPool"), _) => vec![WarmedTerminatingWait],
+        (ActionTransition::Terminating, _, Some("WarmPool")) => vec![WarmedPendingWait],
+        (ActionTransition::Terminating, None, None) => {
+            vec![TerminatingWait, WarmedPendingWait, WarmedTerminatingWait]
+        }
+        (ActionTransition::Terminating, _, _) => vec![TerminatingWait],
     }
 }

@@ -36,7 +36,10 @@ impl JitsiHttp {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
-            .pool_max_idle_per_host(2)
+            // No pooled connections: a kept-alive connection to a Jibri that exited (or
+            // restarted) answers with a reset or EOF mid-request instead of a clean
+            // connect-time refusal; every probe and drain opens its own.
+            .pool_max_idle_per_host(0)
             .redirect(reqwest::redirect::Policy::none())
             // Recorders and Jicofo are reached inside the VPC; an HTTP(S)_PROXY set for
             // AWS API egress must not capture them.

@@ -19,3 +19,4 @@ pub mod jitsi;
 pub mod metrics;
 pub mod ports;
 pub mod runtime;
+pub mod safety;

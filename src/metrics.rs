@@ -7,6 +7,21 @@ use crate::domain::EpochSecs;
 use crate::ports::{Metric, MetricsSink, PortResult};
 use serde_json::{json, Map, Value};
 
+/// What the act phase and the safety check found: `ConfigDrift` (drifts of the group's
+/// safety configuration; removals stop while > 0) and `DrainFailed` (drain requests that
+/// failed other than by a connect-time refusal; those recorders are held, not released).
+pub fn safety_metrics(config_drift: usize, drain_failed: usize) -> Vec<Metric> {
+    let m = |name, value: f64| Metric {
+        name,
+        value,
+        unit: "Count",
+    };
+    vec![
+        m("ConfigDrift", config_drift as f64),
+        m("DrainFailed", drain_failed as f64),
+    ]
+}
+
 /// The per-pool metrics of one tick.
 pub fn pool_metrics(p: &Plan) -> Vec<Metric> {
     let c = &p.counts;

@@ -158,6 +158,8 @@ pub struct Ec2Instance {
     pub drain_requested_at: Option<EpochSecs>,
     /// `aws:autoscaling:groupName`, to check an event's claim.
     pub group: Option<String>,
+    /// EC2's instance state is `stopped`.
+    pub stopped: bool,
 }
 
 impl Ec2Instance {
@@ -184,6 +186,7 @@ impl Ec2Instance {
             drain_requested_at: ec2.and_then(|e| e.drain_requested_at).filter(|at| {
                 crate::domain::drain_current(Some(*at), ec2.and_then(|e| e.launch_time))
             }),
+            stopped: ec2.is_some_and(|e| e.stopped),
             probe,
         }
     }

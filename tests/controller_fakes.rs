@@ -54,7 +54,7 @@ fn world(min: u32, max: u32, desired: u32, instances: &[(&str, &str, bool, Probe
             })
             .collect(),
         hooks: vec![Hook {
-            name: "guard".into(),
+            name: "jibri-autoscaler-terminate".into(),
             transition: TERMINATING.into(),
             heartbeat_timeout_s: 900,
             default_result: "ABANDON".into(),
@@ -498,4 +498,241 @@ async fn hung_and_garbage_recorders_count_as_unknown_and_are_protected() {
         vec!["SetInstanceProtection(true,i-a,i-b)"]
     );
     assert_eq!(r.plan.spare.target, 1);
+}
+
+/// Issue 14.4: a group whose safety configuration drifted (here: the terminate hook is
+/// another tool's, not ours by name; DefaultResult CONTINUE; no retain policy) gets no
+/// scale-in and no replacement, and the ConfigDrift metric says how many drifts.
+#[tokio::test]
+async fn configuration_drift_forbids_scale_in_and_replacement_and_raises_a_metric() {
+    type Drift = fn(&mut GroupSnapshot);
+    let drifts: [(&str, Drift, f64); 3] = [
+        (
+            "another tool's hook only",
+            |g| g.hooks[0].name = "someone-elses-hook".into(),
+            1.0,
+        ),
+        (
+            "DefaultResult CONTINUE",
+            |g| g.hooks[0].default_result = "CONTINUE".into(),
+            1.0,
+        ),
+        ("no retain policy", |g| g.retain_on_abandon = false, 1.0),
+    ];
+    for (what, drift, count) in drifts {
+        let w = world(
+            0,
+            10,
+            4,
+            &[
+                ("i-a", "InService", true, busy()),
+                ("i-b", "InService", true, idle()),
+                ("i-c", "InService", true, idle()),
+                ("i-d", "InService", true, status(BusyStatus::Expired)),
+            ],
+        );
+        drift(&mut w.aws.group.lock().unwrap());
+        idle_for_an_hour(&w, &["i-b", "i-c"]).await;
+        let c = cfg(&[("UNHEALTHY_GRACE_S", "0")]);
+        let r = controller(&w, c, "t").tick(NOW).await.unwrap();
+        let calls = w.aws.mutating_calls();
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.starts_with("SetInstanceProtection(false")
+                    || c.starts_with("SetDesiredCapacity")
+                    || c.starts_with("TerminateInstanceInAutoScalingGroup")),
+            "{what}: {calls:?} {}",
+            r.plan.summary()
+        );
+        assert!(
+            r.plan.summary().contains("config-drift"),
+            "{what}: {}",
+            r.plan.summary()
+        );
+        assert_eq!(w.metrics.last("ConfigDrift"), Some(count), "{what}");
+        assert!(
+            r.plan.warnings.iter().any(|w| w.contains("fix")),
+            "{what}: {:?}",
+            r.plan.warnings
+        );
+    }
+    // The same group without drift scales in and replaces: the test is not vacuous.
+    let w = world(
+        0,
+        10,
+        4,
+        &[
+            ("i-a", "InService", true, busy()),
+            ("i-b", "InService", true, idle()),
+            ("i-c", "InService", true, idle()),
+            ("i-d", "InService", true, idle()),
+        ],
+    );
+    idle_for_an_hour(&w, &["i-b", "i-c", "i-d"]).await;
+    controller(&w, cfg(&[]), "t").tick(NOW).await.unwrap();
+    assert!(w
+        .aws
+        .mutating_calls()
+        .iter()
+        .any(|c| c.starts_with("SetDesiredCapacity")));
+    assert_eq!(w.metrics.last("ConfigDrift"), Some(0.0));
+}
+
+/// Issue 14.2: the sweep CONTINUEs an idle held recorder only after its drain answered
+/// 2xx; a failed drain holds it (heartbeat), tags nothing and raises DrainFailed.
+#[tokio::test]
+async fn a_held_idle_recorder_whose_drain_fails_is_heartbeated_not_released() {
+    let w = world(0, 10, 0, &[("i-idle", "Terminating:Wait", false, idle())]);
+    w.rec
+        .drain_failures
+        .lock()
+        .unwrap()
+        .insert("i-idle".into(), ProbeFailure::Timeout);
+    let r = controller(&w, cfg(&[]), "t").tick(NOW).await.unwrap();
+    let calls = w.aws.mutating_calls();
+    assert!(!calls.iter().any(|c| c.contains("CONTINUE")), "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c.starts_with("CreateTags")),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&"RecordLifecycleActionHeartbeat(i-idle)".to_string()),
+        "{calls:?}"
+    );
+    assert_eq!(r.drain_failed, vec![InstanceId::from("i-idle")]);
+    assert_eq!(w.metrics.last("DrainFailed"), Some(1.0));
+    // Once the drain answers, the next tick releases it.
+    w.rec.drain_failures.lock().unwrap().clear();
+    controller(&w, cfg(&[]), "t").tick(NOW + 60).await.unwrap();
+    assert!(w
+        .aws
+        .mutating_calls()
+        .contains(&"CompleteLifecycleAction(CONTINUE,i-idle)".to_string()));
+    assert_eq!(w.metrics.last("DrainFailed"), Some(0.0));
+}
+
+/// Issue 14.3: recorders that time out or answer garbage are unknown, not broken: never
+/// replaced, however long; one that answers UNHEALTHY is, unless too many are unknown.
+#[tokio::test]
+async fn unknown_recorders_are_never_replaced_and_many_unknowns_stop_all_replacement() {
+    let timeout = || Probe::Failed(ProbeFailure::Timeout);
+    let w = world(
+        0,
+        10,
+        5,
+        &[
+            ("i-t", "InService", true, timeout()),
+            (
+                "i-g",
+                "InService",
+                true,
+                Probe::Failed(ProbeFailure::Garbage("x".into())),
+            ),
+            ("i-u", "InService", true, status(BusyStatus::Expired)),
+            ("i-a", "InService", true, busy()),
+            ("i-b", "InService", true, busy()),
+        ],
+    );
+    // Every recorder answered before (none is booting): the two are unreachable now.
+    idle_for_an_hour(&w, &[]).await;
+    let c = || cfg(&[("UNHEALTHY_GRACE_S", "0"), ("REPLACE_MAX_PER_TICK", "5")]);
+    // 2 of 5 unknown (40 %): above the 20 % default, nothing is replaced.
+    let r = controller(&w, c(), "t").tick(NOW).await.unwrap();
+    assert!(r.plan.replace.is_empty(), "{}", r.plan.summary());
+    assert!(!w
+        .aws
+        .mutating_calls()
+        .iter()
+        .any(|c| c.starts_with("Terminate")));
+    // With the share allowed, only the EXPIRED one is replaced, never the unknown ones.
+    let r = controller(
+        &w,
+        cfg(&[
+            ("UNHEALTHY_GRACE_S", "0"),
+            ("REPLACE_MAX_PER_TICK", "5"),
+            ("UNKNOWN_MAX_SHARE", "1"),
+        ]),
+        "t",
+    )
+    .tick(NOW + 3600)
+    .await
+    .unwrap();
+    let replaced: Vec<_> = r
+        .plan
+        .replace
+        .iter()
+        .map(|x| x.instance.0.clone())
+        .collect();
+    assert_eq!(replaced, vec!["i-u".to_string()], "{}", r.plan.summary());
+}
+
+/// Issue 14.6: a heartbeat AWS did not accept is not recorded in the state, so the next
+/// tick sends it again instead of believing in it.
+#[tokio::test]
+async fn a_failed_heartbeat_is_not_recorded_and_is_sent_again_next_tick() {
+    let w = world(0, 10, 0, &[("i-busy", "Terminating:Wait", false, busy())]);
+    w.aws.fail_once(
+        "RecordLifecycleActionHeartbeat",
+        PortError::Throttled {
+            op: "RecordLifecycleActionHeartbeat",
+            message: "Rate exceeded".into(),
+        },
+    );
+    let r = controller(&w, cfg(&[]), "t").tick(NOW).await.unwrap();
+    assert!(r.heartbeats_sent.is_empty());
+    let held = w.state.load("pool").await.unwrap().state.held;
+    assert_eq!(held[&InstanceId::from("i-busy")].last_heartbeat, None);
+    // Heartbeats go first in the act phase, before any slower call.
+    assert!(w.aws.mutating_calls()[0].starts_with("RecordLifecycleActionHeartbeat"));
+    let r = controller(&w, cfg(&[]), "t").tick(NOW + 60).await.unwrap();
+    assert_eq!(r.heartbeats_sent, vec![InstanceId::from("i-busy")]);
+    let held = w.state.load("pool").await.unwrap().state.held;
+    assert_eq!(
+        held[&InstanceId::from("i-busy")].last_heartbeat,
+        Some(NOW + 60)
+    );
+}
+
+/// Issue 14.7: a lease whose end lies beyond now + one tick budget was written by a clock
+/// in the future (or is corrupt): taken over, not obeyed for hours.
+#[tokio::test]
+async fn a_lease_from_the_future_is_taken_over() {
+    let w = world(1, 10, 1, &[("i-a", "InService", true, busy())]);
+    let bad = PoolState {
+        lease: Some(Lease {
+            holder: "a-clock-in-2030".into(),
+            until: NOW + 86_400,
+        }),
+        ..PoolState::default()
+    };
+    w.state.save("pool", &bad, None).await.unwrap();
+    let r = controller(&w, cfg(&[]), "me").tick(NOW).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Acted);
+    assert_eq!(w.aws.mutating_calls(), vec!["SetDesiredCapacity(2)"]);
+}
+
+/// Issue 14.10: counters from Jicofo are another service's numbers: two shards near
+/// u64::MAX are summed saturating (a debug build panics on overflow).
+#[tokio::test]
+async fn jicofo_counters_near_the_limit_are_summed_saturating() {
+    let w = world(1, 10, 1, &[("i-a", "InService", true, busy())]);
+    let huge = JicofoStats {
+        jibri_count: Some(u64::MAX),
+        jibri_available: Some(u64::MAX),
+        conferences: u64::MAX,
+        participants: u64::MAX,
+        recording_active: u64::MAX,
+        live_streaming_active: u64::MAX,
+        jibri_failures_total: u64::MAX,
+    };
+    w.jicofo.set(JICOFO, Ok(huge.clone()));
+    w.jicofo.set("http://jicofo-2.test/stats", Ok(huge));
+    let c = cfg(&[(
+        "JICOFO_STATS_URLS",
+        "http://jicofo.test/stats,http://jicofo-2.test/stats",
+    )]);
+    let r = controller(&w, c.clone(), "t").tick(NOW).await.unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    controller(&w, c, "t").tick(NOW + 60).await.unwrap();
 }

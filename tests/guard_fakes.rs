@@ -79,6 +79,8 @@ async fn idle_recorder_is_drained_then_continued() {
     assert_eq!(
         aws.mutating_calls(),
         vec![
+            // The event's token checked live first (a heartbeat only the active action takes).
+            "RecordLifecycleActionHeartbeat(i-0a1b2c3d4e5f60718)",
             "CreateTags(i-0a1b2c3d4e5f60718)",
             "CompleteLifecycleAction(CONTINUE,i-0a1b2c3d4e5f60718)"
         ]
@@ -94,8 +96,8 @@ async fn busy_recorder_is_held_drained_and_tagged_never_continued() {
     assert_eq!(
         aws.mutating_calls(),
         vec![
+            "RecordLifecycleActionHeartbeat(i-0a1b2c3d4e5f60718)",
             "CreateTags(i-0a1b2c3d4e5f60718)",
-            "RecordLifecycleActionHeartbeat(i-0a1b2c3d4e5f60718)"
         ]
     );
 }
@@ -130,23 +132,148 @@ async fn other_groups_are_ignored_without_any_aws_call() {
 
 #[tokio::test]
 async fn duplicate_event_is_success() {
-    let (g, _, _) = guard(status(BusyStatus::Idle), "Terminating:Wait");
+    let (g, aws, rec) = guard(status(BusyStatus::Idle), "Terminating:Wait");
     let first = g.handle(&incoming("terminate.json"), NOW).await.unwrap();
     assert!(matches!(first, GuardOutcome::Continued { .. }));
+    let calls = aws.mutating_calls().len();
+    // The instance moved on (Terminating:Proceed): the duplicate is answered with success,
+    // and neither the recorder nor AWS hears of it again.
     let again = g.handle(&incoming("terminate.json"), NOW).await.unwrap();
-    assert!(
-        matches!(
-            again,
-            GuardOutcome::AlreadyCompleted { .. } | GuardOutcome::Held { .. }
-        ),
-        "{again:?}"
-    );
+    assert!(matches!(again, GuardOutcome::Ignored { .. }), "{again:?}");
+    assert_eq!(rec.shutdowns().len(), 1);
+    assert_eq!(aws.mutating_calls().len(), calls);
+}
+
+/// Issue 14.1: a terminate event replayed for an in-service idle recorder (EventBridge
+/// retries, a DLQ redrive, an operator invoking a sample) must not drain it.
+#[tokio::test]
+async fn a_replayed_terminate_event_for_an_in_service_recorder_drains_nothing() {
+    for (state, name) in [
+        ("InService", "terminate.json"),
+        ("InService", "terminate-no-origin.json"),
+        ("Terminating:Retained", "terminate.json"),
+        ("InService", "launch.json"),
+        ("Warmed:Stopped", "terminate-warm-pool.json"),
+    ] {
+        let (g, aws, rec) = guard(status(BusyStatus::Idle), state);
+        let out = g.handle(&incoming(name), NOW).await.unwrap();
+        assert!(
+            matches!(out, GuardOutcome::Ignored { .. }),
+            "{state} {name}: {out:?}"
+        );
+        assert!(rec.shutdowns().is_empty(), "{state} {name}: drained");
+        assert!(
+            aws.mutating_calls().is_empty(),
+            "{state} {name}: {:?}",
+            aws.mutating_calls()
+        );
+    }
+}
+
+/// Issue 14.1: an event whose token is no longer the active action (an earlier action's
+/// event, arriving late) is not acted on, even though the instance waits again.
+#[tokio::test]
+async fn an_event_whose_token_is_not_the_active_action_drains_nothing() {
+    let (g, aws, rec) = guard(status(BusyStatus::Idle), "Terminating:Wait");
+    aws.tokens
+        .lock()
+        .unwrap()
+        .insert("i-0a1b2c3d4e5f60718".into(), "a-newer-token".into());
+    let out = g.handle(&incoming("terminate.json"), NOW).await.unwrap();
+    assert!(matches!(out, GuardOutcome::Ignored { .. }), "{out:?}");
+    assert!(rec.shutdowns().is_empty());
+    assert!(!aws
+        .mutating_calls()
+        .iter()
+        .any(|c| !c.starts_with("RecordLifecycleActionHeartbeat")));
+}
+
+/// Issue 14.4: another tool's hook on the same group is never ours to complete.
+#[tokio::test]
+async fn another_tools_hook_is_ignored_without_any_aws_call() {
+    let (g, aws, rec) = guard(status(BusyStatus::Idle), "Terminating:Wait");
+    let mut e = event("terminate.json");
+    e["detail"]["LifecycleHookName"] = "someone-elses-drain-hook".into();
+    let out = g
+        .handle(&parse_lifecycle(&e).unwrap()[0], NOW)
+        .await
+        .unwrap();
+    assert!(matches!(out, GuardOutcome::Ignored { .. }), "{out:?}");
+    assert!(aws.calls().is_empty());
+    assert_eq!(*rec.probe_count.lock().unwrap(), 0);
+}
+
+/// Issue 14.2: an idle recorder whose drain request fails (port 3333 unreachable: Jibri
+/// binds 127.0.0.1 by default) is held, never released, and not tagged as drained.
+#[tokio::test]
+async fn an_idle_recorder_whose_drain_fails_is_held_not_released() {
+    for f in [
+        ProbeFailure::Timeout,
+        ProbeFailure::HttpStatus(500),
+        ProbeFailure::Transport("connection reset".into()),
+    ] {
+        let (g, aws, rec) = guard(status(BusyStatus::Idle), "Terminating:Wait");
+        rec.drain_failures
+            .lock()
+            .unwrap()
+            .insert("i-0a1b2c3d4e5f60718".into(), f.clone());
+        let out = g.handle(&incoming("terminate.json"), NOW).await.unwrap();
+        assert!(matches!(out, GuardOutcome::Held { .. }), "{f:?}: {out:?}");
+        let calls = aws.mutating_calls();
+        assert!(
+            !calls.iter().any(|c| c.contains("CONTINUE")),
+            "{f:?}: {calls:?}"
+        );
+        assert!(
+            !calls.iter().any(|c| c.starts_with("CreateTags")),
+            "{f:?}: {calls:?}"
+        );
+        assert!(calls
+            .iter()
+            .any(|c| c.starts_with("RecordLifecycleActionHeartbeat")));
+    }
+}
+
+/// Issue 14.2: a busy recorder whose drain fails is held and not tagged drained, so that
+/// a later refusal is never mistaken for a Jibri that finished and exited.
+#[tokio::test]
+async fn a_busy_recorder_whose_drain_fails_is_not_tagged_drained() {
+    let (g, aws, rec) = guard(status(BusyStatus::Busy), "Terminating:Wait");
+    rec.drain_failures
+        .lock()
+        .unwrap()
+        .insert("i-0a1b2c3d4e5f60718".into(), ProbeFailure::Timeout);
+    let out = g.handle(&incoming("terminate.json"), NOW).await.unwrap();
+    assert!(matches!(out, GuardOutcome::Held { .. }), "{out:?}");
+    assert!(!aws
+        .mutating_calls()
+        .iter()
+        .any(|c| c.starts_with("CreateTags")));
+}
+
+/// Issue 14.4: without TerminateHookAbandon=retain, ABANDON terminates: a busy recorder
+/// held past MAX_HOOK_HOLD_S is held on, never abandoned.
+#[tokio::test]
+async fn without_retain_a_busy_recorder_past_the_maximum_is_held_not_abandoned() {
+    let (g, aws, _) = guard(status(BusyStatus::Busy), "Terminating:Wait");
+    aws.group.lock().unwrap().retain_on_abandon = false;
+    let out = g
+        .handle(&incoming("terminate.json"), NOW + 43_200)
+        .await
+        .unwrap();
+    assert!(matches!(out, GuardOutcome::Held { .. }), "{out:?}");
+    assert!(!aws.mutating_calls().iter().any(|c| c.contains("ABANDON")));
 }
 
 #[tokio::test]
 async fn warm_pool_destination_and_old_events_are_guarded_the_same() {
-    for name in ["terminate-warm-pool.json", "terminate-no-origin.json"] {
-        let (g, aws, _) = guard(status(BusyStatus::Busy), "Terminating:Wait");
+    // A scale-in back into the warm pool waits in `Warmed:Pending:Wait` (on the terminate
+    // hook); an event without Origin/Destination in `Terminating:Wait`.
+    for (name, state) in [
+        ("terminate-warm-pool.json", "Warmed:Pending:Wait"),
+        ("terminate-no-origin.json", "Terminating:Wait"),
+    ] {
+        let (g, aws, _) = guard(status(BusyStatus::Busy), state);
         let out = g.handle(&incoming(name), NOW).await.unwrap();
         assert!(matches!(out, GuardOutcome::Held { .. }), "{name}: {out:?}");
         assert!(!aws.mutating_calls().iter().any(|c| c.contains("CONTINUE")));
@@ -181,12 +308,19 @@ async fn launch_hook_continues_once_healthy() {
     );
     assert_eq!(
         aws.mutating_calls(),
-        vec!["CompleteLifecycleAction(CONTINUE,i-0a1b2c3d4e5f60718)"]
+        vec![
+            "RecordLifecycleActionHeartbeat(i-0a1b2c3d4e5f60718)",
+            "CompleteLifecycleAction(CONTINUE,i-0a1b2c3d4e5f60718)"
+        ]
     );
     let (g, aws, _) = guard(Probe::Failed(ProbeFailure::Refused), "Pending:Wait");
     let out = g.handle(&incoming("launch.json"), NOW).await.unwrap();
     assert!(matches!(out, GuardOutcome::LaunchPending { .. }));
-    assert!(aws.mutating_calls().is_empty());
+    // Only the token check touched AWS; nothing was completed.
+    assert_eq!(
+        aws.mutating_calls(),
+        vec!["RecordLifecycleActionHeartbeat(i-0a1b2c3d4e5f60718)"]
+    );
 }
 
 #[tokio::test]

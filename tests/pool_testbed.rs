@@ -638,7 +638,7 @@ async fn launch_hook_is_continued_once_the_recorder_is_healthy_and_abandoned_if_
             "ABANDON",
         ),
         (
-            "jibri-launch-guard",
+            "jibri-autoscaler-launch",
             "autoscaling:EC2_INSTANCE_LAUNCHING",
             900,
             "ABANDON",

@@ -31,7 +31,7 @@ use jibri_autoscaler::ports::AutoScaling;
 use jitsi_emulator::BusyStatus;
 use serde_json::json;
 
-const LAUNCH_HOOK: &str = "jibri-launch-guard";
+const LAUNCH_HOOK: &str = "jibri-autoscaler-launch";
 
 /// A controller tick that must not report an error.
 async fn tick_ok(bed: &Bed) -> TickReport {

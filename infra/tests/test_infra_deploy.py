@@ -209,6 +209,9 @@ NOT_PARAMETERS = {
     "ASG_NAMES": "GroupName: one stack per pool, the controller manages the first name",
     "STATE_BUCKET": "the stack's bucket or ExistingBucketName",
     "LOG_FORMAT": "always json in Lambda (CloudWatch Logs)",
+    "TERMINATE_HOOK_NAME": "the stack's own terminate hook",
+    "LAUNCH_HOOK_NAME": "the stack's own launch hook",
+    "CLOCK": "always the wall clock in Lambda (event time is for the local test bed)",
 }
 # The guard keeps no state and emits no metrics.
 NOT_FOR_THE_GUARD = {"STATE_BUCKET", "STATE_PREFIX", "METRICS_SINK", "METRICS_NAMESPACE"}
@@ -251,6 +254,11 @@ def test_every_configuration_variable_is_wired_with_the_same_default(template: d
         assert var in params[name]["Description"], f"{name}'s description should name {var}"
     assert controller["ASG_NAMES"] == {"Ref": "GroupName"}
     assert controller["LOG_FORMAT"] == "json"
+    assert controller["CLOCK"] == guard["CLOCK"] == "wall"
+    hooks = {r["Properties"]["LifecycleHookName"] for r in template["Resources"].values()
+             if r["Type"] == "AWS::AutoScaling::LifecycleHook"}
+    for fn in (controller, guard):
+        assert {fn["TERMINATE_HOOK_NAME"], fn["LAUNCH_HOOK_NAME"]} == hooks
 
 
 def test_numeric_parameters_enforce_the_configs_ranges(template: dict[str, Any]) -> None:

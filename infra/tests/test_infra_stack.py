@@ -299,6 +299,15 @@ def test_guard_role_has_no_s3_no_capacity_no_protection(aws: Aws, new_group_stac
     assert actions(p["LifecycleActionsOfThisGroupOnly"]) == {
         "autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"}
     assert re.match(group_arn_re("jibri-a"), p["LifecycleActionsOfThisGroupOnly"]["Resource"])
+    # The guard confirms an event's wait state (in the group or its warm pool) before it acts.
+    assert {"autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeWarmPool"} <= granted
+
+
+def test_both_functions_know_the_stacks_hook_names(aws: Aws, new_group_stack: Stack) -> None:
+    hooks = {h["LifecycleHookName"] for h in aws.asg.describe_lifecycle_hooks(AutoScalingGroupName="jibri-a")["LifecycleHooks"]}
+    env = controller_env(aws, "pool-a")
+    assert env["TERMINATE_HOOK_NAME"] in hooks
+    assert env["LAUNCH_HOOK_NAME"] == "jibri-autoscaler-launch"
 
 
 def test_metrics_permission_only_with_the_cloudwatch_sink(aws: Aws, template: dict[str, Any]) -> None:
@@ -504,7 +513,8 @@ def test_private_subnets_without_nat_get_endpoints_and_a_shared_bucket(aws: Aws,
 
 
 ALARMS = ("NoSpareRecorderAlarm", "RequestsRefusedAlarm", "HeldHooksAlarm", "RetainedAlarm", "AbandonedAlarm",
-          "StatsUnavailableAlarm", "ControllerErrorsAlarm", "GuardErrorsAlarm", "ControllerNotRunningAlarm", "DeadLettersAlarm")
+          "StatsUnavailableAlarm", "ControllerErrorsAlarm", "GuardErrorsAlarm", "ControllerNotRunningAlarm", "DeadLettersAlarm",
+          "ConfigDriftAlarm", "DrainFailedAlarm")
 
 
 def test_alarms_watch_the_metrics_the_code_emits(aws: Aws, new_group_stack: Stack) -> None:
@@ -614,9 +624,10 @@ def test_managed_warm_pool_on_a_new_group(aws: Aws, template: dict[str, Any]) ->
     assert size["Resource"] == p["MutateOnlyThisGroup"]["Resource"]
     assert "autoscaling:DescribeWarmPool" in actions(p["DescribeHasNoResourceScoping"])
     assert [sid for sid, s in p.items() if "autoscaling:PutWarmPool" in actions(s)] == ["SizeThisGroupsWarmPoolOnly"]
-    # The guard reads instances through EC2 and completes hooks: nothing of the pool.
+    # The guard reads instances through EC2 and completes hooks; of the pool it only reads
+    # (to confirm a warm-pool action's wait state), never sizes it.
     guard = all_actions(role_policy(aws, stack, "GuardRole"))
-    assert not {a for a in guard if "WarmPool" in a}
+    assert {a for a in guard if "WarmPool" in a} == {"autoscaling:DescribeWarmPool"}
     g = aws.lambda_.get_function(FunctionName="pool-warm-termination-guard")["Configuration"]["Environment"]["Variables"]
     assert g["WARM_POOL_MODE"] == "managed"  # the same configuration, validated the same way
 

@@ -353,6 +353,7 @@ fn instance_observation(
         upload_pending: false,
         drain_requested: tag.is_some(),
         drain_requested_at: tag,
+        stopped: i.life == crate::world::Life::WarmStopped,
         probe: if probed {
             w.probe(&i.id)
         } else {
@@ -426,6 +427,7 @@ pub fn observe(w: &World, cfg: &Config, offset: u64) -> Observation {
             shards_failed: 0,
         },
         warm_pool,
+        config_drift: Vec::new(),
     }
 }
 

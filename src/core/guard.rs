@@ -243,9 +243,9 @@ mod tests {
     }
 
     #[test]
-    fn warm_pool_exit_holds_only_an_answering_recording() {
+    fn warm_pool_exit_continues_only_a_stopped_instance_a_clean_idle_or_a_refusal() {
         let w = |p| inst("i-1", LifecycleState::WarmedTerminatingWait, p);
-        for p in ["timeout", "refused", "idle", "unprobed"] {
+        for p in ["refused", "idle"] {
             assert!(
                 matches!(
                     decide(Transition::WarmPoolExit, &w(p), 0, 3600, 900, 10),
@@ -254,8 +254,27 @@ mod tests {
                 "{p}"
             );
         }
+        // Issue 14.5: a timeout, a 500 or garbage proves the instance may run: held.
+        for p in ["busy", "timeout", "http500", "garbage", "unprobed"] {
+            assert!(
+                matches!(
+                    decide(Transition::WarmPoolExit, &w(p), 0, 3600, 900, 10),
+                    GuardDecision::Hold { drain: false, .. }
+                ),
+                "{p}"
+            );
+        }
+        // EC2 says stopped: nothing runs, whatever the address answers.
+        let mut stopped = w("timeout");
+        stopped.stopped = true;
         assert!(matches!(
-            decide(Transition::WarmPoolExit, &w("busy"), 0, 3600, 900, 10),
+            decide(Transition::WarmPoolExit, &stopped, 0, 3600, 900, 10),
+            GuardDecision::WarmContinue { .. }
+        ));
+        // ...unless a recording is still waiting for its upload.
+        stopped.upload_pending = true;
+        assert!(matches!(
+            decide(Transition::WarmPoolExit, &stopped, 0, 3600, 900, 10),
             GuardDecision::Hold { .. }
         ));
     }

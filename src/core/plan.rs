@@ -55,6 +55,8 @@ pub enum KeepReason {
     ScaleInBudgetSpent,
     AtMinSize,
     ObservationIncomplete,
+    /// The group's safety configuration drifted (see `crate::safety`): no removal.
+    ConfigDrift,
     Broken {
         since_s: u64,
     },
@@ -76,6 +78,7 @@ impl fmt::Display for KeepReason {
             Self::ScaleInBudgetSpent => f.write_str("scale-in-budget-spent"),
             Self::AtMinSize => f.write_str("at-min-size"),
             Self::ObservationIncomplete => f.write_str("observation-incomplete"),
+            Self::ConfigDrift => f.write_str("config-drift"),
             Self::Broken { since_s } => write!(f, "broken-for-{since_s}s"),
             Self::NotInService { state } => write!(f, "not-in-service({state})"),
         }
@@ -405,9 +408,9 @@ pub fn plan(
                 }
                 if let Some(why) = probe_unknown(i).filter(|_| !i.upload_pending) {
                     counts.unknown += 1;
-                    let since = *prev.troubled_since.get(&i.id).unwrap_or(&now);
-                    next.troubled_since.insert(i.id.clone(), since);
-                    troubled.push((i, since, format!("unreachable: {why}")));
+                    // Unknown is not broken: a partition, a hung endpoint or an EC2 outage
+                    // says nothing of the recorder, which may be recording. Only recorders
+                    // that answer UNHEALTHY or EXPIRED are replaced.
                     kept.push((i.id.clone(), KeepReason::ProbeFailed { failure: why }));
                 } else {
                     counts.busy += 1;
@@ -770,9 +773,15 @@ pub fn plan(
     let mut victims: Vec<InstanceId> = Vec::new();
     idle.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
     let observation_complete = obs.jicofo.complete();
+    let drifted = !obs.config_drift.is_empty();
+    for d in &obs.config_drift {
+        warnings.push(format!(
+            "configuration drift, no scale-in or replacement: {d}"
+        ));
+    }
     if needed > g.desired {
         desired = Some(needed);
-    } else if needed < g.desired && observation_complete {
+    } else if needed < g.desired && observation_complete && !drifted {
         // Scale in only below the highest target of the short window (hysteresis).
         let floor = (occupied + scale_in_spare).clamp(g.min, g.max.max(g.min));
         let excess = g.desired.saturating_sub(floor.max(needed));
@@ -800,7 +809,9 @@ pub fn plan(
             desired = Some(g.desired - victims.len() as u32);
         }
     } else {
-        let reason = if needed < g.desired {
+        let reason = if needed < g.desired && drifted {
+            KeepReason::ConfigDrift
+        } else if needed < g.desired {
             KeepReason::ObservationIncomplete
         } else {
             KeepReason::SpareTarget
@@ -813,7 +824,16 @@ pub fn plan(
     // Replacement of broken and unreachable recorders, never of busy ones, never while
     // the same tick scales in (one kind of removal at a time keeps the count simple).
     let mut replace = Vec::new();
-    if victims.is_empty() {
+    let unknown_share = f64::from(counts.unknown) / f64::from(counts.total.max(1));
+    if unknown_share > cfg.unknown_max_share && !troubled.is_empty() {
+        warnings.push(format!(
+            "{} of {} recorders unknown ({:.0} %, above UNKNOWN_MAX_SHARE): no replacement this tick",
+            counts.unknown,
+            counts.total,
+            unknown_share * 100.0
+        ));
+    }
+    if victims.is_empty() && !drifted && unknown_share <= cfg.unknown_max_share {
         troubled.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
         for (i, since, what) in troubled {
             if replace.len() as u32 >= cfg.replace_max_per_tick {
@@ -905,16 +925,20 @@ fn terminate_hook(
         Err(why) => {
             let held_for = now.saturating_sub(held.since);
             if held_for >= cfg.max_hook_hold_s {
-                if !retain {
-                    warnings.push(format!(
-                        "ABANDON of {} after {held_for}s while {why}: the group has no TerminateHookAbandon=retain policy, so the instance terminates",
-                        i.id
-                    ));
+                if retain {
+                    return (
+                        action(HookVerdict::Abandon, format!("held {held_for}s, {why}")),
+                        held,
+                    );
                 }
-                return (
-                    action(HookVerdict::Abandon, format!("held {held_for}s, {why}")),
-                    held,
-                );
+                // Without TerminateHookAbandon=retain an ABANDON terminates the instance:
+                // never given to a recorder that may be recording. The hold goes on with
+                // heartbeats until AWS's own limit ends it (min(48 h, 100 x the hook's
+                // HeartbeatTimeout)); the operator is told, every tick, to fix the policy.
+                warnings.push(format!(
+                    "{} held {held_for}s while {why}, past MAX_HOOK_HOLD_S: not abandoned, because the group has no TerminateHookAbandon=retain policy and ABANDON would terminate it; heartbeating until AWS's hold limit (fix the group's instance lifecycle policy)",
+                    i.id
+                ));
             }
             let due = held
                 .last_heartbeat
@@ -938,11 +962,16 @@ const CONFERENCE_RECORDING_PRIOR: f64 = 0.2;
 /// answers idle, or where nothing listens (the recorder image starts Jibri only in
 /// service, see infra/README.md), goes in. One that does not answer yet (booting) waits:
 /// the hook's own timeout (DefaultResult) decides if it never does. Leaving the pool for
-/// termination (`Warmed:Terminating:Wait`): a warm instance is stopped; only a Jibri that
-/// answers BUSY (or an upload pending) holds it.
+/// termination (`Warmed:Terminating:Wait`): it goes when EC2 says it is stopped, its Jibri
+/// answers idle or refuses at connect time; any other answer (a timeout, a 500, garbage)
+/// proves nothing about a running instance, which may be recording: held, up to
+/// `MAX_HOOK_HOLD_S`. An upload pending holds either.
 pub fn warm_verdict(i: &InstanceObservation, transition: HookTransition) -> (HookVerdict, String) {
     if i.upload_pending {
         return (HookVerdict::Heartbeat, "upload pending".into());
+    }
+    if i.stopped {
+        return (HookVerdict::Continue, "instance stopped".into());
     }
     match &i.probe {
         Probe::Status(s) if s.busy == BusyStatus::Busy => (HookVerdict::Heartbeat, "busy".into()),
@@ -950,12 +979,19 @@ pub fn warm_verdict(i: &InstanceObservation, transition: HookTransition) -> (Hoo
             HookVerdict::Continue,
             format!("{:?}/{:?}: not recording", s.busy, s.health),
         ),
-        Probe::Failed(ProbeFailure::Refused | ProbeFailure::NoAddress) => {
+        Probe::Failed(ProbeFailure::Refused) => (HookVerdict::Continue, "no Jibri running".into()),
+        Probe::Failed(ProbeFailure::NoAddress) if transition == HookTransition::WarmPoolEntry => {
             (HookVerdict::Continue, "no Jibri running".into())
         }
+        // Leaving the pool for termination: any answer (a 500, garbage, a hang) proves the
+        // instance runs, and a running Jibri may be recording. Held until it answers idle or
+        // refuses at connect time (stopped, or Jibri not started); MAX_HOOK_HOLD_S bounds it.
         other if transition == HookTransition::WarmPoolExit => (
-            HookVerdict::Continue,
-            format!("stopped in the warm pool ({})", probe_text(other)),
+            HookVerdict::Heartbeat,
+            format!(
+                "warm instance answers ({}): may be running",
+                probe_text(other)
+            ),
         ),
         other => (HookVerdict::Wait, format!("warming: {}", probe_text(other))),
     }
@@ -1010,6 +1046,12 @@ pub fn launch_verdict(
         Probe::Status(s) if s.busy == BusyStatus::Busy => {
             (HookVerdict::Continue, "recorder already recording".into())
         }
+        // A recording not yet in S3 (the uploader's tag): ABANDON would terminate it with
+        // the only copy. In service, it is guarded like any uploading recorder.
+        _ if i.upload_pending && waited >= max_wait_s => (
+            HookVerdict::Continue,
+            format!("upload pending after {waited}s: in service, guarded"),
+        ),
         Probe::Status(s) if waited >= max_wait_s => (
             HookVerdict::Abandon,
             format!(

@@ -377,7 +377,7 @@ fn held_busy_hook_gets_heartbeats_at_the_interval_and_a_drain() {
 }
 
 #[test]
-fn held_hook_past_max_hold_is_abandoned_with_a_warning_without_retain() {
+fn held_busy_hook_past_max_hold_is_never_abandoned_without_retain_and_says_so() {
     let mut obs = observation(
         group(0, 10, 0),
         vec![inst("i-h", LifecycleState::TerminatingWait, "busy")],
@@ -391,9 +391,24 @@ fn held_hook_past_max_hold_is_abandoned_with_a_warning_without_retain() {
             last_heartbeat: Some(NOW - 10),
         },
     );
+    // Issue 14.4: without TerminateHookAbandon=retain, ABANDON terminates: the hold goes
+    // on with heartbeats (AWS's own limit ends it) and a warning names the fix.
+    let (p, _) = plan(&obs, &st, &fixed(0), NOW);
+    assert_eq!(
+        p.hooks[0].verdict,
+        HookVerdict::Wait,
+        "heartbeat not due yet"
+    );
+    assert_eq!(p.warnings.len(), 1);
+    assert!(p.warnings[0].contains("retain"), "{:?}", p.warnings);
+    let (p, _) = plan(&obs, &st, &fixed(0), NOW + 300);
+    assert_eq!(p.hooks[0].verdict, HookVerdict::Heartbeat);
+    assert_eq!(p.warnings.len(), 1);
+    assert!(p.warnings[0].contains("retain"), "{:?}", p.warnings);
+    // With retain it is abandoned (and retained).
+    obs.group.retain_on_abandon = true;
     let (p, _) = plan(&obs, &st, &fixed(0), NOW);
     assert_eq!(p.hooks[0].verdict, HookVerdict::Abandon);
-    assert_eq!(p.warnings.len(), 1);
 }
 
 #[test]
@@ -449,6 +464,27 @@ fn launch_hook_is_continued_when_healthy_and_abandoned_after_the_wait() {
         HookVerdict::Abandon,
         "answers and is not recording"
     );
+}
+
+/// Issue 14.8: launch ABANDON terminates the instance without any terminate hook; one
+/// whose uploader still holds a recording (the upload-pending tag) goes in service instead,
+/// where it is guarded like any uploading recorder.
+#[test]
+fn a_launch_with_an_upload_pending_is_never_abandoned() {
+    let mut i = inst("i-u", LifecycleState::PendingWait, "unhealthy");
+    i.upload_pending = true;
+    let obs = observation(group(0, 10, 1), vec![i]);
+    let cfg = fixed(1);
+    let (_, st) = plan(&obs, &PoolState::default(), &cfg, NOW);
+    let (p, _) = plan(&obs, &st, &cfg, NOW + 900);
+    assert_eq!(p.hooks[0].verdict, HookVerdict::Continue, "{}", p.summary());
+    // The same recorder without the tag is abandoned (the rule is not vacuous).
+    let obs = observation(
+        group(0, 10, 1),
+        vec![inst("i-u", LifecycleState::PendingWait, "unhealthy")],
+    );
+    let (p, _) = plan(&obs, &st, &cfg, NOW + 900);
+    assert_eq!(p.hooks[0].verdict, HookVerdict::Abandon);
 }
 
 #[test]
@@ -747,7 +783,11 @@ fn warm_pool_hooks_never_stop_or_terminate_a_recording() {
             warm_inst("i-new", "Warmed:Pending:Wait", "refused"),
             warm_inst("i-boot", "Warmed:Pending:Wait", "timeout"),
             warm_inst("i-busy", "Warmed:Pending:Wait", "busy"),
-            warm_inst("i-gone", "Warmed:Terminating:Wait", "timeout"),
+            InstanceObservation {
+                stopped: true,
+                ..warm_inst("i-gone", "Warmed:Terminating:Wait", "timeout")
+            },
+            warm_inst("i-hung", "Warmed:Terminating:Wait", "timeout"),
             warm_inst("i-rec", "Warmed:Terminating:Wait", "busy"),
             warm_inst("i-stop", "Warmed:Stopped", "unprobed"),
         ],
@@ -779,8 +819,13 @@ fn warm_pool_hooks_never_stop_or_terminate_a_recording() {
         verdict("i-rec"),
         Some((HookTransition::WarmPoolExit, HookVerdict::Heartbeat))
     );
+    // Running (not stopped) and not answering: may be recording, held (issue 14.5).
+    assert_eq!(
+        verdict("i-hung"),
+        Some((HookTransition::WarmPoolExit, HookVerdict::Heartbeat))
+    );
     assert_eq!(verdict("i-stop"), None);
-    assert_eq!((p.counts.warm, p.counts.warm_ready), (6, 1));
+    assert_eq!((p.counts.warm, p.counts.warm_ready), (7, 1));
     // The busy ones are held: the next heartbeat waits for the interval.
     let (p, _) = plan(&obs, &next, &cfg, NOW + 60);
     assert_eq!(
@@ -1004,7 +1049,7 @@ fn next_probe(rng: &mut Lcg, current: &Probe) -> &'static str {
 fn continuous_ticks_scale_in_and_release_but_never_remove_busy_or_unknown() {
     const CASES: u64 = 120;
     const TICKS: u64 = 45;
-    let mut rng = Lcg(0x5eed_0f_7e57);
+    let mut rng = Lcg(0x005e_ed0f_7e57);
     let (mut removing_cases, mut removals) = (0u64, 0u64);
     for case in 0..CASES {
         let mode = if case % 2 == 0 { "fixed" } else { "adaptive" };
@@ -1022,7 +1067,12 @@ fn continuous_ticks_scale_in_and_release_but_never_remove_busy_or_unknown() {
             inst(&format!("i-{case:03}-{next_id:03}"), life, probe)
         };
         let mut instances: Vec<InstanceObservation> = (0..3 + rng.below(10))
-            .map(|_| fresh(if rng.below(3) == 0 { "busy" } else { "idle" }, LifecycleState::InService))
+            .map(|_| {
+                fresh(
+                    if rng.below(3) == 0 { "busy" } else { "idle" },
+                    LifecycleState::InService,
+                )
+            })
             .collect();
         let mut state = PoolState::default();
         let mut now = NOW;
@@ -1037,17 +1087,29 @@ fn continuous_ticks_scale_in_and_release_but_never_remove_busy_or_unknown() {
             let by_id = |id: &InstanceId| obs.instances.iter().find(|i| &i.id == id).unwrap();
             for v in &p.victims {
                 let i = by_id(v);
-                assert_eq!(classify(i), Class::Idle, "victim {v} not idle: {}", p.summary());
+                assert_eq!(
+                    classify(i),
+                    Class::Idle,
+                    "victim {v} not idle: {}",
+                    p.summary()
+                );
                 assert!(!i.upload_pending && !p.protect.contains(v));
             }
             for h in &p.hooks {
-                if h.verdict == HookVerdict::Continue && h.transition == HookTransition::Terminating {
-                    assert!(safe_to_release(by_id(&h.instance)).is_ok(), "{}", p.summary());
+                if h.verdict == HookVerdict::Continue && h.transition == HookTransition::Terminating
+                {
+                    assert!(
+                        safe_to_release(by_id(&h.instance)).is_ok(),
+                        "{}",
+                        p.summary()
+                    );
                 }
             }
             for r in &p.replace {
                 let i = by_id(&r.instance);
-                assert!(!matches!(&i.probe, Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy));
+                assert!(
+                    !matches!(&i.probe, Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy)
+                );
             }
             for t in &p.terminate_retained {
                 assert!(safe_to_release(by_id(t)).is_ok());
@@ -1059,7 +1121,10 @@ fn continuous_ticks_scale_in_and_release_but_never_remove_busy_or_unknown() {
             let released: Vec<&InstanceId> = p
                 .hooks
                 .iter()
-                .filter(|h| h.verdict == HookVerdict::Continue && h.transition == HookTransition::Terminating)
+                .filter(|h| {
+                    h.verdict == HookVerdict::Continue
+                        && h.transition == HookTransition::Terminating
+                })
                 .map(|h| &h.instance)
                 .chain(p.terminate_retained.iter())
                 .collect();
@@ -1072,13 +1137,18 @@ fn continuous_ticks_scale_in_and_release_but_never_remove_busy_or_unknown() {
                 if p.drain.contains(&i.id) {
                     i.drain_requested = true;
                 }
-                if p.hooks.iter().any(|h| h.instance == i.id && h.verdict == HookVerdict::Abandon) {
+                if p.hooks
+                    .iter()
+                    .any(|h| h.instance == i.id && h.verdict == HookVerdict::Abandon)
+                {
                     i.lifecycle = LifecycleState::TerminatingRetained;
                 }
                 if i.lifecycle.is_launching() {
                     i.lifecycle = LifecycleState::InService;
                     i.probe = probe("idle");
-                } else if i.drain_requested && !matches!(&i.probe, Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy) {
+                } else if i.drain_requested
+                    && !matches!(&i.probe, Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy)
+                {
                     // A drained Jibri that is not recording has exited.
                     i.probe = probe("refused");
                 } else if !i.drain_requested {

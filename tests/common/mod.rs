@@ -184,7 +184,7 @@ pub struct GroupSpec<'a> {
     pub hooks: Vec<(&'a str, &'a str, i32, &'a str)>,
 }
 
-pub const TERMINATE_HOOK: &str = "jibri-terminate-guard";
+pub const TERMINATE_HOOK: &str = "jibri-autoscaler-terminate";
 
 impl Default for GroupSpec<'_> {
     fn default() -> Self {

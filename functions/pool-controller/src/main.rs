@@ -5,7 +5,7 @@
 use jibri_autoscaler::aws::sdk_config;
 use jibri_autoscaler::config::Config;
 use jibri_autoscaler::controller::{Controller, TickReport};
-use jibri_autoscaler::events::parse_schedule;
+use jibri_autoscaler::events::{parse_schedule, plan_only_requested, tick_time};
 use jibri_autoscaler::runtime::{init_tracing, now, Adapters};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::{json, Value};
@@ -56,10 +56,26 @@ async fn handler(
             return Ok(json!({ "ignored": e.to_string() }));
         }
     };
-    // The tick's time is the schedule's (a retried event is never older than the clock):
-    // it is what lets the local test bed compress time.
-    let at = event_time.map_or(now(), |t| t.max(now()));
-    let report = tick(cfg, adapters, event.context.request_id.clone(), at).await?;
+    // Production ticks run on the wall clock; the test bed's compressed clock uses the
+    // event's time only with CLOCK=event (see `tick_time`).
+    let wall = now();
+    if let Some(t) = event_time.filter(|t| t.abs_diff(wall) > 60) {
+        tracing::warn!(
+            event_time = t,
+            wall,
+            clock = if cfg.event_clock { "event" } else { "wall" },
+            "the schedule event's time is more than 60 s off the wall clock"
+        );
+    }
+    let at = tick_time(event_time, wall, cfg.event_clock);
+    let mut tick_cfg = cfg.clone();
+    if plan_only_requested(&event.payload) {
+        tracing::info!(
+            "plan-only tick requested by the event: observing and planning, changing nothing"
+        );
+        tick_cfg.dry_run = true;
+    }
+    let report = tick(&tick_cfg, adapters, event.context.request_id.clone(), at).await?;
     Ok(json!({
         "outcome": report.outcome,
         "plan": report.plan.summary(),
