@@ -300,7 +300,6 @@ where
             .map_err(TickError::StateLoad)?;
         let (obs, snapshot, problems) = self.observe().await?;
         let (plan, next) = plan(&obs, &prev, &self.cfg, now);
-        tracing::info!(target: "plan", "{}", plan.summary());
         for w in &plan.warnings {
             tracing::error!("{w}");
         }
@@ -314,6 +313,29 @@ where
         };
         self.decide_and_act(&mut report, &obs, &snapshot, &prev, next, etag, now)
             .await;
+        // One line a tick, with structured fields (JSON logs): the runbook's saved queries
+        // read them (`msg_kind = "plan"`).
+        let (p, c) = (&report.plan, &report.plan.counts);
+        tracing::info!(
+            target: "plan",
+            msg_kind = "plan",
+            outcome = ?report.outcome,
+            desired_before = p.desired_before,
+            desired = p.desired.unwrap_or(p.desired_before),
+            spare_target = p.spare.target,
+            busy = c.busy,
+            idle = c.idle,
+            unknown = c.unknown,
+            broken = c.broken,
+            held = c.held_hooks,
+            retained = c.retained,
+            victims = p.victims.len(),
+            replace = p.replace.len(),
+            drain_failed = report.drain_failed.len(),
+            config_drift = obs.config_drift.len(),
+            "{}",
+            p.summary()
+        );
         let mut metrics = pool_metrics(&report.plan);
         metrics.extend(safety_metrics(
             obs.config_drift.len(),

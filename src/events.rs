@@ -74,6 +74,49 @@ pub enum EventError {
     },
 }
 
+/// One record of an SQS or SNS delivery: its id (what SQS's `batchItemFailures` names)
+/// and what it carried, parsed on its own.
+#[derive(Debug)]
+pub struct DeliveryRecord {
+    /// SQS `messageId`, or SNS `MessageId`.
+    pub id: String,
+    /// From SQS (which takes per-record failures); otherwise SNS (one record, retried
+    /// as a whole by the asynchronous invocation).
+    pub from_sqs: bool,
+    pub parsed: Result<Incoming, EventError>,
+}
+
+/// `Some` for an SQS or SNS delivery (a `Records` array), each record judged on its own:
+/// threat, one bad record failed the whole batch and every good one with it. `None` for
+/// anything else (an EventBridge event).
+pub fn parse_records(event: &Value) -> Option<Vec<DeliveryRecord>> {
+    let records = event.get("Records").and_then(Value::as_array)?;
+    Some(
+        records
+            .iter()
+            .enumerate()
+            .map(|(index, r)| {
+                let from_sqs = r.get("body").is_some();
+                let id = r
+                    .get("messageId")
+                    .or_else(|| r.pointer("/Sns/MessageId"))
+                    .and_then(Value::as_str)
+                    .map_or_else(|| format!("record-{index}"), str::to_string);
+                let single = serde_json::json!({ "Records": [r] });
+                let parsed = parse_lifecycle(&single).and_then(|mut v| {
+                    v.pop()
+                        .ok_or(EventError::Unrecognized("empty record".into()))
+                });
+                DeliveryRecord {
+                    id,
+                    from_sqs,
+                    parsed,
+                }
+            })
+            .collect(),
+    )
+}
+
 /// Parses whatever reached the guard into the actions it carries (several for an SQS batch).
 pub fn parse_lifecycle(event: &Value) -> Result<Vec<Incoming>, EventError> {
     if let Some(records) = event.get("Records").and_then(Value::as_array) {

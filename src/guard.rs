@@ -12,8 +12,9 @@ use crate::controller::{release_after_recheck, Recheck};
 use crate::core::guard::{decide, GuardDecision, Transition};
 use crate::core::plan::{warm_verdict, HookTransition, HookVerdict};
 use crate::domain::*;
-use crate::events::{ActionTransition, Incoming, LifecycleAction};
+use crate::events::{parse_lifecycle, parse_records, ActionTransition, Incoming, LifecycleAction};
 use crate::ports::*;
+use serde_json::{json, Value};
 
 /// What the guard did with one action; serialized as the Lambda's response.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -61,6 +62,61 @@ pub struct Guard<A, E, R> {
 }
 
 impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
+    /// One invocation's payload: an EventBridge event, or an SQS/SNS delivery answered per
+    /// record. A malformed event or record is logged and answered with success (retrying
+    /// it cannot help); an AWS failure on one record puts only that record in
+    /// `batchItemFailures` (SQS redelivers it) while the others go on. SNS delivers one
+    /// record per asynchronous invocation: its failure is the invocation's error (retried).
+    pub async fn handle_delivery(
+        &self,
+        event: &Value,
+        now: EpochSecs,
+    ) -> Result<Value, GuardError> {
+        if let Some(records) = parse_records(event) {
+            let mut outcomes = Vec::new();
+            let mut failures = Vec::new();
+            let mut first_error = None;
+            let mut all_sqs = true;
+            for r in records {
+                all_sqs &= r.from_sqs;
+                match r.parsed {
+                    Err(e) => {
+                        tracing::error!(record = %r.id, error = %e, "malformed record; dropped (a retry cannot fix it)");
+                        outcomes.push(json!({ "record": r.id, "ignored": e.to_string() }));
+                    }
+                    Ok(i) => match self.handle(&i, now).await {
+                        Ok(o) => outcomes.push(json!({ "record": r.id, "outcome": o })),
+                        Err(e) => {
+                            tracing::warn!(record = %r.id, error = %e, "record failed; returned for redelivery, the rest go on");
+                            failures.push(json!({ "itemIdentifier": r.id }));
+                            first_error.get_or_insert(e);
+                        }
+                    },
+                }
+            }
+            if let Some(e) = first_error.filter(|_| !all_sqs) {
+                return Err(e);
+            }
+            return Ok(json!({ "outcomes": outcomes, "batchItemFailures": failures }));
+        }
+        match parse_lifecycle(event) {
+            Err(e) => {
+                // Success to the invoker: a malformed event is not retried forever. No AWS call.
+                tracing::error!(error = %e, "malformed or unexpected event; ignored");
+                Ok(json!({ "ignored": e.to_string() }))
+            }
+            Ok(incoming) => {
+                let mut outcomes = Vec::new();
+                for i in &incoming {
+                    // An AWS failure (throttled after retries) is the invocation's error, so
+                    // EventBridge retries; nothing unsafe was done, and the sweep covers it.
+                    outcomes.push(self.handle(i, now).await?);
+                }
+                Ok(json!({ "outcomes": outcomes }))
+            }
+        }
+    }
+
     pub async fn handle(
         &self,
         incoming: &Incoming,

@@ -360,3 +360,64 @@ fn every_sample_event_parses_as_what_its_name_says() {
         }
     }
 }
+
+/// Issue 14.9: one bad or failing record of an SQS batch does not fail the others: the
+/// malformed one is dropped (a retry cannot fix it), the failing one alone is returned in
+/// `batchItemFailures`, the good one is acted on.
+#[tokio::test]
+async fn an_sqs_batch_is_answered_per_record() {
+    let (g, aws, rec) = guard(status(BusyStatus::Idle), "Terminating:Wait");
+    let good = event("terminate-sqs.json")["Records"][0].clone();
+    let mut failing = good.clone();
+    failing["messageId"] = "2".into();
+    let mut bad = good.clone();
+    bad["messageId"] = "3".into();
+    bad["body"] = "{not json".into();
+    // The first record's EC2 describe is throttled after retries: a transient AWS error.
+    aws.fail_once(
+        "DescribeInstances",
+        PortError::Throttled {
+            op: "DescribeInstances",
+            message: "Rate exceeded".into(),
+        },
+    );
+    let batch = serde_json::json!({ "Records": [failing, bad, good] });
+    let out = g.handle_delivery(&batch, NOW).await.unwrap();
+    assert_eq!(
+        out["batchItemFailures"],
+        serde_json::json!([{ "itemIdentifier": "2" }]),
+        "{out}"
+    );
+    let outcomes = out["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 2, "{out}");
+    assert_eq!(outcomes[0]["record"], "3");
+    assert!(outcomes[0]["ignored"].is_string());
+    assert_eq!(outcomes[1]["record"], "1");
+    assert_eq!(outcomes[1]["outcome"]["result"], "continued", "{out}");
+    assert_eq!(rec.shutdowns().len(), 1);
+}
+
+/// SNS invokes once per record, asynchronously: a failure is the invocation's error, so
+/// Lambda retries it; a malformed message is answered with success.
+#[tokio::test]
+async fn an_sns_delivery_that_fails_is_an_error_for_a_retry() {
+    let (g, aws, _) = guard(status(BusyStatus::Idle), "Terminating:Wait");
+    let body = event("terminate-sqs.json")["Records"][0]["body"].clone();
+    let sns = serde_json::json!({ "Records": [{ "EventSource": "aws:sns", "Sns": { "MessageId": "m-1", "Message": body } }] });
+    aws.fail_once(
+        "DescribeInstances",
+        PortError::Throttled {
+            op: "DescribeInstances",
+            message: "Rate exceeded".into(),
+        },
+    );
+    assert!(g.handle_delivery(&sns, NOW).await.is_err());
+    let out = g.handle_delivery(&sns, NOW).await.unwrap();
+    assert_eq!(
+        out["outcomes"][0]["outcome"]["result"], "continued",
+        "{out}"
+    );
+    let junk =
+        serde_json::json!({ "Records": [{ "Sns": { "MessageId": "m-2", "Message": "{" } }] });
+    assert!(g.handle_delivery(&junk, NOW).await.is_ok());
+}

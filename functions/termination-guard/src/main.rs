@@ -3,11 +3,10 @@
 
 use jibri_autoscaler::aws::sdk_config;
 use jibri_autoscaler::config::Config;
-use jibri_autoscaler::events::parse_lifecycle;
 use jibri_autoscaler::guard::Guard;
 use jibri_autoscaler::runtime::{init_tracing, now, Adapters};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 async fn handler(
     event: LambdaEvent<Value>,
@@ -17,21 +16,7 @@ async fn handler(
         impl jibri_autoscaler::ports::Recorders,
     >,
 ) -> Result<Value, Error> {
-    let incoming = match parse_lifecycle(&event.payload) {
-        Ok(v) => v,
-        Err(e) => {
-            // Success to the invoker: a malformed event is not retried forever. No AWS call.
-            tracing::error!(error = %e, "malformed or unexpected event; ignored");
-            return Ok(json!({ "ignored": e.to_string() }));
-        }
-    };
-    let mut outcomes = Vec::new();
-    for i in &incoming {
-        // An AWS failure (throttled after retries) is returned as an error so the invoker
-        // retries; nothing unsafe was done, and the controller's sweep covers it anyway.
-        outcomes.push(guard.handle(i, now()).await?);
-    }
-    Ok(json!({ "outcomes": outcomes }))
+    Ok(guard.handle_delivery(&event.payload, now()).await?)
 }
 
 #[tokio::main]
