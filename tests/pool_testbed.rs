@@ -25,7 +25,7 @@ async fn scale_out_on_demand_launches_at_once() {
     for id in bed.ids().await {
         bed.emu.start_recording(&id).unwrap();
     }
-    let r = bed.tick().await;
+    let r = bed.tick_ok().await;
     assert_eq!(r.outcome, Outcome::Acted, "{}", r.plan.summary());
     assert_eq!(r.calls, vec!["SetDesiredCapacity(4)"]);
     assert_eq!(desired(&bed.asg, "jibri-pool").await, 4);
@@ -45,7 +45,7 @@ async fn scale_in_removes_idle_recorders_only_and_the_guard_releases_them() {
     let ids = bed.ids().await;
     bed.emu.start_recording(&ids[0]).unwrap();
     let first = bed.event_count().await;
-    let r = bed.tick().await;
+    let r = bed.tick_ok().await;
     assert_eq!(r.plan.victims.len(), 2, "{}", r.plan.summary());
     assert_eq!(desired(&bed.asg, "jibri-pool").await, 2);
     assert!(
@@ -55,7 +55,16 @@ async fn scale_in_removes_idle_recorders_only_and_the_guard_releases_them() {
     for v in &r.plan.victims {
         assert_eq!(bed.state_of(&v.0).await, "Terminating:Wait");
     }
-    let outcomes = bed.deliver_events(first).await;
+    // Delivered by hand, without the bed's sync that removes a terminated instance's
+    // recorder from the emulator: the drain count below is read, never defaulted.
+    let guard = bed.guard();
+    let now = bed.control.now().await;
+    let mut outcomes = Vec::new();
+    for e in bed.lifecycle_events(first).await {
+        for i in jibri_autoscaler::events::parse_lifecycle(&e).unwrap() {
+            outcomes.push(guard.handle(&i, now).await.unwrap());
+        }
+    }
     assert_eq!(
         outcomes
             .iter()
@@ -67,13 +76,11 @@ async fn scale_in_removes_idle_recorders_only_and_the_guard_releases_them() {
     for v in &r.plan.victims {
         assert_eq!(bed.state_of(&v.0).await, "gone");
         assert_eq!(ec2_state(&bed.ec2, &v.0).await, "terminated");
-        assert_eq!(
-            bed.emu
-                .calls(&v.0)
-                .map(|c| c.graceful_shutdown)
-                .unwrap_or(1),
-            1
-        );
+        let calls = bed
+            .emu
+            .calls(&v.0)
+            .unwrap_or_else(|e| panic!("{}: the emulator forgot the recorder: {e}", v.0));
+        assert_eq!(calls.graceful_shutdown, 1, "{}", v.0);
     }
     assert_eq!(bed.state_of(&ids[0]).await, "InService");
     assert_eq!(
@@ -93,8 +100,8 @@ async fn steady_state_makes_zero_mutating_calls_on_the_test_bed() {
     )
     .await;
     bed.emu.start_recording(&bed.ids().await[0]).unwrap();
-    let _ = bed.tick().await; // records idle-since and the busy baseline
-    let r = bed.tick().await;
+    let _ = bed.tick_ok().await; // records idle-since and the busy baseline
+    let r = bed.tick_ok().await;
     assert_eq!(r.outcome, Outcome::Steady, "{}", r.plan.summary());
     assert!(r.calls.is_empty(), "{:?}", r.calls);
 }
@@ -113,7 +120,7 @@ async fn protection_is_reconciled_every_tick() {
     let ids = bed.ids().await;
     bed.emu.start_recording(&ids[0]).unwrap();
     bed.emu.start_recording(&ids[1]).unwrap();
-    let r = bed.tick().await;
+    let r = bed.tick_ok().await;
     assert!(
         r.calls[0].starts_with("SetInstanceProtection(true"),
         "{:?}",
@@ -135,7 +142,7 @@ async fn a_hung_recorder_costs_one_timeout_and_is_treated_as_busy() {
     )
     .await;
     let ids = bed.ids().await;
-    let _ = bed.tick().await; // every Jibri answered once: they are running, not booting
+    let _ = bed.tick_ok().await; // every Jibri answered once: they are running, not booting
     bed.emu
         .set_recorder_fault(&ids[0], FaultKind::Hang)
         .unwrap();
@@ -143,7 +150,7 @@ async fn a_hung_recorder_costs_one_timeout_and_is_treated_as_busy() {
         .set_recorder_fault(&ids[1], FaultKind::Garbage)
         .unwrap();
     let t = std::time::Instant::now();
-    let r = bed.tick().await;
+    let r = bed.tick_ok().await;
     assert!(
         t.elapsed() < std::time::Duration::from_secs(5),
         "tick took {:?}",
@@ -170,7 +177,7 @@ async fn jicofo_down_allows_no_scale_in() {
     bed.emu
         .set_jicofo_fault("default", FaultKind::Refused)
         .unwrap();
-    let r = bed.tick().await;
+    let r = bed.tick_ok().await;
     assert!(r.plan.victims.is_empty(), "{}", r.plan.summary());
     assert_eq!(desired(&bed.asg, "jibri-pool").await, 4);
     assert_eq!(bed.metrics.last("StatsUnavailable"), Some(1.0));
@@ -228,7 +235,7 @@ async fn held_busy_hook_is_swept_until_the_recording_and_finalize_end() {
     // Minutes pass; the controller's sweep keeps it alive with heartbeats.
     for _ in 0..3 {
         bed.control.advance(400.0).await;
-        let r = bed.tick().await;
+        let r = bed.tick_ok().await;
         assert!(
             !r.calls
                 .iter()
@@ -249,7 +256,7 @@ async fn held_busy_hook_is_swept_until_the_recording_and_finalize_end() {
         )
         .unwrap();
     bed.emu.stop_recording(&victim).unwrap();
-    let r = bed.tick().await;
+    let r = bed.tick_ok().await;
     assert_eq!(
         bed.state_of(&victim).await,
         "Terminating:Wait",
@@ -261,7 +268,7 @@ async fn held_busy_hook_is_swept_until_the_recording_and_finalize_end() {
         bed.emu.recorder(&victim).unwrap().gone,
         "a drained Jibri exits after finalize"
     );
-    let r = bed.tick().await;
+    let r = bed.tick_ok().await;
     assert!(
         r.calls
             .iter()
@@ -294,14 +301,14 @@ async fn retained_instance_is_terminated_once_its_recording_is_done() {
         .unwrap();
     bed.deliver_events(first).await;
     bed.control.advance(601.0).await;
-    let r = bed.tick().await;
+    let r = bed.tick_ok().await;
     assert!(
         r.calls.iter().any(|c| c.contains("ABANDON")),
         "{:?}",
         r.calls
     );
     assert_eq!(bed.state_of(&id).await, "Terminating:Retained");
-    let r = bed.tick().await;
+    let r = bed.tick_ok().await;
     assert!(
         !r.calls
             .iter()
@@ -310,7 +317,7 @@ async fn retained_instance_is_terminated_once_its_recording_is_done() {
         r.calls
     );
     bed.emu.stop_recording(&id).unwrap();
-    let r = bed.tick().await;
+    let r = bed.tick_ok().await;
     assert!(
         r.calls
             .iter()
@@ -451,6 +458,19 @@ async fn an_unreachable_recorder_is_never_released_and_a_flapping_one_waits_for_
         .set_recorder_fault(&ids[1], FaultKind::Http500)
         .unwrap();
     let r = bed.tick().await;
+    // The only failed calls: the hung recorder's drain requests (it is held, DrainFailed).
+    assert!(
+        r.errors
+            .iter()
+            .all(|e| e == &format!("gracefulShutdown({}): timeout", ids[0])),
+        "{:?}",
+        r.errors
+    );
+    assert!(
+        r.drain_failed.iter().all(|i| i.0 == ids[0]),
+        "{:?}",
+        r.drain_failed
+    );
     assert!(
         !r.calls.iter().any(|c| c.contains("CONTINUE")),
         "{:?}",
@@ -460,6 +480,19 @@ async fn an_unreachable_recorder_is_never_released_and_a_flapping_one_waits_for_
         .set_recorder_fault(&ids[1], FaultKind::None)
         .unwrap();
     let r = bed.tick().await;
+    // The only failed calls: the hung recorder's drain requests (it is held, DrainFailed).
+    assert!(
+        r.errors
+            .iter()
+            .all(|e| e == &format!("gracefulShutdown({}): timeout", ids[0])),
+        "{:?}",
+        r.errors
+    );
+    assert!(
+        r.drain_failed.iter().all(|i| i.0 == ids[0]),
+        "{:?}",
+        r.drain_failed
+    );
     assert!(
         r.calls
             .iter()
@@ -502,7 +535,7 @@ async fn a_graceful_shutdown_undone_by_a_jibri_restart_is_drained_again() {
     bed.emu.restart(&id).unwrap();
     bed.emu.start_recording(&id).unwrap();
     assert!(!bed.emu.recorder(&id).unwrap().exit_pending);
-    let r = bed.tick().await;
+    let r = bed.tick_ok().await;
     assert!(
         !r.calls.iter().any(|c| c.contains("CONTINUE")),
         "{:?}",
@@ -511,7 +544,7 @@ async fn a_graceful_shutdown_undone_by_a_jibri_restart_is_drained_again() {
     // Its drain tag is already set, but it is a live BUSY Jibri: held and heartbeated.
     assert_eq!(bed.state_of(&id).await, "Terminating:Wait");
     bed.emu.stop_recording(&id).unwrap();
-    let r = bed.tick().await;
+    let r = bed.tick_ok().await;
     // Idle again: asked once more to shut down before the release.
     assert!(
         r.calls
@@ -590,7 +623,7 @@ async fn forcing_the_group_to_zero_cuts_no_recording() {
                 *done = true;
             }
         }
-        let _ = bed.tick().await;
+        let _ = bed.tick_ok().await;
         for id in &ids {
             let state = bed.state_of(id).await;
             // DefaultResult is ABANDON with retain: a hook that timed out would show here.
@@ -691,14 +724,14 @@ async fn launch_hook_is_continued_once_the_recorder_is_healthy_and_abandoned_if_
     assert_eq!(bed.state_of(&ids[0]).await, "InService");
     // The controller's sweep abandons the unhealthy one (it answers and is not recording)
     // after LAUNCH_MAX_WAIT_S; the test bed terminates it and launches a replacement.
-    let r = bed.tick().await;
+    let r = bed.tick_ok().await;
     assert!(
         !r.calls.iter().any(|c| c.contains(&ids[1])),
         "{:?}",
         r.calls
     );
     bed.control.advance(601.0).await;
-    let r = bed.tick().await;
+    let r = bed.tick_ok().await;
     assert!(
         r.calls
             .contains(&format!("CompleteLifecycleAction(ABANDON, {})", ids[1])),

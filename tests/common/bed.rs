@@ -131,6 +131,13 @@ impl Bed {
     }
 
     /// One controller tick on the test bed's clock.
+    /// One tick that must make no failed call (the tick's `errors` are asserted empty).
+    pub async fn tick_ok(&self) -> TickReport {
+        let r = self.tick().await;
+        assert!(r.errors.is_empty(), "tick errors: {:?}", r.errors);
+        r
+    }
+
     pub async fn tick(&self) -> TickReport {
         let now = self.control.now().await;
         let r = self.controller("tick").tick(now).await.expect("tick");
