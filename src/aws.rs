@@ -418,6 +418,18 @@ impl Ec2 for AwsEc2 {
         Ok(out)
     }
 
+    async fn set_termination_protection(&self, id: &InstanceId, on: bool) -> PortResult<()> {
+        use aws_sdk_ec2::types::AttributeBooleanValue;
+        self.client
+            .modify_instance_attribute()
+            .instance_id(&id.0)
+            .disable_api_termination(AttributeBooleanValue::builder().value(on).build())
+            .send()
+            .await
+            .map_err(|e| classify("ModifyInstanceAttribute", e))?;
+        Ok(())
+    }
+
     async fn mark_drain_requested(&self, ids: &[InstanceId], at: EpochSecs) -> PortResult<()> {
         use aws_sdk_ec2::types::Tag;
         for chunk in ids.chunks(100) {

@@ -49,6 +49,7 @@ pub const VARS: &[Var] = &[
     Var { name: "REPLACE_MAX_PER_TICK", default: Some("1"), doc: "Replacements started per tick at most." },
     Var { name: "TERMINATE_HOOK_NAME", default: Some("jibri-autoscaler-terminate"), doc: "Name of the group's terminate lifecycle hook (the stack's). Events and actions of any other hook on the group are never completed or heartbeated." },
     Var { name: "LAUNCH_HOOK_NAME", default: Some("jibri-autoscaler-launch"), doc: "Name of the group's launch lifecycle hook, if it has one (the stack's)." },
+    Var { name: "EC2_TERMINATION_PROTECTION", default: Some("on"), doc: "`on`: EC2 termination protection (`DisableApiTermination`) is on while a recorder records or uploads and off once idle, so a direct `TerminateInstances` (which skips lifecycle hooks) is refused. It never blocks Auto Scaling's own terminations. `off`: left alone (e.g. Spot recorders, which cannot have it)." },
     Var { name: "HEARTBEAT_INTERVAL_S", default: Some("300"), doc: "Held terminate hooks get a heartbeat this often; must be below the hook's HeartbeatTimeout." },
     Var { name: "MAX_HOOK_HOLD_S", default: Some("43200"), doc: "A busy terminating recorder is held this long, then ABANDON (retained when the group's policy is `retain`). At most 48 h (AWS's cap)." },
     Var { name: "LAUNCH_MAX_WAIT_S", default: Some("900"), doc: "A launch hook is completed ABANDON if the recorder is not healthy by then." },
@@ -129,6 +130,7 @@ pub struct Config {
     pub launch_hook_name: String,
     /// `CLOCK=event`: trust the schedule event's time (test bed only).
     pub event_clock: bool,
+    pub ec2_termination_protection: bool,
     pub replace_max_per_tick: u32,
     pub heartbeat_interval_s: u64,
     pub max_hook_hold_s: u64,
@@ -285,6 +287,7 @@ impl Config {
             unhealthy_grace_s: r.num("UNHEALTHY_GRACE_S", 0, 86_400)?,
             unknown_max_share,
             terminate_hook_name: r.string("TERMINATE_HOOK_NAME")?,
+            ec2_termination_protection: r.switch("EC2_TERMINATION_PROTECTION")?,
             launch_hook_name: r.string("LAUNCH_HOOK_NAME")?,
             event_clock: match r.string("CLOCK")?.as_str() {
                 "wall" => false,

@@ -45,6 +45,8 @@ pub struct TickReport {
     pub drain_failed: Vec<InstanceId>,
     /// Heartbeats AWS accepted this tick: only these are recorded in the state.
     pub heartbeats_sent: Vec<InstanceId>,
+    /// Termination-protection changes that failed (retried next tick).
+    pub api_protection_failed: Vec<InstanceId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -310,6 +312,7 @@ where
             errors: problems,
             drain_failed: Vec::new(),
             heartbeats_sent: Vec::new(),
+            api_protection_failed: Vec::new(),
         };
         self.decide_and_act(&mut report, &obs, &snapshot, &prev, next, etag, now)
             .await;
@@ -426,7 +429,15 @@ where
         self.act(report, obs, snapshot, now).await;
         report.outcome = Outcome::Acted;
         // Release the lease; if this fails it expires by itself at `until`.
-        let done = with_heartbeats_confirmed(&next, prev, &report.heartbeats_sent);
+        let mut done = with_heartbeats_confirmed(&next, prev, &report.heartbeats_sent);
+        for id in &report.api_protection_failed {
+            // Not changed on EC2: the state keeps what it was, so the next tick tries again.
+            if prev.api_protected.contains(id) {
+                done.api_protected.insert(id.clone());
+            } else {
+                done.api_protected.remove(id);
+            }
+        }
         if let Err(e) = self.state.save(&group_name, &done, Some(&etag)).await {
             tracing::warn!(error = %e, "releasing the lease failed; it expires by itself");
         }
@@ -495,6 +506,27 @@ where
                     tracing::info!(instance = %h.instance, "lifecycle action already completed")
                 }
                 Err(e) => errors.push(e.to_string()),
+            }
+        }
+
+        // 0b. EC2 termination protection of what records or uploads (direct
+        // TerminateInstances skips every hook), cleared once idle.
+        for (ids, on) in [(&plan.api_protect, true), (&plan.api_unprotect, false)] {
+            for id in ids {
+                calls.push(format!(
+                    "ModifyInstanceAttribute(DisableApiTermination={on}, {id})"
+                ));
+                match self.ec2.set_termination_protection(id, on).await {
+                    Ok(()) => {}
+                    // e.g. a Spot instance (it cannot be protected): not retried every tick.
+                    Err(e @ PortError::Invalid { .. }) => {
+                        tracing::warn!(instance = %id, error = %e, "termination protection refused; not retried")
+                    }
+                    Err(e) => {
+                        errors.push(e.to_string());
+                        report.api_protection_failed.push(id.clone());
+                    }
+                }
             }
         }
 

@@ -163,6 +163,13 @@ pub enum Probe {
     Failed(ProbeFailure),
 }
 
+impl Probe {
+    /// The Jibri answered BUSY (a recording, or its finalize, is running).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy)
+    }
+}
+
 /// One instance of the group, as EC2 Auto Scaling, EC2 and its Jibri describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceObservation {

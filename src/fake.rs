@@ -239,6 +239,13 @@ impl Ec2 for FakeAws {
             .collect())
     }
 
+    async fn set_termination_protection(&self, id: &InstanceId, on: bool) -> PortResult<()> {
+        self.record(
+            "ModifyInstanceAttribute",
+            format!("DisableApiTermination={on},{id}"),
+        )
+    }
+
     async fn mark_drain_requested(&self, v: &[InstanceId], at: EpochSecs) -> PortResult<()> {
         self.record("CreateTags", ids(v))?;
         for i in v {

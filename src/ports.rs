@@ -215,6 +215,13 @@ pub trait Ec2: Send + Sync {
         ids: &[InstanceId],
         at: EpochSecs,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// `ModifyInstanceAttribute DisableApiTermination`: refuses a direct
+    /// `TerminateInstances`; Auto Scaling's own terminations are not affected.
+    fn set_termination_protection(
+        &self,
+        id: &InstanceId,
+        on: bool,
+    ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// Where one recorder answers.

@@ -21,6 +21,9 @@ fn cfg(extra: &[(&str, &str)]) -> Config {
         ("SPARE_MODE".to_string(), "fixed".to_string()),
         ("SPARE_FIXED".to_string(), "1".to_string()),
         ("IDLE_GRACE_S".to_string(), "600".to_string()),
+        // The call lists below are about capacity and hooks; EC2 termination protection
+        // has its own test (`ec2_termination_protection_follows_recording_and_uploading`).
+        ("EC2_TERMINATION_PROTECTION".to_string(), "off".to_string()),
     ]);
     for (k, v) in extra {
         m.insert(k.to_string(), v.to_string());
@@ -735,4 +738,76 @@ async fn jicofo_counters_near_the_limit_are_summed_saturating() {
     let r = controller(&w, c.clone(), "t").tick(NOW).await.unwrap();
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     controller(&w, c, "t").tick(NOW + 60).await.unwrap();
+}
+
+/// Issue 14.11: AWS runs lifecycle hooks only for terminations Auto Scaling starts; a
+/// direct EC2 `TerminateInstances` skips the guard. While a recorder records or uploads
+/// its EC2 termination protection is on, and it is cleared once the recorder is idle: one
+/// call per change, none in steady state.
+#[tokio::test]
+async fn ec2_termination_protection_follows_recording_and_uploading() {
+    let w = world(
+        0,
+        10,
+        3,
+        &[
+            ("i-rec", "InService", true, busy()),
+            ("i-up", "InService", true, idle()),
+            ("i-idle", "InService", true, idle()),
+        ],
+    );
+    w.aws
+        .ec2
+        .lock()
+        .unwrap()
+        .get_mut(&InstanceId::from("i-up"))
+        .unwrap()
+        .upload_pending = true;
+    idle_for_an_hour(&w, &["i-idle"]).await;
+    let on = || cfg(&[("EC2_TERMINATION_PROTECTION", "on"), ("SPARE_FIXED", "1")]);
+    controller(&w, on(), "t").tick(NOW).await.unwrap();
+    let set = |w: &World| {
+        w.aws
+            .mutating_calls()
+            .into_iter()
+            .filter(|c| c.starts_with("ModifyInstanceAttribute"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        set(&w),
+        vec![
+            "ModifyInstanceAttribute(DisableApiTermination=true,i-rec)",
+            "ModifyInstanceAttribute(DisableApiTermination=true,i-up)"
+        ]
+    );
+    // Steady: nothing again.
+    controller(&w, on(), "t").tick(NOW + 60).await.unwrap();
+    assert_eq!(set(&w).len(), 2);
+    // The recording ends: protection off; an unknown recorder keeps what it had.
+    w.rec.set("i-rec", idle());
+    w.rec.set("i-up", Probe::Failed(ProbeFailure::Timeout));
+    controller(&w, on(), "t").tick(NOW + 120).await.unwrap();
+    assert_eq!(
+        set(&w)[2..],
+        ["ModifyInstanceAttribute(DisableApiTermination=false,i-rec)".to_string()]
+    );
+    // A failed call is not recorded: tried again next tick.
+    w.rec.set("i-idle", busy());
+    w.aws.fail_once(
+        "ModifyInstanceAttribute",
+        PortError::Throttled {
+            op: "ModifyInstanceAttribute",
+            message: "Rate exceeded".into(),
+        },
+    );
+    controller(&w, on(), "t").tick(NOW + 180).await.unwrap();
+    controller(&w, on(), "t").tick(NOW + 240).await.unwrap();
+    let last: Vec<_> = set(&w)[3..].to_vec();
+    assert_eq!(
+        last,
+        vec![
+            "ModifyInstanceAttribute(DisableApiTermination=true,i-idle)".to_string(),
+            "ModifyInstanceAttribute(DisableApiTermination=true,i-idle)".to_string()
+        ]
+    );
 }

@@ -568,7 +568,9 @@ async fn forcing_the_group_to_zero_cuts_no_recording() {
             min: 0,
             ..GroupSpec::default()
         },
-        &[("SPARE_FIXED", "0")],
+        // With EC2 termination protection on the recording recorders (the default in
+        // production): Auto Scaling's own terminations are not blocked by it.
+        &[("SPARE_FIXED", "0"), ("EC2_TERMINATION_PROTECTION", "on")],
     )
     .await;
     let ids = bed.ids().await;

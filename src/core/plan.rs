@@ -188,6 +188,9 @@ pub struct Plan {
     pub terminate_retained: Vec<InstanceId>,
     /// Managed warm pool: its new size, when it changes.
     pub warm_pool: Option<WarmPoolChange>,
+    /// EC2 termination protection to turn on (recording or uploading) and off (idle).
+    pub api_protect: Vec<InstanceId>,
+    pub api_unprotect: Vec<InstanceId>,
     pub kept: Vec<(InstanceId, KeepReason)>,
     pub counts: PoolCounts,
     /// Log-worthy conditions (e.g. ABANDON without a retain policy).
@@ -205,6 +208,8 @@ impl Plan {
             && self.drain.is_empty()
             && self.terminate_retained.is_empty()
             && self.warm_pool.is_none()
+            && self.api_protect.is_empty()
+            && self.api_unprotect.is_empty()
     }
 
     /// The plan as one log line.
@@ -251,6 +256,8 @@ impl Plan {
             ("victims", &self.victims),
             ("drain", &self.drain),
             ("terminate_retained", &self.terminate_retained),
+            ("api_protect", &self.api_protect),
+            ("api_unprotect", &self.api_unprotect),
         ] {
             if !v.is_empty() {
                 s.push_str(&format!(" {label}=[{}]", ids(v)));
@@ -862,6 +869,13 @@ pub fn plan(
         .map(|i| i.id.clone())
         .collect();
 
+    let (api_protect, api_unprotect, api_protected) = if cfg.ec2_termination_protection {
+        api_termination_protection(&obs.instances, &prev.api_protected)
+    } else {
+        (Vec::new(), Vec::new(), BTreeSet::new())
+    };
+    next.api_protected = api_protected;
+
     kept.sort_by(|a, b| a.0.cmp(&b.0));
     kept.dedup_by(|a, b| a.0 == b.0);
     let plan = Plan {
@@ -876,11 +890,64 @@ pub fn plan(
         drain,
         terminate_retained,
         warm_pool,
+        api_protect,
+        api_unprotect,
         kept,
         counts,
         warnings,
     };
     (plan, next)
+}
+
+/// EC2 termination protection (`DisableApiTermination`) follows what a recorder holds: on
+/// while it is BUSY or has an upload pending, off once it answers idle with nothing
+/// pending; an unknown recorder keeps what it had. Threat: AWS runs lifecycle hooks only
+/// for terminations Auto Scaling starts; a direct `TerminateInstances` (console, CLI,
+/// another tool) skips the guard, and this attribute refuses it. It does not stop Auto
+/// Scaling's own terminations (EC2 User Guide, "Change instance termination protection"),
+/// which the hooks guard. Returns what to turn on, what to turn off, and the new set.
+pub fn api_termination_protection(
+    instances: &[InstanceObservation],
+    prev: &BTreeSet<InstanceId>,
+) -> (Vec<InstanceId>, Vec<InstanceId>, BTreeSet<InstanceId>) {
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    let mut next = BTreeSet::new();
+    for i in instances {
+        let running_jibri = matches!(
+            i.lifecycle,
+            LifecycleState::InService
+                | LifecycleState::PendingWait
+                | LifecycleState::TerminatingWait
+                | LifecycleState::TerminatingRetained
+        );
+        let was = prev.contains(&i.id);
+        let holds = i.upload_pending || i.probe.is_busy();
+        // Idle, or exited after a confirmed drain (on its way out).
+        let clean_idle = !i.upload_pending
+            && match &i.probe {
+                Probe::Status(s) => s.busy != BusyStatus::Busy,
+                Probe::Failed(ProbeFailure::Refused) => i.drain_requested,
+                _ => false,
+            };
+        let want = if !running_jibri {
+            was
+        } else if holds {
+            true
+        } else if clean_idle {
+            false
+        } else {
+            was // unknown: unchanged
+        };
+        match (was, want) {
+            (false, true) => on.push(i.id.clone()),
+            (true, false) => off.push(i.id.clone()),
+            _ => {}
+        }
+        if want {
+            next.insert(i.id.clone());
+        }
+    }
+    (on, off, next)
 }
 
 /// A terminate-hook action on a recorder (in the group, or scaled in back into the warm

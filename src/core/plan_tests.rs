@@ -29,6 +29,10 @@ fn long_idle(obs: &Observation) -> PoolState {
         ..PoolState::default()
     };
     for i in &obs.instances {
+        // Its recording and uploading recorders got their EC2 termination protection.
+        if i.probe.is_busy() || i.upload_pending {
+            s.api_protected.insert(i.id.clone());
+        }
         s.idle_since.insert(i.id.clone(), NOW - 3600);
         s.in_service.insert(
             i.id.clone(),

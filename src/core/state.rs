@@ -55,6 +55,9 @@ pub struct PoolState {
     pub returning: BTreeSet<InstanceId>,
     /// Warm-pool size targets of recent ticks: the pool shrinks only below the highest.
     pub warm_targets: Vec<(EpochSecs, u32)>,
+    /// Instances whose EC2 termination protection (`DisableApiTermination`) this product
+    /// turned on, because they were recording or uploading.
+    pub api_protected: BTreeSet<InstanceId>,
     /// Set once a tick has written this state; a fresh pool has no busy baseline.
     pub initialized: bool,
     /// The tick that is acting now, until when. Another tick that finds an unexpired lease

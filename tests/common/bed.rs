@@ -72,6 +72,9 @@ impl Bed {
             ("IDLE_GRACE_S", "0".to_string()),
             ("STATE_BUCKET", bucket),
             ("LOG_FORMAT", "text".to_string()),
+            // The exact call lists of most tests are about capacity and hooks; the
+            // acceptance scenario runs with EC2 termination protection on.
+            ("EC2_TERMINATION_PROTECTION", "off".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -133,6 +133,18 @@ def _groups_with_warm_pools(account_id: str) -> list[Any]:
     ]
 
 
+
+def asg_terminate(ec2_backend: Any, instance_ids: list[str]) -> None:
+    """A termination Auto Scaling starts. EC2 termination protection (DisableApiTermination)
+    does not stop it: "Enabling termination protection does not prevent Amazon EC2 Auto
+    Scaling from terminating an instance when the instance is unhealthy or during scale-in
+    events" (EC2 User Guide, "Change instance termination protection"). moto's
+    terminate_instances refuses a protected instance whoever asks, so the attribute is
+    cleared first on the instances Auto Scaling is terminating anyway."""
+    for instance in ec2_backend.get_multi_instances_by_id(instance_ids):
+        instance.disable_api_termination = False
+    ec2_backend.terminate_instances(instance_ids)
+
 class LifecycleEngine:
     def __init__(self, registry: Registry, deliverer: Deliverer) -> None:
         self._registry = registry
@@ -217,8 +229,8 @@ class LifecycleEngine:
         state.lifecycle_state = TERMINATING_PROCEED
         group.instance_states = [s for s in group.instance_states if s is not state]
         try:
-            group.autoscaling_backend.ec2_backend.terminate_instances([state.instance.id])
-        except Exception:  # e.g. DisableApiTermination; the group lets it go anyway
+            asg_terminate(group.autoscaling_backend.ec2_backend, [state.instance.id])
+        except Exception:
             LOG.exception("EC2 refused to terminate %s", state.instance.id)
         self._refresh_load_balancers(group)
 
@@ -235,7 +247,7 @@ class LifecycleEngine:
         group.warm_pool = None
         if ids:
             try:
-                group.autoscaling_backend.ec2_backend.terminate_instances(ids)
+                asg_terminate(group.autoscaling_backend.ec2_backend, ids)
             except Exception:
                 LOG.exception("EC2 refused to terminate %s", ids)
 
@@ -672,7 +684,11 @@ class LifecycleEngine:
         """Start/stop/terminate through moto's EC2 backend; a refusal (e.g.
         DisableApiStop) is logged and the Auto Scaling side goes on."""
         try:
-            getattr(group.autoscaling_backend.ec2_backend, operation)(instance_ids)
+            backend = group.autoscaling_backend.ec2_backend
+            if operation == "terminate_instances":
+                asg_terminate(backend, instance_ids)
+            else:
+                getattr(backend, operation)(instance_ids)
         except Exception:
             LOG.exception("EC2 %s refused for %s", operation, instance_ids)
 

@@ -375,3 +375,22 @@ def test_deleting_a_hook_completes_its_actions(aws: Aws) -> None:
     assert aws.ec2_state(waiting_launch[0]) == "terminated"
     assert list(aws.states().values()) == ["InService"]
     assert aws.active_actions() == []
+
+
+def test_termination_protection_refuses_a_direct_terminate_but_not_auto_scaling(aws: Aws) -> None:
+    """EC2 User Guide, "Change instance termination protection": DisableApiTermination
+    refuses TerminateInstances, and does not prevent Amazon EC2 Auto Scaling from
+    terminating the instance on scale-in (moto alone refused both)."""
+    aws.create_group(desired=2, terminate_hook={})
+    protected = aws.in_state("InService")
+    for instance in protected:
+        aws.ec2.modify_instance_attribute(InstanceId=instance, DisableApiTermination={"Value": True})
+    with pytest.raises(ClientError) as refused:
+        aws.ec2.terminate_instances(InstanceIds=[protected[0]])
+    assert refused.value.response["Error"]["Code"] == "OperationNotPermitted"
+    assert aws.ec2_state(protected[0]) == "running"
+    aws.asg.set_desired_capacity(AutoScalingGroupName="jibri", DesiredCapacity=1)
+    [victim] = aws.in_state(WAIT)
+    aws.asg.complete_lifecycle_action(AutoScalingGroupName="jibri", LifecycleHookName="guard",
+                                      InstanceId=victim, LifecycleActionResult="CONTINUE")
+    assert aws.ec2_state(victim) == "terminated"
