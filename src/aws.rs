@@ -450,6 +450,9 @@ impl Ec2 for AwsEc2 {
     }
 }
 
+/// The largest controller state object read (a real one is tens of kilobytes).
+pub const MAX_STATE_BYTES: i64 = 4 << 20;
+
 /// Controller state as one JSON object per group in S3, written with `If-Match`.
 #[derive(Clone)]
 pub struct S3StateStore {
@@ -510,6 +513,17 @@ impl StateStore for S3StateStore {
             }
         };
         let etag = out.e_tag().map(str::to_string);
+        // Threat: a state object grown or replaced by something else (a wrong prefix shared
+        // with recordings, a bad write) read whole into a 256 MB function. A state is tens
+        // of kilobytes; anything over the cap is treated as corrupt (rebuilt from
+        // observation, written back under the same If-Match).
+        if out.content_length().is_some_and(|n| n > MAX_STATE_BYTES) {
+            tracing::error!(group, bytes = out.content_length(), cap = MAX_STATE_BYTES, "controller state object larger than the cap: not read, starting from an empty state");
+            return Ok(Versioned {
+                state: PoolState::default(),
+                etag,
+            });
+        }
         let bytes = out
             .body
             .collect()

@@ -742,3 +742,52 @@ async fn launch_hook_is_continued_once_the_recorder_is_healthy_and_abandoned_if_
     );
     assert_eq!(ec2_state(&bed.ec2, &ids[1]).await, "terminated");
 }
+
+/// Issue 14.10: the state object read is size-capped. One grown past the cap (a prefix
+/// shared with recordings, a bad write) is not read into the function: the tick starts
+/// from an empty state (rebuilt from observation) and writes a real one back.
+#[tokio::test]
+async fn an_oversized_state_object_is_not_read_and_is_replaced() {
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 2,
+            ..GroupSpec::default()
+        },
+        &[],
+    )
+    .await;
+    let bucket = bed.vars["STATE_BUCKET"].clone();
+    let key = "jibri-autoscaler/state/jibri-pool.json";
+    // A valid state (a lease another tick holds for 10 more seconds) padded past the cap:
+    // read, it would stop this tick; not read, the tick goes on.
+    let now = bed.control.now().await;
+    let mut huge = format!(r#"{{"lease":{{"holder":"other","until":{}}}}}"#, now + 10).into_bytes();
+    huge.resize((jibri_autoscaler::aws::MAX_STATE_BYTES + 1) as usize, b' ');
+    bed.s3
+        .put_object()
+        .bucket(&bucket)
+        .key(key)
+        .body(huge.into())
+        .send()
+        .await
+        .unwrap();
+    let r = bed.tick_ok().await;
+    assert!(
+        !matches!(r.outcome, Outcome::LeaseHeld { .. }),
+        "{:?}",
+        r.outcome
+    );
+    let head = bed
+        .s3
+        .head_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        head.content_length().unwrap_or(i64::MAX) < 1 << 20,
+        "the oversized object was replaced by a real state: {:?}",
+        head.content_length()
+    );
+}
