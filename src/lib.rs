@@ -6,16 +6,17 @@
 //! ([`aws`], [`http`]) and one fake ([`fake`]); [`controller`] and [`guard`] are the
 //! observe → plan → act handlers the Lambda mains wire up.
 
+/// The pure decision core lives in its own crate (`crates/jibri-core`); re-exported here
+/// under the paths the adapters and handlers use.
+pub use jibri_core as core;
+pub use jibri_core::{config, domain, jitsi};
+
 pub mod aws;
-pub mod config;
 pub mod controller;
-pub mod core;
-pub mod domain;
 pub mod events;
 pub mod fake;
 pub mod guard;
 pub mod http;
-pub mod jitsi;
 pub mod metrics;
 pub mod ports;
 pub mod runtime;

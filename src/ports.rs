@@ -192,10 +192,8 @@ impl Ec2Instance {
     }
 }
 
-/// Tag set by the recorder's uploader while any session is not safely in S3.
-pub const TAG_UPLOAD_PENDING: &str = "jibri-autoscaler:upload-pending";
-/// Tag set by this product when it asked a recorder for a graceful shutdown.
-pub const TAG_DRAIN_REQUESTED: &str = "jibri-autoscaler:drain-requested";
+/// The instance tags shared with the recorder's uploader: defined once, in the core.
+pub use crate::domain::{TAG_DRAIN_REQUESTED, TAG_UPLOAD_PENDING};
 
 /// EC2, read-mostly.
 pub trait Ec2: Send + Sync {

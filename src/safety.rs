@@ -63,8 +63,17 @@ pub fn aws_hold_cap_s(heartbeat_timeout_s: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests::config_with;
+    use crate::config::Config;
     use crate::ports::{Hook, LAUNCHING};
+
+    fn config_with(vars: &[(&str, &str)]) -> Result<Config, crate::config::ConfigError> {
+        let mut m: std::collections::BTreeMap<String, String> =
+            [("ASG_NAMES".to_string(), "jibri-pool".to_string())].into();
+        for (k, v) in vars {
+            m.insert(k.to_string(), v.to_string());
+        }
+        Config::from_map(&m)
+    }
 
     fn hook(name: &str, transition: &str, timeout: u64, default: &str) -> Hook {
         Hook {

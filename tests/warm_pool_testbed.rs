@@ -669,7 +669,7 @@ async fn scale_in_victim_into_the_pool(bed: &Bed, victim: &str, other: &str) {
 
 /// Regression (the bug was found here and is fixed): a recorder scaled in back into the pool before the
 /// controller ever saw it in service (no tick in between, or lost state) is taken for a
-/// launch into the pool (src/core/plan.rs, `returning` needs `prev.in_service`): its
+/// launch into the pool (crates/jibri-core/src/plan.rs, `returning` needs `prev.in_service`): its
 /// terminate-hook action is heartbeated on the launch hook (none here: a tick error every
 /// tick), the terminate hook times out, and without a retain policy the instance is
 /// stopped in the pool with its recording.
@@ -710,7 +710,7 @@ async fn a_return_the_controller_never_saw_in_service_is_still_held_while_busy()
 /// Regression (the bug was found here and is fixed): a return held past MAX_HOOK_HOLD_S is ABANDONed
 /// into `Warmed:Pending:Retained` (running, outside the pool's count), and once its
 /// recording is done nothing ever removes it: the controller knows `Terminating:Retained`
-/// only (src/domain.rs `LifecycleState::parse`; src/core/plan.rs warm loop `_ => continue`).
+/// only (crates/jibri-core/src/domain.rs `LifecycleState::parse`; crates/jibri-core/src/plan.rs warm loop `_ => continue`).
 #[tokio::test]
 async fn an_abandoned_return_does_not_run_forever_once_its_recording_is_done() {
     let bed = Bed::new(

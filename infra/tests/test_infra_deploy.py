@@ -1,6 +1,6 @@
 """The operator's entry points: `make deploy` / `make package` command lines
 (DEPLOY_DRY_RUN=1 prints them), the pool examples, the mapping between the
-functions' configuration table (src/config.rs VARS) and the template's parameters, and
+functions' configuration table (crates/jibri-core/src/config.rs VARS) and the template's parameters, and
 the warm-pool example for the recorder image (wait-inservice.sh against a fake IMDSv2
 on loopback, and its systemd drop-in)."""
 
@@ -195,12 +195,12 @@ def test_command_line_wins_over_the_pool_file() -> None:
 
 
 def config_vars() -> dict[str, str | None]:
-    """name -> default (None = required) of every `Var` in src/config.rs."""
-    text = (REPO / "src" / "config.rs").read_text()
+    """name -> default (None = required) of every `Var` in crates/jibri-core/src/config.rs."""
+    text = (REPO / "crates" / "jibri-core" / "src" / "config.rs").read_text()
     out: dict[str, str | None] = {}
     for name, default in re.findall(r'Var \{ name: "([A-Z_]+)", default: (None|Some\("(?:[^"\\]|\\.)*"\))', text):
         out[name] = None if default == "None" else default[len('Some("'):-len('")')]
-    assert len(out) >= 25, "VARS not found in src/config.rs"
+    assert len(out) >= 25, "VARS not found in crates/jibri-core/src/config.rs"
     return out
 
 
@@ -263,7 +263,7 @@ def test_every_configuration_variable_is_wired_with_the_same_default(template: d
 
 def test_numeric_parameters_enforce_the_configs_ranges(template: dict[str, Any]) -> None:
     """Deploy-time checks, so a bad value fails the deploy instead of every cold start."""
-    text = re.sub(r"(?<=\d)_(?=\d)", "", (REPO / "src" / "config.rs").read_text())
+    text = re.sub(r"(?<=\d)_(?=\d)", "", (REPO / "crates" / "jibri-core" / "src" / "config.rs").read_text())
     consts = {"AWS_MAX_HOOK_HOLD_S": 48 * 3600}
     ranges = {}
     for name, lo, hi in re.findall(r'r\.num\("([A-Z_]+)", (\d+), ([^)]+)\)\?', text):

@@ -321,7 +321,7 @@ impl Policy for JitsiAutoscaler {
                 Jibri::Idle | Jibri::Unhealthy => 1,
                 Jibri::Recording { .. } | Jibri::Finalizing { .. } => 2,
             };
-            let mut cands: Vec<(u32, u64, jibri_autoscaler::domain::InstanceId)> = w
+            let mut cands: Vec<(u32, u64, jibri_core::domain::InstanceId)> = w
                 .instances
                 .iter()
                 .filter(|i| i.life.in_capacity())

@@ -155,11 +155,11 @@ mod tests {
         }
         // The trace's calendar day: Monday for a workday, Saturday for the weekend.
         assert_eq!(
-            jibri_autoscaler::core::forecast::hour_of_week(placement("workday", 1).epoch),
+            jibri_core::forecast::hour_of_week(placement("workday", 1).epoch),
             0
         );
         assert_eq!(
-            jibri_autoscaler::core::forecast::hour_of_week(placement("night-weekend", 1).epoch),
+            jibri_core::forecast::hour_of_week(placement("night-weekend", 1).epoch),
             5 * 24
         );
     }

@@ -9,12 +9,12 @@
 use crate::run::Policy;
 use crate::workload::{Job, ModelParams, Workload};
 use crate::world::{GroupSetup, HookResult, Life, LifecycleEvent, World};
-use jibri_autoscaler::config::{Config, ConfigError, FloorWindow};
-use jibri_autoscaler::core::guard::{decide, GuardDecision, Transition};
-use jibri_autoscaler::core::plan::{plan, safe_to_release, HookTransition, HookVerdict, Plan};
-use jibri_autoscaler::core::state::PoolState;
-use jibri_autoscaler::domain::*;
-use jibri_autoscaler::jitsi::{BusyStatus, JicofoStats};
+use jibri_core::config::{Config, ConfigError, FloorWindow};
+use jibri_core::domain::*;
+use jibri_core::guard::{decide, GuardDecision, Transition};
+use jibri_core::jitsi::{BusyStatus, JicofoStats};
+use jibri_core::plan::{plan, safe_to_release, HookTransition, HookVerdict, Plan};
+use jibri_core::state::PoolState;
 use std::collections::BTreeMap;
 
 /// Jicofo's conference count at every second of `[0, horizon_s)`.
@@ -142,7 +142,7 @@ impl BurstMemory {
             .max()
             .map(|seen| match self.probability {
                 Some(p) if seen > 0 => {
-                    jibri_autoscaler::core::spare::poisson_quantile(f64::from(seen), p, 1000)
+                    jibri_core::spare::poisson_quantile(f64::from(seen), p, 1000)
                 }
                 _ => seen,
             })
@@ -304,8 +304,8 @@ impl Policy for Ours {
 
     fn setup(&self, p: &ModelParams, _w: &Workload) -> GroupSetup {
         let initial = match self.cfg.spare {
-            jibri_autoscaler::config::SpareMode::Fixed(n) => n,
-            jibri_autoscaler::config::SpareMode::Adaptive { min, .. } => min,
+            jibri_core::config::SpareMode::Fixed(n) => n,
+            jibri_core::config::SpareMode::Adaptive { min, .. } => min,
         };
         GroupSetup {
             min: p.min,

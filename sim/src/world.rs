@@ -8,8 +8,8 @@
 //! `graceful_shutdown`, `probe`, `mark_drain_requested`); the world does the rest itself.
 
 use crate::workload::{Job, ModelParams};
-use jibri_autoscaler::core::testkit;
-use jibri_autoscaler::domain::{EpochSecs, InstanceId, LifecycleState, Probe, ProbeFailure};
+use jibri_core::domain::{EpochSecs, InstanceId, LifecycleState, Probe, ProbeFailure};
+use jibri_core::testkit;
 use std::fmt;
 
 /// How a policy wants its group set up.

@@ -9,8 +9,8 @@ use std::future::Future;
 use std::path::PathBuf;
 
 /// Tag the controller and the guard read: an instance with it (value non-empty and not `0`)
-/// is busy. Same key as `jibri_autoscaler::ports::TAG_UPLOAD_PENDING` (a test checks).
-pub const TAG_UPLOAD_PENDING: &str = "jibri-autoscaler:upload-pending";
+/// is busy. Defined once, in the decision core both sides depend on.
+pub use jibri_core::domain::TAG_UPLOAD_PENDING;
 
 /// An AWS call that failed, classified once (see [`crate::aws::classify_code`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,6 +6,14 @@
 use crate::jitsi::{JibriStatus, JicofoStats};
 use std::fmt;
 
+/// Tag set by the recorder's uploader (jibri-finalize) while any session is not safely in
+/// S3; the controller and the guard never release an instance that carries it. One
+/// definition for both sides: the uploader depends on this crate for it.
+pub const TAG_UPLOAD_PENDING: &str = "jibri-autoscaler:upload-pending";
+/// Tag set by this product once a recorder's drain (`gracefulShutdown`) answered 2xx; its
+/// value is the time, in epoch seconds.
+pub const TAG_DRAIN_REQUESTED: &str = "jibri-autoscaler:drain-requested";
+
 /// Seconds since the Unix epoch. The core never reads a clock: time is a parameter.
 pub type EpochSecs = u64;
 
@@ -253,7 +261,7 @@ impl WarmPoolObservation {
     }
 }
 
-/// A drift of the group's safety configuration (see `crate::safety`): while any is
+/// A drift of the group's safety configuration (see `jibri_autoscaler::safety`): while any is
 /// present the controller removes nothing. Each says what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "drift")]

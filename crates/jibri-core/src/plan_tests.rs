@@ -3,10 +3,10 @@
 
 use crate::config::tests::config_with;
 use crate::config::Config;
-use crate::core::plan::*;
-use crate::core::state::{HeldHook, PoolState, Seen};
-use crate::core::testkit::*;
 use crate::domain::*;
+use crate::plan::*;
+use crate::state::{HeldHook, PoolState, Seen};
+use crate::testkit::*;
 use proptest::prelude::*;
 
 const NOW: EpochSecs = 1_800_000_000;

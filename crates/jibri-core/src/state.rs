@@ -7,8 +7,8 @@
 //! so they vanish with it. Everything here is rebuilt from the observation every tick:
 //! entries for instances that left are dropped (level-triggered, no stale marks).
 
-use crate::core::forecast::Demand;
 use crate::domain::{EpochSecs, InstanceId};
+use crate::forecast::Demand;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const STATE_VERSION: u32 = 1;

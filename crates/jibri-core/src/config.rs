@@ -575,8 +575,9 @@ pub(crate) mod tests {
 
     #[test]
     fn readme_table_is_the_generated_one() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-            .unwrap_or_default();
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .unwrap_or_default();
         assert!(
             readme.contains(&markdown_table()),
             "README.md's configuration table is stale: run `make config-table` and paste it"

@@ -4,10 +4,8 @@
 //! that is busy, uploading or unknown is held (heartbeat) and asked to drain; the
 //! controller's sweep re-checks held hooks every tick and releases them when idle.
 
-use crate::core::plan::{
-    launch_verdict, safe_to_release, warm_verdict, HookTransition, HookVerdict,
-};
 use crate::domain::{EpochSecs, InstanceObservation, Probe};
+use crate::plan::{launch_verdict, safe_to_release, warm_verdict, HookTransition, HookVerdict};
 
 /// Which transition a lifecycle action is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -95,8 +93,8 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::testkit::inst;
     use crate::domain::LifecycleState;
+    use crate::testkit::inst;
 
     fn t(probe: &str) -> InstanceObservation {
         inst("i-1", LifecycleState::TerminatingWait, probe)

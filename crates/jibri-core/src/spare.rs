@@ -10,8 +10,8 @@
 //! target at once and a quiet spell lowers it only slowly.
 
 use crate::config::{Config, SpareMode};
-use crate::core::forecast::Demand;
 use crate::domain::EpochSecs;
+use crate::forecast::Demand;
 
 /// Smallest `s` such that `P(Poisson(mean) <= s) >= probability` (capped at `cap`).
 pub fn poisson_quantile(mean: f64, probability: f64, cap: u32) -> u32 {
@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn the_forecast_and_the_lead_raise_the_spare() {
-        use crate::core::forecast::Demand;
+        use crate::forecast::Demand;
         let c = config_with(&[]).unwrap();
         let monday = 1_794_787_200;
         let mut d = Demand::default();

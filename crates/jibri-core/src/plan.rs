@@ -5,12 +5,12 @@
 //! observation (a Jicofo shard did not answer) allows scale-out but never scale-in.
 
 use crate::config::Config;
-use crate::core::spare::{spare_target, warm_target, SpareInputs, SpareTarget};
-use crate::core::state::{BootClock, HeldHook, PoolState, Seen, STATE_VERSION};
 use crate::domain::{
     EpochSecs, InstanceId, InstanceObservation, LifecycleState, Observation, Probe, ProbeFailure,
 };
 use crate::jitsi::{BusyStatus, HealthStatus};
+use crate::spare::{spare_target, warm_target, SpareInputs, SpareTarget};
+use crate::state::{BootClock, HeldHook, PoolState, Seen, STATE_VERSION};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -55,7 +55,7 @@ pub enum KeepReason {
     ScaleInBudgetSpent,
     AtMinSize,
     ObservationIncomplete,
-    /// The group's safety configuration drifted (see `crate::safety`): no removal.
+    /// The group's safety configuration drifted (see `jibri_autoscaler::safety`): no removal.
     ConfigDrift,
     Broken {
         since_s: u64,

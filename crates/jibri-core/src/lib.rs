@@ -1,0 +1,20 @@
+//! The pure decision core of jibri-autoscaler: data in, data out. No tokio, no AWS SDK, no
+//! HTTP client, no clock: time is a parameter. The Lambda crate (adapters, handlers) and
+//! the simulator both build on it; the crate boundary is what keeps it pure.
+//!
+//! [`domain`] holds what a tick observes, [`jitsi`] the Jicofo/Jibri wire formats parsed
+//! into it, [`config`] the typed configuration; [`plan`] decides a tick, [`guard`] one
+//! lifecycle action, [`spare`] and [`forecast`] size the spare pool, [`state`] is what
+//! survives between ticks.
+
+pub mod config;
+pub mod domain;
+pub mod forecast;
+pub mod guard;
+pub mod jitsi;
+pub mod plan;
+#[cfg(test)]
+mod plan_tests;
+pub mod spare;
+pub mod state;
+pub mod testkit;
