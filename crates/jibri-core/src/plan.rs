@@ -328,559 +328,49 @@ fn probe_unknown(i: &InstanceObservation) -> Option<String> {
     }
 }
 
-/// The decision of one tick, and the state to carry to the next.
+/// The decision of one tick, and the state to carry to the next: a short pipeline of
+/// named rules over one [`Tick`], in this order (each reads what the ones before found).
 pub fn plan(
     obs: &Observation,
     prev: &PoolState,
     cfg: &Config,
     now: EpochSecs,
 ) -> (Plan, PoolState) {
-    let g = &obs.group;
-    let mut next = PoolState {
-        version: STATE_VERSION,
-        initialized: true,
-        ..PoolState::default()
-    };
-    let mut counts = PoolCounts {
-        total: obs.instances.len() as u32,
-        jicofo_available: obs.jicofo.stats.jibri_available,
-        jicofo_count: obs.jicofo.stats.jibri_count,
-        stats_unavailable: obs.jicofo.shards_failed as u32,
-        ..PoolCounts::default()
-    };
-    let mut kept: Vec<(InstanceId, KeepReason)> = Vec::new();
-    let mut hooks = Vec::new();
-    let mut drain = Vec::new();
-    let mut terminate_retained = Vec::new();
-    let mut warnings = Vec::new();
-    let mut idle: Vec<(&InstanceObservation, EpochSecs)> = Vec::new();
-    let mut troubled: Vec<(&InstanceObservation, EpochSecs, String)> = Vec::new();
-
+    let mut t = Tick::new(obs, prev, cfg, now);
     for i in &obs.instances {
-        let class = classify(i);
-        if i.lifecycle == LifecycleState::InService {
-            let answered_now = matches!(i.probe, Probe::Status(_));
-            let seen = prev.in_service.get(&i.id).copied().unwrap_or(Seen {
-                since: now,
-                answered: false,
-            });
-            let seen = Seen {
-                since: seen.since,
-                answered: seen.answered || answered_now,
-            };
-            next.in_service.insert(i.id.clone(), seen);
-            // A Jibri starts after its instance is in service: until it first answers (for
-            // at most LAUNCH_MAX_WAIT_S) it is booting: protected, never a victim, counted
-            // as capacity on its way, and not as a recording.
-            let booting_for = now.saturating_sub(seen.since);
-            if !seen.answered
-                && !i.upload_pending
-                && booting_for < cfg.launch_max_wait_s
-                && class == Class::Busy
-            {
-                counts.launching += 1;
-                kept.push((i.id.clone(), KeepReason::Booting { for_s: booting_for }));
-                continue;
-            }
-        }
-        if i.upload_pending {
-            counts.upload_pending += 1;
-        }
-        match class {
-            Class::Launching => {
-                if matches!(&i.probe, Probe::Status(s) if s.busy == BusyStatus::Busy) {
-                    // Booted during Pending:Wait and already recording: busy, not capacity.
-                    counts.busy += 1;
-                    next.busy.insert(i.id.clone());
-                    kept.push((i.id.clone(), KeepReason::Busy));
-                } else {
-                    counts.launching += 1;
-                    kept.push((i.id.clone(), KeepReason::Launching));
-                }
-                if i.lifecycle == LifecycleState::PendingWait {
-                    let since = *prev.launching.get(&i.id).unwrap_or(&now);
-                    next.launching.insert(i.id.clone(), since);
-                    hooks.push(launch_hook(i, since, cfg, now));
-                }
-            }
-            Class::Idle => {
-                counts.idle += 1;
-                let since = *prev.idle_since.get(&i.id).unwrap_or(&now);
-                next.idle_since.insert(i.id.clone(), since);
-                idle.push((i, since));
-            }
-            Class::Busy => {
-                if matches!(&i.probe, Probe::Status(s) if s.busy == BusyStatus::Busy) {
-                    next.busy.insert(i.id.clone());
-                }
-                if let Some(why) = probe_unknown(i).filter(|_| !i.upload_pending) {
-                    counts.unknown += 1;
-                    // Unknown is not broken: a partition, a hung endpoint or an EC2 outage
-                    // says nothing of the recorder, which may be recording. Only recorders
-                    // that answer UNHEALTHY or EXPIRED are replaced.
-                    kept.push((i.id.clone(), KeepReason::ProbeFailed { failure: why }));
-                } else {
-                    counts.busy += 1;
-                    let r = if i.upload_pending {
-                        KeepReason::UploadPending
-                    } else {
-                        KeepReason::Busy
-                    };
-                    kept.push((i.id.clone(), r));
-                }
-            }
-            Class::Broken => {
-                counts.broken += 1;
-                let since = *prev.troubled_since.get(&i.id).unwrap_or(&now);
-                next.troubled_since.insert(i.id.clone(), since);
-                let what = match &i.probe {
-                    Probe::Status(s) if s.busy == BusyStatus::Expired => "expired",
-                    _ => "unhealthy",
-                };
-                troubled.push((i, since, what.to_string()));
-                kept.push((
-                    i.id.clone(),
-                    KeepReason::Broken {
-                        since_s: now.saturating_sub(since),
-                    },
-                ));
-            }
-            Class::HeldHook => {
-                counts.held_hooks += 1;
-                let (action, held, drain_now) = terminating(
-                    i,
-                    prev.held.get(&i.id).copied(),
-                    g.retain_on_abandon,
-                    cfg,
-                    now,
-                    &mut warnings,
-                );
-                if drain_now {
-                    drain.push(i.id.clone());
-                }
-                next.held.insert(i.id.clone(), held);
-                hooks.push(action);
-            }
-            Class::Retained => {
-                counts.retained += 1;
-                match safe_to_release(i) {
-                    Ok(()) => terminate_retained.push(i.id.clone()),
-                    Err(why) => {
-                        if matches!(i.probe, Probe::Status(s) if s.busy == BusyStatus::Busy)
-                            && !i.drain_requested
-                        {
-                            drain.push(i.id.clone());
-                        }
-                        kept.push((
-                            i.id.clone(),
-                            KeepReason::NotInService {
-                                state: format!("retained, {why}"),
-                            },
-                        ));
-                    }
-                }
-            }
-            Class::Other => kept.push((
-                i.id.clone(),
-                KeepReason::NotInService {
-                    state: i.lifecycle.as_str().to_string(),
-                },
-            )),
-        }
+        t.instance(i);
     }
-
-    // Warm pool: its instances are outside the desired capacity; their hooks are ours.
-    if let Some(wp) = &obs.warm_pool {
-        counts.warm = wp.instances.len() as u32;
-        counts.warm_ready = wp.ready();
-        for i in &wp.instances {
-            next.warm
-                .insert(i.id.clone(), prev.warm.get(&i.id).copied().unwrap_or(now));
-            // Scale-in with reuse: the instance leaves the group straight into the pool and
-            // waits in `Warmed:Pending:Wait` on the *terminate* hook (AWS user guide). It was
-            // in service a tick ago: a recorder, guarded exactly like a termination.
-            let returning = i.lifecycle == LifecycleState::WarmedPendingWait
-                && (prev.in_service.contains_key(&i.id) || prev.returning.contains(&i.id));
-            let held = prev.held.get(&i.id).copied().unwrap_or(HeldHook {
-                since: now,
-                last_heartbeat: None,
-            });
-            if returning {
-                next.returning.insert(i.id.clone());
-                let (action, held, drain_now) =
-                    terminating(i, Some(held), g.retain_on_abandon, cfg, now, &mut warnings);
-                if drain_now {
-                    drain.push(i.id.clone());
-                }
-                next.held.insert(i.id.clone(), held);
-                hooks.push(action);
-                continue;
-            }
-            if i.lifecycle.as_str().ends_with(":Retained") {
-                // `Warmed:Pending:Retained` / `Warmed:Terminating:Retained`: an abandoned
-                // warm-pool action kept by the retain policy. Running, outside the pool's
-                // count: terminated once nothing records on it, like `Terminating:Retained`.
-                counts.retained += 1;
-                match safe_to_release(i) {
-                    Ok(()) => terminate_retained.push(i.id.clone()),
-                    Err(why) => kept.push((
-                        i.id.clone(),
-                        KeepReason::NotInService {
-                            state: format!("{}, {why}", i.lifecycle.as_str()),
-                        },
-                    )),
-                }
-                continue;
-            }
-            let transition = match i.lifecycle {
-                LifecycleState::WarmedPendingWait => HookTransition::WarmPoolEntry,
-                LifecycleState::WarmedTerminatingWait => HookTransition::WarmPoolExit,
-                _ => continue,
-            };
-            let (action, held) = warm_hook(i, transition, held, cfg, now);
-            if action.verdict == HookVerdict::Heartbeat || action.verdict == HookVerdict::Wait {
-                next.held.insert(i.id.clone(), held);
-            }
-            hooks.push(action);
-        }
-    }
-
-    // Boot clocks: from launch (or warm start) until the Jibri first answers.
-    next.boot = prev.boot;
-    for i in &obs.instances {
-        let clock = prev.booting.get(&i.id).copied().or_else(|| {
-            i.lifecycle.is_launching().then(|| {
-                let warm_since = prev.warm.get(&i.id).copied();
-                // A launch time older than the longest boot is not this boot's start (or
-                // not a sane clock): the first sight here is used instead.
-                let launch = i
-                    .launch_time
-                    .filter(|t| now.saturating_sub(*t) <= cfg.launch_max_wait_s);
-                let since = match (warm_since, launch) {
-                    (None, Some(t)) => t.min(now),
-                    // EC2's LaunchTime is the instance's last start: trusted when it is
-                    // not older than the first sight of the instance in the warm pool.
-                    (Some(w), Some(t)) if t >= w => t.min(now),
-                    _ => now,
-                };
-                BootClock {
-                    since,
-                    warm: warm_since.is_some(),
-                }
-            })
-        });
-        let Some(clock) = clock else { continue };
-        // Seen answering at this tick: it came up within the last tick. The whole tick is
-        // counted (an over-estimate of up to one period, on the safe side).
-        let took = now.saturating_sub(clock.since);
-        let answered = matches!(i.probe, Probe::Status(_))
-            && matches!(
-                i.lifecycle,
-                LifecycleState::PendingWait | LifecycleState::InService
-            );
-        if answered {
-            // Longer than the longest wait is no boot measurement (a stale clock).
-            let stats = if clock.warm {
-                &mut next.boot.warm
-            } else {
-                &mut next.boot.cold
-            };
-            if took <= cfg.launch_max_wait_s {
-                stats.add(took);
-            }
-        } else if i.lifecycle.is_launching()
-            || (i.lifecycle == LifecycleState::InService && took < cfg.launch_max_wait_s)
-        {
-            next.booting.insert(i.id.clone(), clock);
-        }
-    }
-    let boot_cold = if cfg.boot_latency_learn {
-        next.boot.cold.or(cfg.boot_latency_s)
-    } else {
-        cfg.boot_latency_s
-    };
-    let boot_warm = if cfg.boot_latency_learn {
-        next.boot.warm.or(cfg.warm_boot_latency_s)
-    } else {
-        cfg.warm_boot_latency_s
-    };
-    counts.boot_cold_s = boot_cold;
-    counts.boot_warm_s = boot_warm;
-
-    // Demand: recorders newly busy since the last tick, plus requests Jicofo refused.
-    let mut starts = 0u32;
-    if prev.initialized {
-        starts += next.busy.difference(&prev.busy).count() as u32;
-    }
-    let mut new_conferences = 0u64;
-    if obs.jicofo.complete() && obs.jicofo.shards_configured > 0 {
-        let total = obs.jicofo.stats.jibri_failures_total;
-        if let Some(before) = prev.jicofo_failures_total {
-            // A lower total means Jicofo restarted: its counters began again at zero.
-            counts.refused = if total >= before {
-                total - before
-            } else {
-                total
-            };
-        }
-        next.jicofo_failures_total = Some(total);
-        let conferences = obs.jicofo.stats.conferences;
-        if let Some(before) = prev.conferences {
-            new_conferences = conferences.saturating_sub(before);
-        }
-        next.conferences = Some(conferences);
-    } else {
-        next.jicofo_failures_total = prev.jicofo_failures_total;
-        next.conferences = prev.conferences;
-    }
-    starts += counts.refused.min(u64::from(u32::MAX)) as u32;
-    counts.starts = starts;
-    let minute = now - now % 60;
-    let horizon = now.saturating_sub(cfg.rate_long_window_s);
-    next.starts = prev
-        .starts
-        .iter()
-        .copied()
-        .filter(|(t, _)| *t >= horizon)
-        .collect();
-    if starts > 0 {
-        match next.starts.last_mut() {
-            Some((t, c)) if *t == minute => *c += starts,
-            _ => next.starts.push((minute, starts)),
-        }
-    }
-    next.demand = prev.demand.clone();
-    // Counted from the first tick on (a first tick has no starts, but opens the hour: the
-    // next tick then changes nothing in a steady pool).
-    next.demand.observe(
-        now,
-        starts,
-        new_conferences.min(u64::from(u32::MAX)) as u32,
-        cfg.forecast_alpha,
-    );
-    next.refused_at = if counts.refused > 0 {
-        Some(now)
-    } else {
-        prev.refused_at
-    };
-    let burst = cfg.leading_signals
-        && next
-            .refused_at
-            .is_some_and(|t| now.saturating_sub(t) < cfg.rate_short_window_s);
-    let lead = if cfg.leading_signals {
-        next.demand
-            .from_conferences(new_conferences, CONFERENCE_RECORDING_PRIOR)
-    } else {
-        0.0
-    };
-    let demand = cfg.forecast.then_some(&next.demand);
-    let inputs = SpareInputs {
-        history: &next.starts,
-        now,
-        boot_s: boot_cold,
-        demand,
-        lead,
-        burst,
-    };
-    let occupied = counts.busy + counts.unknown + counts.broken;
-    let mut spare = spare_target(cfg, inputs);
-    if counts.warm_ready > 0 {
-        // A scale-out the warm pool can serve starts in a warm boot: plan for that one.
-        let warm = spare_target(
-            cfg,
-            SpareInputs {
-                boot_s: boot_warm,
-                ..inputs
-            },
-        );
-        let have = g.desired.max(occupied + counts.idle + counts.launching);
-        if (occupied + warm.target).saturating_sub(have) <= counts.warm_ready {
-            spare = warm;
-        }
-    }
-
-    // Managed warm pool: sized for the starts expected over its horizon; grows at once,
-    // shrinks only below the highest target of the long window (refilling costs a boot).
-    let mut warm_pool = None;
-    if cfg.warm_pool_managed {
-        let want = warm_target(cfg, demand, now, cfg.warm_pool_horizon_s, cfg.warm_pool_max)
-            .max(spare.target)
-            .clamp(cfg.warm_pool_min, cfg.warm_pool_max);
-        let long_horizon = now.saturating_sub(cfg.rate_long_window_s);
-        next.warm_targets = prev
-            .warm_targets
-            .iter()
-            .copied()
-            .filter(|(t, _)| *t >= long_horizon && *t <= now)
-            .collect();
-        if next.warm_targets.last().map(|(_, s)| *s) != Some(want) {
-            next.warm_targets.push((now, want));
-        }
-        let size = next
-            .warm_targets
-            .iter()
-            .map(|(_, s)| *s)
-            .max()
-            .unwrap_or(want)
-            .max(want);
-        match &obs.warm_pool {
-            None => warm_pool = Some(WarmPoolChange { size, create: true }),
-            Some(wp) if wp.status.is_empty() => {
-                let current = wp.min_size;
-                let exact = wp.max_prepared == Some(wp.min_size);
-                let target = if size >= current {
-                    size
-                } else {
-                    want.max(size)
-                };
-                if target != current || !exact {
-                    warm_pool = Some(WarmPoolChange {
-                        size: target,
-                        create: false,
-                    });
-                }
-            }
-            Some(_) => {} // being deleted: not ours to resize.
-        }
-    }
-
-    let short_horizon = now.saturating_sub(cfg.rate_short_window_s);
-    next.recent_targets = prev
-        .recent_targets
-        .iter()
-        .copied()
-        .filter(|(t, _)| *t >= short_horizon && *t <= now)
-        .collect();
-    if next.recent_targets.last().map(|(_, s)| *s) != Some(spare.reactive) {
-        next.recent_targets.push((now, spare.reactive));
-    }
-    // Scale-in also keeps what one more tick of look-ahead needs (boot latency + two
-    // ticks): a recorder removed now and
-    // needed again within a boot is paid twice (its boot, and the refusals meanwhile).
-    let ahead = spare_target(
-        cfg,
-        SpareInputs {
-            boot_s: spare.horizon_s,
-            ..inputs
-        },
-    )
-    .target;
-    let scale_in_spare = next
-        .recent_targets
-        .iter()
-        .map(|(_, s)| *s)
-        .max()
-        .unwrap_or(spare.target)
-        .max(spare.target)
-        .max(ahead);
-
-    // Capacity: desired covers busy (unknown included) + broken (until replaced) + spare.
-    let needed = (occupied + spare.target).clamp(g.min, g.max.max(g.min));
-    let mut desired = None;
-    let mut victims: Vec<InstanceId> = Vec::new();
-    idle.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
-    let observation_complete = obs.jicofo.complete();
-    let drifted = !obs.config_drift.is_empty();
-    for d in &obs.config_drift {
-        warnings.push(format!(
-            "configuration drift, no scale-in or replacement: {d}"
-        ));
-    }
-    if needed > g.desired {
-        desired = Some(needed);
-    } else if needed < g.desired && observation_complete && !drifted {
-        // Scale in only below the highest target of the short window (hysteresis).
-        let floor = (occupied + scale_in_spare).clamp(g.min, g.max.max(g.min));
-        let excess = g.desired.saturating_sub(floor.max(needed));
-        let room = g.desired.saturating_sub(g.min);
-        // Launches and booting recorders count toward the spare when deciding to launch,
-        // but a scale-in never leaves fewer *answering* idle recorders than the target.
-        let idle_room = counts.idle.saturating_sub(scale_in_spare);
-        let room = room.min(idle_room);
-        let budget = excess.min(cfg.scale_in_max_per_tick).min(room);
-        for (i, since) in &idle {
-            let idle_for_s = now.saturating_sub(*since);
-            if idle_for_s < cfg.idle_grace_s {
-                kept.push((i.id.clone(), KeepReason::NotIdleLongEnough { idle_for_s }));
-            } else if (victims.len() as u32) < budget {
-                victims.push(i.id.clone());
-            } else if (victims.len() as u32) < excess.min(room) {
-                kept.push((i.id.clone(), KeepReason::ScaleInBudgetSpent));
-            } else if room == 0 {
-                kept.push((i.id.clone(), KeepReason::AtMinSize));
-            } else {
-                kept.push((i.id.clone(), KeepReason::SpareTarget));
-            }
-        }
-        if !victims.is_empty() {
-            desired = Some(g.desired - victims.len() as u32);
-        }
-    } else {
-        let reason = if needed < g.desired && drifted {
-            KeepReason::ConfigDrift
-        } else if needed < g.desired {
-            KeepReason::ObservationIncomplete
-        } else {
-            KeepReason::SpareTarget
-        };
-        for (i, _) in &idle {
-            kept.push((i.id.clone(), reason.clone()));
-        }
-    }
-
-    // Replacement of broken and unreachable recorders, never of busy ones, never while
-    // the same tick scales in (one kind of removal at a time keeps the count simple).
-    let mut replace = Vec::new();
-    let unknown_share = f64::from(counts.unknown) / f64::from(counts.total.max(1));
-    if unknown_share > cfg.unknown_max_share && !troubled.is_empty() {
-        warnings.push(format!(
-            "{} of {} recorders unknown ({:.0} %, above UNKNOWN_MAX_SHARE): no replacement this tick",
-            counts.unknown,
-            counts.total,
-            unknown_share * 100.0
-        ));
-    }
-    if victims.is_empty() && !drifted && unknown_share <= cfg.unknown_max_share {
-        troubled.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
-        for (i, since, what) in troubled {
-            if replace.len() as u32 >= cfg.replace_max_per_tick {
-                break;
-            }
-            if now.saturating_sub(since) >= cfg.unhealthy_grace_s {
-                replace.push(Replacement {
-                    instance: i.id.clone(),
-                    why: format!("{what} for {}s", now - since),
-                });
-            }
-        }
-    }
-
-    // Protection reconciled: everything in service or launching is protected, except the
-    // victims, which the act phase unprotects right before the desired capacity drops.
-    let victim_set: BTreeSet<&InstanceId> = victims.iter().collect();
-    let protect: Vec<InstanceId> = obs
-        .instances
-        .iter()
-        .filter(|i| {
-            (i.lifecycle == LifecycleState::InService || i.lifecycle.is_launching())
-                && !i.protected_from_scale_in
-        })
-        .filter(|i| !victim_set.contains(&i.id))
-        .map(|i| i.id.clone())
-        .collect();
-
+    t.warm_pool_hooks();
+    let boot = t.boot_clocks();
+    let signals = t.demand();
+    let spare = t.spare(boot, signals);
+    let warm_pool = t.warm_pool_size(spare.target, signals);
+    let scale_in_spare = t.scale_in_floor(&spare, boot, signals);
+    let (desired, victims) = t.capacity(spare.target, scale_in_spare);
+    let replace = t.replacements(victims.is_empty());
+    let protect = t.protection(&victims);
     let (api_protect, api_unprotect, api_protected) = if cfg.ec2_termination_protection {
         api_termination_protection(&obs.instances, &prev.api_protected)
     } else {
         (Vec::new(), Vec::new(), BTreeSet::new())
     };
-    next.api_protected = api_protected;
+    t.next.api_protected = api_protected;
 
+    let Tick {
+        mut kept,
+        hooks,
+        drain,
+        terminate_retained,
+        counts,
+        warnings,
+        next,
+        ..
+    } = t;
     kept.sort_by(|a, b| a.0.cmp(&b.0));
     kept.dedup_by(|a, b| a.0 == b.0);
     let plan = Plan {
-        group: g.name.clone(),
-        desired_before: g.desired,
+        group: obs.group.name.clone(),
+        desired_before: obs.group.desired,
         desired,
         spare,
         protect,
@@ -897,6 +387,668 @@ pub fn plan(
         warnings,
     };
     (plan, next)
+}
+
+/// What one tick accumulates while its rules run.
+struct Tick<'a> {
+    obs: &'a Observation,
+    prev: &'a PoolState,
+    cfg: &'a Config,
+    now: EpochSecs,
+    next: PoolState,
+    counts: PoolCounts,
+    kept: Vec<(InstanceId, KeepReason)>,
+    hooks: Vec<HookAction>,
+    drain: Vec<InstanceId>,
+    terminate_retained: Vec<InstanceId>,
+    warnings: Vec<String>,
+    /// Healthy idle recorders and since when: the scale-in candidates.
+    idle: Vec<(&'a InstanceObservation, EpochSecs)>,
+    /// Recorders that answer UNHEALTHY or EXPIRED, since when and what: replacement candidates.
+    troubled: Vec<(&'a InstanceObservation, EpochSecs, String)>,
+}
+
+/// The boot latencies planned with (seconds): cold, and from the warm pool.
+#[derive(Clone, Copy)]
+struct Boot {
+    cold: u64,
+    warm: u64,
+}
+
+/// What the demand rule found for the spare: the leading signals.
+#[derive(Clone, Copy)]
+struct Signals {
+    lead: f64,
+    burst: bool,
+}
+
+impl<'a> Tick<'a> {
+    fn new(obs: &'a Observation, prev: &'a PoolState, cfg: &'a Config, now: EpochSecs) -> Self {
+        Tick {
+            obs,
+            prev,
+            cfg,
+            now,
+            next: PoolState {
+                version: STATE_VERSION,
+                initialized: true,
+                ..PoolState::default()
+            },
+            counts: PoolCounts {
+                total: obs.instances.len() as u32,
+                jicofo_available: obs.jicofo.stats.jibri_available,
+                jicofo_count: obs.jicofo.stats.jibri_count,
+                stats_unavailable: obs.jicofo.shards_failed as u32,
+                ..PoolCounts::default()
+            },
+            kept: Vec::new(),
+            hooks: Vec::new(),
+            drain: Vec::new(),
+            terminate_retained: Vec::new(),
+            warnings: Vec::new(),
+            idle: Vec::new(),
+            troubled: Vec::new(),
+        }
+    }
+
+    fn keep(&mut self, i: &InstanceObservation, why: KeepReason) {
+        self.kept.push((i.id.clone(), why));
+    }
+
+    /// Rule: classify one instance of the group and apply its class's rule.
+    fn instance(&mut self, i: &'a InstanceObservation) {
+        let class = classify(i);
+        if self.booting_in_service(i, &class) {
+            return;
+        }
+        if i.upload_pending {
+            self.counts.upload_pending += 1;
+        }
+        match class {
+            Class::Launching => self.launching(i),
+            Class::Idle => {
+                self.counts.idle += 1;
+                let since = *self.prev.idle_since.get(&i.id).unwrap_or(&self.now);
+                self.next.idle_since.insert(i.id.clone(), since);
+                self.idle.push((i, since));
+            }
+            Class::Busy => self.busy_or_unknown(i),
+            Class::Broken => self.broken(i),
+            Class::HeldHook => {
+                self.counts.held_hooks += 1;
+                self.held_hook(i);
+            }
+            Class::Retained => self.retained(i),
+            Class::Other => self.keep(
+                i,
+                KeepReason::NotInService {
+                    state: i.lifecycle.as_str().to_string(),
+                },
+            ),
+        }
+    }
+
+    /// Rule: a Jibri starts after its instance is in service: until it first answers (for
+    /// at most LAUNCH_MAX_WAIT_S) it is booting: protected, never a victim, counted as
+    /// capacity on its way, and not as a recording. Records when each was first seen.
+    fn booting_in_service(&mut self, i: &InstanceObservation, class: &Class) -> bool {
+        if i.lifecycle != LifecycleState::InService {
+            return false;
+        }
+        let answered_now = matches!(i.probe, Probe::Status(_));
+        let seen = self.prev.in_service.get(&i.id).copied().unwrap_or(Seen {
+            since: self.now,
+            answered: false,
+        });
+        let seen = Seen {
+            since: seen.since,
+            answered: seen.answered || answered_now,
+        };
+        self.next.in_service.insert(i.id.clone(), seen);
+        let booting_for = self.now.saturating_sub(seen.since);
+        let booting = !seen.answered
+            && !i.upload_pending
+            && booting_for < self.cfg.launch_max_wait_s
+            && *class == Class::Busy;
+        if booting {
+            self.counts.launching += 1;
+            self.keep(i, KeepReason::Booting { for_s: booting_for });
+        }
+        booting
+    }
+
+    /// Rule: launching instances are capacity on its way; `Pending:Wait` gets its hook.
+    fn launching(&mut self, i: &InstanceObservation) {
+        if i.probe.is_busy() {
+            // Booted during Pending:Wait and already recording: busy, not capacity.
+            self.counts.busy += 1;
+            self.next.busy.insert(i.id.clone());
+            self.keep(i, KeepReason::Busy);
+        } else {
+            self.counts.launching += 1;
+            self.keep(i, KeepReason::Launching);
+        }
+        if i.lifecycle == LifecycleState::PendingWait {
+            let since = *self.prev.launching.get(&i.id).unwrap_or(&self.now);
+            self.next.launching.insert(i.id.clone(), since);
+            self.hooks.push(launch_hook(i, since, self.cfg, self.now));
+        }
+    }
+
+    /// Rule: busy, uploading and unknown recorders are kept. Unknown is not broken: a
+    /// partition, a hung endpoint or an EC2 outage says nothing of the recorder, which may
+    /// be recording. Only recorders that answer UNHEALTHY or EXPIRED are replaced.
+    fn busy_or_unknown(&mut self, i: &InstanceObservation) {
+        if i.probe.is_busy() {
+            self.next.busy.insert(i.id.clone());
+        }
+        if let Some(why) = probe_unknown(i).filter(|_| !i.upload_pending) {
+            self.counts.unknown += 1;
+            self.keep(i, KeepReason::ProbeFailed { failure: why });
+        } else {
+            self.counts.busy += 1;
+            let r = if i.upload_pending {
+                KeepReason::UploadPending
+            } else {
+                KeepReason::Busy
+            };
+            self.keep(i, r);
+        }
+    }
+
+    /// Rule: a recorder that answers UNHEALTHY or EXPIRED is a replacement candidate.
+    fn broken(&mut self, i: &'a InstanceObservation) {
+        self.counts.broken += 1;
+        let since = *self.prev.troubled_since.get(&i.id).unwrap_or(&self.now);
+        self.next.troubled_since.insert(i.id.clone(), since);
+        let what = match &i.probe {
+            Probe::Status(s) if s.busy == BusyStatus::Expired => "expired",
+            _ => "unhealthy",
+        };
+        self.troubled.push((i, since, what.to_string()));
+        self.keep(
+            i,
+            KeepReason::Broken {
+                since_s: self.now.saturating_sub(since),
+            },
+        );
+    }
+
+    /// Rule: a held terminate hook (in the group or returning to the warm pool).
+    fn held_hook(&mut self, i: &InstanceObservation) {
+        let prev = self.prev.held.get(&i.id).copied();
+        let retain = self.obs.group.retain_on_abandon;
+        let (action, held, drain_now) =
+            terminating(i, prev, retain, self.cfg, self.now, &mut self.warnings);
+        if drain_now {
+            self.drain.push(i.id.clone());
+        }
+        self.next.held.insert(i.id.clone(), held);
+        self.hooks.push(action);
+    }
+
+    /// Rule: a retained instance is terminated once nothing records or uploads on it; a
+    /// busy one is drained so no new recording lands on it.
+    fn retained(&mut self, i: &InstanceObservation) {
+        self.counts.retained += 1;
+        match safe_to_release(i) {
+            Ok(()) => self.terminate_retained.push(i.id.clone()),
+            Err(why) => {
+                if i.probe.is_busy() && !i.drain_requested {
+                    self.drain.push(i.id.clone());
+                }
+                self.keep(
+                    i,
+                    KeepReason::NotInService {
+                        state: format!("retained, {why}"),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Rule: the warm pool's instances are outside the desired capacity; their hooks are
+    /// ours. A scale-in with reuse leaves the group straight into the pool and waits in
+    /// `Warmed:Pending:Wait` on the *terminate* hook (AWS user guide): in service a tick
+    /// ago, it is a recorder, guarded exactly like a termination.
+    fn warm_pool_hooks(&mut self) {
+        let Some(wp) = &self.obs.warm_pool else {
+            return;
+        };
+        self.counts.warm = wp.instances.len() as u32;
+        self.counts.warm_ready = wp.ready();
+        for i in &wp.instances {
+            let first_seen = self.prev.warm.get(&i.id).copied().unwrap_or(self.now);
+            self.next.warm.insert(i.id.clone(), first_seen);
+            let returning = i.lifecycle == LifecycleState::WarmedPendingWait
+                && (self.prev.in_service.contains_key(&i.id)
+                    || self.prev.returning.contains(&i.id));
+            if returning {
+                self.next.returning.insert(i.id.clone());
+                self.held_hook(i);
+                continue;
+            }
+            if i.lifecycle.as_str().ends_with(":Retained") {
+                // `Warmed:Pending:Retained` / `Warmed:Terminating:Retained`: an abandoned
+                // warm-pool action kept by the retain policy. Running, outside the pool's
+                // count: terminated once nothing records on it, like `Terminating:Retained`.
+                self.counts.retained += 1;
+                match safe_to_release(i) {
+                    Ok(()) => self.terminate_retained.push(i.id.clone()),
+                    Err(why) => self.keep(
+                        i,
+                        KeepReason::NotInService {
+                            state: format!("{}, {why}", i.lifecycle.as_str()),
+                        },
+                    ),
+                }
+                continue;
+            }
+            let transition = match i.lifecycle {
+                LifecycleState::WarmedPendingWait => HookTransition::WarmPoolEntry,
+                LifecycleState::WarmedTerminatingWait => HookTransition::WarmPoolExit,
+                _ => continue,
+            };
+            let held = self.prev.held.get(&i.id).copied().unwrap_or(HeldHook {
+                since: self.now,
+                last_heartbeat: None,
+            });
+            let (action, held) = warm_hook(i, transition, held, self.cfg, self.now);
+            if action.verdict == HookVerdict::Heartbeat || action.verdict == HookVerdict::Wait {
+                self.next.held.insert(i.id.clone(), held);
+            }
+            self.hooks.push(action);
+        }
+    }
+
+    /// Rule: boot clocks, from launch (or warm start) until the Jibri first answers; the
+    /// measured latencies (once trusted) are the ones planned with.
+    fn boot_clocks(&mut self) -> Boot {
+        let (cfg, now) = (self.cfg, self.now);
+        self.next.boot = self.prev.boot;
+        for i in &self.obs.instances {
+            let Some(clock) = self.boot_clock(i) else {
+                continue;
+            };
+            // Seen answering at this tick: it came up within the last tick. The whole tick
+            // is counted (an over-estimate of up to one period, on the safe side).
+            let took = now.saturating_sub(clock.since);
+            let answered = matches!(i.probe, Probe::Status(_))
+                && matches!(
+                    i.lifecycle,
+                    LifecycleState::PendingWait | LifecycleState::InService
+                );
+            if answered {
+                // Longer than the longest wait is no boot measurement (a stale clock).
+                let stats = if clock.warm {
+                    &mut self.next.boot.warm
+                } else {
+                    &mut self.next.boot.cold
+                };
+                if took <= cfg.launch_max_wait_s {
+                    stats.add(took);
+                }
+            } else if i.lifecycle.is_launching()
+                || (i.lifecycle == LifecycleState::InService && took < cfg.launch_max_wait_s)
+            {
+                self.next.booting.insert(i.id.clone(), clock);
+            }
+        }
+        let boot = if cfg.boot_latency_learn {
+            Boot {
+                cold: self.next.boot.cold.or(cfg.boot_latency_s),
+                warm: self.next.boot.warm.or(cfg.warm_boot_latency_s),
+            }
+        } else {
+            Boot {
+                cold: cfg.boot_latency_s,
+                warm: cfg.warm_boot_latency_s,
+            }
+        };
+        self.counts.boot_cold_s = boot.cold;
+        self.counts.boot_warm_s = boot.warm;
+        boot
+    }
+
+    /// An instance's boot clock: carried over, or started at its first sight launching.
+    fn boot_clock(&self, i: &InstanceObservation) -> Option<BootClock> {
+        self.prev.booting.get(&i.id).copied().or_else(|| {
+            i.lifecycle.is_launching().then(|| {
+                let warm_since = self.prev.warm.get(&i.id).copied();
+                // A launch time older than the longest boot is not this boot's start (or
+                // not a sane clock): the first sight here is used instead.
+                let launch = i
+                    .launch_time
+                    .filter(|t| self.now.saturating_sub(*t) <= self.cfg.launch_max_wait_s);
+                let since = match (warm_since, launch) {
+                    (None, Some(t)) => t.min(self.now),
+                    // EC2's LaunchTime is the instance's last start: trusted when it is
+                    // not older than the first sight of the instance in the warm pool.
+                    (Some(w), Some(t)) if t >= w => t.min(self.now),
+                    _ => self.now,
+                };
+                BootClock {
+                    since,
+                    warm: warm_since.is_some(),
+                }
+            })
+        })
+    }
+
+    /// Rule: demand. Recorders newly busy since the last tick, plus requests Jicofo
+    /// refused, are this tick's starts: kept for the rate windows and learned by hour of
+    /// week and minute of hour; new conferences and recent refusals are leading signals.
+    fn demand(&mut self) -> Signals {
+        let (cfg, now, prev) = (self.cfg, self.now, self.prev);
+        let mut starts = 0u32;
+        if prev.initialized {
+            starts += self.next.busy.difference(&prev.busy).count() as u32;
+        }
+        let new_conferences = self.jicofo_counters();
+        starts = starts.saturating_add(self.counts.refused.min(u64::from(u32::MAX)) as u32);
+        self.counts.starts = starts;
+        let minute = now - now % 60;
+        let horizon = now.saturating_sub(cfg.rate_long_window_s);
+        self.next.starts = prev
+            .starts
+            .iter()
+            .copied()
+            .filter(|(t, _)| *t >= horizon)
+            .collect();
+        if starts > 0 {
+            match self.next.starts.last_mut() {
+                Some((t, c)) if *t == minute => *c += starts,
+                _ => self.next.starts.push((minute, starts)),
+            }
+        }
+        self.next.demand = prev.demand.clone();
+        // Counted from the first tick on (a first tick has no starts, but opens the hour:
+        // the next tick then changes nothing in a steady pool).
+        self.next.demand.observe(
+            now,
+            starts,
+            new_conferences.min(u64::from(u32::MAX)) as u32,
+            cfg.forecast_alpha,
+        );
+        self.next.refused_at = if self.counts.refused > 0 {
+            Some(now)
+        } else {
+            prev.refused_at
+        };
+        let burst = cfg.leading_signals
+            && self
+                .next
+                .refused_at
+                .is_some_and(|t| now.saturating_sub(t) < cfg.rate_short_window_s);
+        let lead = if cfg.leading_signals {
+            self.next
+                .demand
+                .from_conferences(new_conferences, CONFERENCE_RECORDING_PRIOR)
+        } else {
+            0.0
+        };
+        Signals { lead, burst }
+    }
+
+    /// Jicofo's counters, when every shard answered: refusals since the last tick (into
+    /// the counts) and the new conferences (returned). A lower total means Jicofo
+    /// restarted: its counters began again at zero.
+    fn jicofo_counters(&mut self) -> u64 {
+        let (obs, prev) = (self.obs, self.prev);
+        if !(obs.jicofo.complete() && obs.jicofo.shards_configured > 0) {
+            self.next.jicofo_failures_total = prev.jicofo_failures_total;
+            self.next.conferences = prev.conferences;
+            return 0;
+        }
+        let total = obs.jicofo.stats.jibri_failures_total;
+        if let Some(before) = prev.jicofo_failures_total {
+            self.counts.refused = if total >= before {
+                total - before
+            } else {
+                total
+            };
+        }
+        self.next.jicofo_failures_total = Some(total);
+        let conferences = obs.jicofo.stats.conferences;
+        let new = prev
+            .conferences
+            .map_or(0, |before| conferences.saturating_sub(before));
+        self.next.conferences = Some(conferences);
+        new
+    }
+
+    /// The spare model's inputs for a boot latency.
+    fn spare_inputs(&self, boot_s: u64, signals: Signals) -> SpareInputs<'_> {
+        SpareInputs {
+            history: &self.next.starts,
+            now: self.now,
+            boot_s,
+            demand: self.cfg.forecast.then_some(&self.next.demand),
+            lead: signals.lead,
+            burst: signals.burst,
+        }
+    }
+
+    /// Recorders occupied: busy (unknown included) and broken (until replaced).
+    fn occupied(&self) -> u32 {
+        self.counts.busy + self.counts.unknown + self.counts.broken
+    }
+
+    /// Rule: the spare target, over a cold boot; over a warm boot when the warm pool can
+    /// serve the whole scale-out that target asks for.
+    fn spare(&self, boot: Boot, signals: Signals) -> SpareTarget {
+        let spare = spare_target(self.cfg, self.spare_inputs(boot.cold, signals));
+        if self.counts.warm_ready == 0 {
+            return spare;
+        }
+        let warm = spare_target(self.cfg, self.spare_inputs(boot.warm, signals));
+        let c = &self.counts;
+        let have = self
+            .obs
+            .group
+            .desired
+            .max(self.occupied() + c.idle + c.launching);
+        if (self.occupied() + warm.target).saturating_sub(have) <= c.warm_ready {
+            warm
+        } else {
+            spare
+        }
+    }
+
+    /// Rule: the managed warm pool, sized for the starts expected over its horizon; grows
+    /// at once, shrinks only below the highest target of the long window (refilling costs
+    /// a boot).
+    fn warm_pool_size(&mut self, spare_target: u32, signals: Signals) -> Option<WarmPoolChange> {
+        let (cfg, now) = (self.cfg, self.now);
+        if !cfg.warm_pool_managed {
+            return None;
+        }
+        let demand = self.spare_inputs(0, signals).demand;
+        let want = warm_target(cfg, demand, now, cfg.warm_pool_horizon_s, cfg.warm_pool_max)
+            .max(spare_target)
+            .clamp(cfg.warm_pool_min, cfg.warm_pool_max);
+        let long_horizon = now.saturating_sub(cfg.rate_long_window_s);
+        let mut targets: Vec<(EpochSecs, u32)> = self
+            .prev
+            .warm_targets
+            .iter()
+            .copied()
+            .filter(|(t, _)| *t >= long_horizon && *t <= now)
+            .collect();
+        if targets.last().map(|(_, s)| *s) != Some(want) {
+            targets.push((now, want));
+        }
+        let size = targets
+            .iter()
+            .map(|(_, s)| *s)
+            .max()
+            .unwrap_or(want)
+            .max(want);
+        self.next.warm_targets = targets;
+        match &self.obs.warm_pool {
+            None => Some(WarmPoolChange { size, create: true }),
+            Some(wp) if wp.status.is_empty() => {
+                let current = wp.min_size;
+                let exact = wp.max_prepared == Some(wp.min_size);
+                let target = if size >= current {
+                    size
+                } else {
+                    want.max(size)
+                };
+                (target != current || !exact).then_some(WarmPoolChange {
+                    size: target,
+                    create: false,
+                })
+            }
+            Some(_) => None, // being deleted: not ours to resize.
+        }
+    }
+
+    /// Rule: the floor scale-in keeps: the highest reactive target of the short window
+    /// (hysteresis), and what one more tick of look-ahead needs (boot latency + two ticks):
+    /// a recorder removed now and needed again within a boot is paid twice (its boot, and
+    /// the refusals meanwhile).
+    fn scale_in_floor(&mut self, spare: &SpareTarget, boot: Boot, signals: Signals) -> u32 {
+        let ahead_inputs = SpareInputs {
+            boot_s: spare.horizon_s,
+            ..self.spare_inputs(boot.cold, signals)
+        };
+        let ahead = spare_target(self.cfg, ahead_inputs).target;
+        let short_horizon = self.now.saturating_sub(self.cfg.rate_short_window_s);
+        let mut recent: Vec<(EpochSecs, u32)> = self
+            .prev
+            .recent_targets
+            .iter()
+            .copied()
+            .filter(|(t, _)| *t >= short_horizon && *t <= self.now)
+            .collect();
+        if recent.last().map(|(_, s)| *s) != Some(spare.reactive) {
+            recent.push((self.now, spare.reactive));
+        }
+        let floor = recent
+            .iter()
+            .map(|(_, s)| *s)
+            .max()
+            .unwrap_or(spare.target)
+            .max(spare.target)
+            .max(ahead);
+        self.next.recent_targets = recent;
+        floor
+    }
+
+    /// Rule: capacity. Desired covers the occupied recorders and the spare; scale-out at
+    /// once; scale-in only with a complete observation and no configuration drift, of
+    /// recorders idle for IDLE_GRACE_S, capped per tick, never below the floor nor below
+    /// the spare in *answering* idle recorders. Returns the new desired and the victims.
+    fn capacity(
+        &mut self,
+        spare_target: u32,
+        scale_in_spare: u32,
+    ) -> (Option<u32>, Vec<InstanceId>) {
+        let (g, cfg) = (&self.obs.group, self.cfg);
+        let needed = (self.occupied() + spare_target).clamp(g.min, g.max.max(g.min));
+        self.idle
+            .sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
+        let drifted = !self.obs.config_drift.is_empty();
+        for d in &self.obs.config_drift {
+            self.warnings.push(format!(
+                "configuration drift, no scale-in or replacement: {d}"
+            ));
+        }
+        if needed > g.desired {
+            return (Some(needed), Vec::new());
+        }
+        if !(needed < g.desired && self.obs.jicofo.complete() && !drifted) {
+            let reason = if needed < g.desired && drifted {
+                KeepReason::ConfigDrift
+            } else if needed < g.desired {
+                KeepReason::ObservationIncomplete
+            } else {
+                KeepReason::SpareTarget
+            };
+            let idle: Vec<_> = self.idle.iter().map(|(i, _)| i.id.clone()).collect();
+            self.kept
+                .extend(idle.into_iter().map(|id| (id, reason.clone())));
+            return (None, Vec::new());
+        }
+        let floor = (self.occupied() + scale_in_spare).clamp(g.min, g.max.max(g.min));
+        let excess = g.desired.saturating_sub(floor.max(needed));
+        // Launches and booting recorders count toward the spare when deciding to launch,
+        // but a scale-in never leaves fewer *answering* idle recorders than the target.
+        let room = g
+            .desired
+            .saturating_sub(g.min)
+            .min(self.counts.idle.saturating_sub(scale_in_spare));
+        let budget = excess.min(cfg.scale_in_max_per_tick).min(room);
+        let mut victims: Vec<InstanceId> = Vec::new();
+        for (i, since) in &self.idle {
+            let idle_for_s = self.now.saturating_sub(*since);
+            let why = if idle_for_s < cfg.idle_grace_s {
+                KeepReason::NotIdleLongEnough { idle_for_s }
+            } else if (victims.len() as u32) < budget {
+                victims.push(i.id.clone());
+                continue;
+            } else if (victims.len() as u32) < excess.min(room) {
+                KeepReason::ScaleInBudgetSpent
+            } else if room == 0 {
+                KeepReason::AtMinSize
+            } else {
+                KeepReason::SpareTarget
+            };
+            self.kept.push((i.id.clone(), why));
+        }
+        let desired = (!victims.is_empty()).then(|| g.desired - victims.len() as u32);
+        (desired, victims)
+    }
+
+    /// Rule: replacement of recorders that answer UNHEALTHY or EXPIRED for
+    /// UNHEALTHY_GRACE_S: never of busy or unknown ones, never while the same tick scales
+    /// in (one kind of removal at a time keeps the count simple), never with configuration
+    /// drift or more than UNKNOWN_MAX_SHARE of the recorders unknown.
+    fn replacements(&mut self, no_victims: bool) -> Vec<Replacement> {
+        let (cfg, now) = (self.cfg, self.now);
+        let c = &self.counts;
+        let unknown_share = f64::from(c.unknown) / f64::from(c.total.max(1));
+        if unknown_share > cfg.unknown_max_share && !self.troubled.is_empty() {
+            self.warnings.push(format!(
+                "{} of {} recorders unknown ({:.0} %, above UNKNOWN_MAX_SHARE): no replacement this tick",
+                c.unknown,
+                c.total,
+                unknown_share * 100.0
+            ));
+        }
+        let drifted = !self.obs.config_drift.is_empty();
+        if !no_victims || drifted || unknown_share > cfg.unknown_max_share {
+            return Vec::new();
+        }
+        self.troubled
+            .sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
+        self.troubled
+            .iter()
+            .filter(|(_, since, _)| now.saturating_sub(*since) >= cfg.unhealthy_grace_s)
+            .take(cfg.replace_max_per_tick as usize)
+            .map(|(i, since, what)| Replacement {
+                instance: i.id.clone(),
+                why: format!("{what} for {}s", now - since),
+            })
+            .collect()
+    }
+
+    /// Rule: protection reconciled. Everything in service or launching is protected from
+    /// scale-in, except the victims, which the act phase unprotects right before the
+    /// desired capacity drops.
+    fn protection(&self, victims: &[InstanceId]) -> Vec<InstanceId> {
+        self.obs
+            .instances
+            .iter()
+            .filter(|i| {
+                (i.lifecycle == LifecycleState::InService || i.lifecycle.is_launching())
+                    && !i.protected_from_scale_in
+            })
+            .filter(|i| !victims.contains(&i.id))
+            .map(|i| i.id.clone())
+            .collect()
+    }
 }
 
 /// EC2 termination protection (`DisableApiTermination`) follows what a recorder holds: on
