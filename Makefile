@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 .PHONY: bench demo help venv build test test-long test-rust test-testbed testbed-up testbed-down plan invoke-% fmt lint config-table clean-testbed
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
 $(VENV)/.installed: testbed/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,11 +49,12 @@ lint: ## rustfmt check + clippy
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 config-table: ## print the README's configuration table from the code
-	@cargo test -q --lib -- --ignored print_config_table --nocapture 2>/dev/null | sed -n '/^| variable/,/^$$/p'
+	@cargo test -q -p jibri-core --lib -- --ignored print_config_table --nocapture 2>/dev/null | sed -n '/^| variable/,/^$$/p'
 
 include infra/infra.mk
 include sim/sim.mk
 include recorder/recorder.mk
+include scripts/invoke.mk
 
 demo: venv ## the whole product on the local test bed: both functions under cargo lambda watch, a compressed working day
 	scripts/demo.sh

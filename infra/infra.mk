@@ -6,10 +6,13 @@
 #   make test-infra                   pytest infra/tests (moto deploy + deploy wiring)
 #   make package ARTIFACT_BUCKET=...  cargo lambda build (arm64 zips) + upload to S3
 #   make deploy  STACK=... ...        aws cloudformation deploy of one pool's stack
+#   make hotswap STACK=...            cargo lambda build + deploy of new code into the stack's
+#                                     two functions (only the code: see infra/README.md)
 #
 # DEPLOY_DRY_RUN=1 makes `package` and `deploy` print their exact commands instead of
-# running them. POOL=infra/examples/pool-a.env reads a pool's variables from a file;
-# variables given on the command line win over the file.
+# running them (`hotswap` prints its build and runs `cargo lambda deploy --dry`).
+# POOL=infra/examples/pool-a.env reads a pool's variables from a file; variables given
+# on the command line win over the file.
 #
 # deploy variables -> stack parameters (infra/README.md has the full table):
 #   STACK (stack name)  REGION  ASG_NAME -> GroupName  VPC_ID -> VpcId
@@ -51,10 +54,11 @@ INFRA_VARS := STACK REGION ASG_NAME VPC_ID SUBNET_IDS RECORDER_SG_ID ARTIFACT_BU
 	JICOFO_SG_ID JICOFO_CIDR CREATE_VPC_ENDPOINTS \
 	ROUTE_TABLE_IDS S3_PREFIX_LIST_ID EXISTING_BUCKET EXISTING_BUCKET_KMS_KEY_ARN \
 	RECORDINGS_PREFIX RECORDER_ROLE_NAME ALARM_EMAIL AUTOSCALER_DRY_RUN \
-	CONTROLLER_CODE_KEY GUARD_CODE_KEY PARAMS TAGS DEPLOY_DRY_RUN LAMBDA_DIR SKIP_BUILD
+	CONTROLLER_CODE_KEY GUARD_CODE_KEY PARAMS TAGS DEPLOY_DRY_RUN LAMBDA_DIR SKIP_BUILD \
+	HOTSWAP_FUNCTIONS HOTSWAP_DIR
 $(foreach v,$(INFRA_VARS),$(if $(value $(v)),$(eval export $(v))))
 
-.PHONY: lint-infra test-infra package deploy
+.PHONY: lint-infra test-infra package deploy hotswap
 
 $(CHECKOV_VENV)/.installed: $(INFRA_DIR)/requirements.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
@@ -88,6 +92,9 @@ test-infra: ## pytest infra/tests: deploys the template into the local moto serv
 
 package: ## build both Lambda zips (cargo lambda, arm64) and upload them to ARTIFACT_BUCKET (DEPLOY_DRY_RUN=1 prints)
 	$(INFRA_DIR)/scripts/package.sh
+
+hotswap: ## cargo lambda deploy of new code into STACK's two functions, nothing else (HOTSWAP_FUNCTIONS, SKIP_BUILD, DEPLOY_DRY_RUN=1: --dry)
+	$(VENV)/bin/python $(INFRA_DIR)/scripts/hotswap.py
 
 deploy: ## deploy one pool's stack (STACK, REGION, ASG_NAME, VPC_ID, SUBNET_IDS, RECORDER_SG_ID, ARTIFACT_BUCKET...; DEPLOY_DRY_RUN=1 prints)
 	$(INFRA_DIR)/scripts/deploy.sh

@@ -3,9 +3,11 @@
 # extension) and the Jitsi emulator, on free 127.0.0.1 ports. Writes .testbed/env, and
 # (unless --no-seed) seeds the demo group and writes .testbed/lambda.env.
 #   scripts/testbed.sh up [--no-jitsi] [--no-seed]   |   scripts/testbed.sh down
+# TESTBED_DIR=DIR keeps a second test bed's files (env, logs, ports) in DIR instead of
+# .testbed, so that it neither stops nor is stopped by the one `make test` uses (`make demo`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir=.testbed
+dir=${TESTBED_DIR:-.testbed}
 py=.venv/bin/python
 
 wait_port() { # file pid name
@@ -19,9 +21,9 @@ wait_port() { # file pid name
 }
 
 down() {
-  [[ -f $dir/env ]] || return 0
+  [[ -f "$dir"/env ]] || return 0
   # shellcheck disable=SC1091
-  source $dir/env
+  source "$dir"/env
   for pid in ${JITSI_PID:-} ${AWS_PID:-}; do
     kill "$pid" 2>/dev/null || true
   done
@@ -29,7 +31,7 @@ down() {
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   done
-  rm -f $dir/env $dir/lambda.env $dir/*.port
+  rm -f "$dir"/env "$dir"/lambda.env "$dir"/*.port
 }
 
 up() {
@@ -42,24 +44,24 @@ up() {
     esac
   done
   down
-  mkdir -p $dir
-  rm -f $dir/aws.port $dir/jitsi.port
-  $py testbed/aws/server.py --host 127.0.0.1 --port 0 --port-file $dir/aws.port >$dir/aws.log 2>&1 &
+  mkdir -p "$dir"
+  rm -f "$dir"/aws.port "$dir"/jitsi.port
+  $py testbed/aws/server.py --host 127.0.0.1 --port 0 --port-file "$dir"/aws.port >"$dir"/aws.log 2>&1 &
   local aws_pid=$!
-  echo "AWS_PID=$aws_pid" >$dir/env
-  wait_port $dir/aws.port $aws_pid aws
-  local aws_port; aws_port=$(cat $dir/aws.port)
+  echo "AWS_PID=$aws_pid" >"$dir"/env
+  wait_port "$dir"/aws.port $aws_pid aws
+  local aws_port; aws_port=$(cat "$dir"/aws.port)
   local jitsi_pid="" jitsi_port=""
   if [[ $jitsi == 1 ]]; then
     local bin=${JITSI_BIN:-target/debug/jitsi-emulator}
     [[ -n "${JITSI_BIN:-}" ]] || cargo build -q -p jitsi-emulator
-    $bin --listen 127.0.0.1:0 --port-file $dir/jitsi.port >$dir/jitsi.log 2>&1 &
+    $bin --listen 127.0.0.1:0 --port-file "$dir"/jitsi.port >"$dir"/jitsi.log 2>&1 &
     jitsi_pid=$!
-    echo "JITSI_PID=$jitsi_pid" >>$dir/env
-    wait_port $dir/jitsi.port $jitsi_pid jitsi
-    jitsi_port=$(cat $dir/jitsi.port)
+    echo "JITSI_PID=$jitsi_pid" >>"$dir"/env
+    wait_port "$dir"/jitsi.port $jitsi_pid jitsi
+    jitsi_port=$(cat "$dir"/jitsi.port)
   fi
-  cat >$dir/env <<ENV
+  cat >"$dir"/env <<ENV
 AWS_ENDPOINT_URL=http://127.0.0.1:$aws_port
 AWS_TESTBED_CONTROL_URL=http://127.0.0.1:$aws_port/_testbed
 AWS_ACCESS_KEY_ID=testing
@@ -68,17 +70,17 @@ AWS_REGION=us-east-1
 AWS_PID=$aws_pid
 ENV
   if [[ $jitsi == 1 ]]; then
-    cat >>$dir/env <<ENV
+    cat >>"$dir"/env <<ENV
 JITSI_EMULATOR_URL=http://127.0.0.1:$jitsi_port
 JITSI_CONTROL_URL=http://127.0.0.1:$jitsi_port/control
 JITSI_PID=$jitsi_pid
 ENV
   fi
   if [[ $jitsi == 1 && $seed == 1 ]]; then
-    set -a; source $dir/env; set +a
+    set -a; source "$dir"/env; set +a
     $py scripts/seed.py
     # The functions' environment on the test bed: `cargo lambda watch --env-file`, `make plan`.
-    cat >$dir/lambda.env <<ENV
+    cat >"$dir"/lambda.env <<ENV
 AWS_ENDPOINT_URL=http://127.0.0.1:$aws_port
 AWS_ACCESS_KEY_ID=testing
 AWS_SECRET_ACCESS_KEY=testing
@@ -93,7 +95,7 @@ LOG_FORMAT=text
 CLOCK=event
 ENV
   fi
-  echo "testbed up: $(tr '\n' ' ' <$dir/env)"
+  echo "testbed up: $(tr '\n' ' ' <"$dir"/env)"
 }
 
 case "${1:-}" in

@@ -106,6 +106,7 @@ deploy_cmd=(aws cloudformation deploy
 if [[ -n "${DEPLOY_DRY_RUN:-}" && "${DEPLOY_DRY_RUN}" != 0 ]]; then
     if ((${#group_cmd[@]})); then print_cmd "${group_cmd[@]}"; fi
     print_cmd "${deploy_cmd[@]}"
+    echo "# then: each function whose running code is not its artifact above (after a 'make hotswap') gets the artifact back" >&2
     exit 0
 fi
 
@@ -119,5 +120,26 @@ for pair in "pool-controller:${CONTROLLER_CODE_KEY:-}" "termination-guard:${GUAR
 done
 if ((${#group_cmd[@]})); then "${group_cmd[@]}"; fi
 "${deploy_cmd[@]}"
+
+# Back to the reviewed artifact. Code that `make hotswap` (cargo lambda deploy) put into a
+# function is not CloudFormation's business: with unchanged keys the deploy above changes
+# no code. So every function whose running code is not its artifact gets the artifact
+# (Lambda's CodeSha256 is the base64 of the zip's SHA-256).
+for fn in pool-controller termination-guard; do
+    if [[ "$fn" == pool-controller ]]; then key="$controller_key" given="${CONTROLLER_CODE_KEY:-}"
+    else key="$guard_key" given="${GUARD_CODE_KEY:-}"; fi
+    if [[ -z "$given" ]]; then
+        artifact="$(code_sha256 < "$(lambda_zip "$fn")")"
+    else
+        artifact="$(aws s3 cp --only-show-errors --region "$REGION" "s3://$ARTIFACT_BUCKET/$key" - | code_sha256)"
+    fi
+    running="$(aws lambda get-function-configuration --region "$REGION" --function-name "$STACK-$fn" \
+        --query CodeSha256 --output text)"
+    if [[ "$running" != "$artifact" ]]; then
+        echo "deploy: $STACK-$fn runs code $running, not s3://$ARTIFACT_BUCKET/$key ($artifact): putting the artifact back"
+        aws lambda update-function-code --region "$REGION" --function-name "$STACK-$fn" \
+            --s3-bucket "$ARTIFACT_BUCKET" --s3-key "$key" --query CodeSha256 --output text
+    fi
+done
 aws cloudformation describe-stacks --region "$REGION" --stack-name "$STACK" \
     --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output table

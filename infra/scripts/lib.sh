@@ -24,6 +24,11 @@ artifact_key() {
     printf '%s%s/%s.zip' "${ARTIFACT_PREFIX:-jibri-autoscaler/}" "$1" "$sha"
 }
 
+# code_sha256 < ZIP: what Lambda reports as a function's CodeSha256 for that zip.
+code_sha256() {
+    python3 -c 'import base64, hashlib, sys; print(base64.b64encode(hashlib.sha256(sys.stdin.buffer.read()).digest()).decode())'
+}
+
 # print_cmd WORD...: one shell-quoted, copy-pastable command line.
 print_cmd() {
     local out="" w
