@@ -450,33 +450,32 @@ where
         snapshot: &GroupSnapshot,
         now: EpochSecs,
     ) {
-        let group = snapshot.name.clone();
-        let plan = report.plan.clone();
-        let warm_instances = obs.warm_pool.iter().flat_map(|w| w.instances.iter());
-        let by_id: BTreeMap<&InstanceId, &InstanceObservation> = obs
-            .instances
-            .iter()
-            .chain(warm_instances)
-            .map(|i| (&i.id, i))
-            .collect();
-        let addr = |id: &InstanceId| RecorderAddress {
-            id: id.clone(),
-            private_ip: by_id.get(id).and_then(|i| i.private_ip.clone()),
-        };
-        let mut calls = Vec::new();
-        let mut errors = Vec::new();
-        let hook_named = |transition: &str| {
-            let name = if transition == LAUNCHING {
-                &self.cfg.launch_hook_name
-            } else {
-                &self.cfg.terminate_hook_name
-            };
-            snapshot.hooks.iter().find(|h| &h.name == name)
-        };
+        let mut a = Acting::new(report.plan.clone(), obs, snapshot, now);
+        self.heartbeats_first(&mut a).await;
+        self.termination_protection(&mut a).await;
+        let protection_ok = self.scale_in_protection(&mut a).await;
+        self.hook_actions(&mut a).await;
+        self.drains(&mut a).await;
+        self.replacements(&mut a).await;
+        self.retained(&mut a).await;
+        self.warm_pool(&mut a).await;
+        self.capacity(&mut a, protection_ok).await;
+        for e in &a.errors {
+            tracing::error!(group = %a.group, "{e}");
+        }
+        report.calls = a.calls;
+        report.errors.extend(a.errors);
+        report.drain_failed.extend(a.drain_failed);
+        report.heartbeats_sent.extend(a.heartbeats_sent);
+        report.api_protection_failed.extend(a.api_protection_failed);
+    }
 
+    /// Heartbeats first: a slow or failing act phase must not let a held hook time out, and
+    /// the state records only heartbeats AWS accepted.
+    async fn heartbeats_first(&self, a: &mut Acting<'_>) {
         // 0. Heartbeats first: a slow or failing act phase must not let a held hook time
         // out, and the state records only heartbeats AWS accepted.
-        for h in &plan.hooks {
+        for h in &a.plan.hooks {
             if h.verdict != HookVerdict::Heartbeat || h.transition == HookTransition::WarmPoolEntry
             {
                 continue;
@@ -486,34 +485,39 @@ where
             } else {
                 TERMINATING
             };
-            let Some(hook) = hook_named(transition) else {
-                errors.push(format!(
+            let Some(hook) = a.hook_named(&self.cfg, transition) else {
+                a.errors.push(format!(
                     "{}: no hook named for {transition} on the group",
                     h.instance
                 ));
                 continue;
             };
             let action = ActionRef {
-                group: group.clone(),
+                group: a.group.clone(),
                 hook: hook.name.clone(),
                 instance: h.instance.clone(),
                 token: None,
             };
-            calls.push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
+            a.calls
+                .push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
             match self.asg.heartbeat(&action).await {
-                Ok(()) => report.heartbeats_sent.push(h.instance.clone()),
+                Ok(()) => a.heartbeats_sent.push(h.instance.clone()),
                 Err(PortError::NoActiveAction { .. }) => {
                     tracing::info!(instance = %h.instance, "lifecycle action already completed")
                 }
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => a.errors.push(e.to_string()),
             }
         }
+    }
 
+    /// EC2 termination protection of what records or uploads (a direct TerminateInstances
+    /// skips every hook), cleared once idle.
+    async fn termination_protection(&self, a: &mut Acting<'_>) {
         // 0b. EC2 termination protection of what records or uploads (direct
         // TerminateInstances skips every hook), cleared once idle.
-        for (ids, on) in [(&plan.api_protect, true), (&plan.api_unprotect, false)] {
+        for (ids, on) in [(&a.plan.api_protect, true), (&a.plan.api_unprotect, false)] {
             for id in ids {
-                calls.push(format!(
+                a.calls.push(format!(
                     "ModifyInstanceAttribute(DisableApiTermination={on}, {id})"
                 ));
                 match self.ec2.set_termination_protection(id, on).await {
@@ -523,28 +527,39 @@ where
                         tracing::warn!(instance = %id, error = %e, "termination protection refused; not retried")
                     }
                     Err(e) => {
-                        errors.push(e.to_string());
-                        report.api_protection_failed.push(id.clone());
+                        a.errors.push(e.to_string());
+                        a.api_protection_failed.push(id.clone());
                     }
                 }
             }
         }
+    }
 
+    /// Scale-in protection, batched. Returns false when it failed: no scale-in this tick.
+    async fn scale_in_protection(&self, a: &mut Acting<'_>) -> bool {
         // 1. Protection, batched. A failure forbids this tick's scale-in.
         let mut protection_ok = true;
-        if !plan.protect.is_empty() {
-            calls.push(format!(
+        if !a.plan.protect.is_empty() {
+            a.calls.push(format!(
                 "SetInstanceProtection(true, {})",
-                join(&plan.protect)
+                join(&a.plan.protect)
             ));
-            if let Err(e) = self.asg.set_protection(&group, &plan.protect, true).await {
+            if let Err(e) = self
+                .asg
+                .set_protection(&a.group, &a.plan.protect, true)
+                .await
+            {
                 protection_ok = false;
-                errors.push(e.to_string());
+                a.errors.push(e.to_string());
             }
         }
+        protection_ok
+    }
 
+    /// The plan's lifecycle actions (heartbeats were sent first).
+    async fn hook_actions(&self, a: &mut Acting<'_>) {
         // 2. Lifecycle actions.
-        for h in &plan.hooks {
+        for h in &a.plan.hooks {
             let transition = if h.transition.on_launch_hook() {
                 LAUNCHING
             } else {
@@ -557,11 +572,11 @@ where
                 // seen in service), the action is on the other hook: both are tried.
                 self.warm_entry_action(
                     h,
-                    snapshot,
-                    &addr(&h.instance),
-                    by_id.get(&h.instance).is_some_and(|i| i.upload_pending),
-                    &mut calls,
-                    &mut errors,
+                    a.snapshot,
+                    &a.addr(&h.instance),
+                    a.by_id.get(&h.instance).is_some_and(|i| i.upload_pending),
+                    &mut a.calls,
+                    &mut a.errors,
                 )
                 .await;
                 continue;
@@ -569,15 +584,15 @@ where
             if h.verdict == HookVerdict::Heartbeat {
                 continue; // sent first, above
             }
-            let Some(hook) = hook_named(transition) else {
-                errors.push(format!(
+            let Some(hook) = a.hook_named(&self.cfg, transition) else {
+                a.errors.push(format!(
                     "{}: no hook named for {transition} on the group",
                     h.instance
                 ));
                 continue;
             };
             let action = ActionRef {
-                group: group.clone(),
+                group: a.group.clone(),
                 hook: hook.name.clone(),
                 instance: h.instance.clone(),
                 token: None,
@@ -585,7 +600,8 @@ where
             let result = match (h.verdict, h.transition) {
                 (HookVerdict::Wait, _) => continue,
                 (HookVerdict::Continue, HookTransition::Launching) => {
-                    calls.push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
+                    a.calls
+                        .push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
                     self.asg.complete(&action, LifecycleResult::Continue).await
                 }
                 (
@@ -594,46 +610,51 @@ where
                 ) => {
                     // Stopping or terminating a warm instance: one last look; only what still
                     // reads as safe to stop goes.
-                    let Some(i) = by_id.get(&h.instance) else {
+                    let Some(i) = a.by_id.get(&h.instance) else {
                         continue;
                     };
                     let again = InstanceObservation {
-                        probe: self.recorders.probe(&addr(&h.instance)).await,
+                        probe: self.recorders.probe(&a.addr(&h.instance)).await,
                         ..(*i).clone()
                     };
                     if warm_verdict(&again, h.transition).0 == HookVerdict::Continue {
-                        calls.push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
+                        a.calls
+                            .push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
                         self.asg.complete(&action, LifecycleResult::Continue).await
                     } else {
-                        calls.push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
+                        a.calls
+                            .push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
                         self.asg.heartbeat(&action).await
                     }
                 }
                 (HookVerdict::Continue, HookTransition::Terminating) => {
-                    let Some(i) = by_id.get(&h.instance) else {
+                    let Some(i) = a.by_id.get(&h.instance) else {
                         continue;
                     };
-                    match release_after_recheck(&*self.recorders, &self.ec2, i, now, &mut calls)
+                    match release_after_recheck(&*self.recorders, &self.ec2, i, a.now, &mut a.calls)
                         .await
                     {
                         Recheck::Release => {
-                            calls
+                            a.calls
                                 .push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
                             self.asg.complete(&action, LifecycleResult::Continue).await
                         }
                         other => {
                             if let Recheck::DrainFailed(f) = other {
-                                errors.push(format!("gracefulShutdown({}): {f}", h.instance));
-                                report.drain_failed.push(h.instance.clone());
+                                a.errors
+                                    .push(format!("gracefulShutdown({}): {f}", h.instance));
+                                a.drain_failed.push(h.instance.clone());
                             }
-                            calls.push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
+                            a.calls
+                                .push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
                             self.asg.heartbeat(&action).await
                         }
                     }
                 }
                 (HookVerdict::Heartbeat, _) => continue,
                 (HookVerdict::Abandon, _) => {
-                    calls.push(format!("CompleteLifecycleAction(ABANDON, {})", h.instance));
+                    a.calls
+                        .push(format!("CompleteLifecycleAction(ABANDON, {})", h.instance));
                     self.asg.complete(&action, LifecycleResult::Abandon).await
                 }
             };
@@ -642,49 +663,56 @@ where
                 Err(PortError::NoActiveAction { .. }) => {
                     tracing::info!(instance = %h.instance, "lifecycle action already completed")
                 }
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => a.errors.push(e.to_string()),
             }
         }
+    }
 
+    /// Drain busy recorders on their way out, so no new recording lands on them.
+    async fn drains(&self, a: &mut Acting<'_>) {
         // 3. Drain busy recorders on their way out, so no new recording lands on them.
         // The tag marks confirmed drains only (a 2xx): a later refusal then reads as exited.
         let mut drained = Vec::new();
-        for id in &plan.drain {
-            calls.push(format!("gracefulShutdown({id})"));
-            match self.recorders.graceful_shutdown(&addr(id)).await {
+        for id in &a.plan.drain {
+            a.calls.push(format!("gracefulShutdown({id})"));
+            match self.recorders.graceful_shutdown(&a.addr(id)).await {
                 Ok(()) => drained.push(id.clone()),
                 Err(f) => {
-                    errors.push(format!("gracefulShutdown({id}): {f}"));
+                    a.errors.push(format!("gracefulShutdown({id}): {f}"));
                     if f != ProbeFailure::Refused {
-                        report.drain_failed.push(id.clone());
+                        a.drain_failed.push(id.clone());
                     }
                 }
             }
         }
         if !drained.is_empty() {
-            calls.push(format!("CreateTags(drain-requested, {})", join(&drained)));
-            if let Err(e) = self.ec2.mark_drain_requested(&drained, now).await {
-                errors.push(e.to_string());
+            a.calls
+                .push(format!("CreateTags(drain-requested, {})", join(&drained)));
+            if let Err(e) = self.ec2.mark_drain_requested(&drained, a.now).await {
+                a.errors.push(e.to_string());
             }
         }
+    }
 
+    /// Replace broken recorders: re-probe, drain (confirmed), terminate without decrement.
+    async fn replacements(&self, a: &mut Acting<'_>) {
         // 4. Replace broken recorders: re-probe, drain, terminate without decrement.
-        for r in &plan.replace {
-            let a = addr(&r.instance);
-            let p = self.recorders.probe(&a).await;
+        for r in &a.plan.replace {
+            let target = a.addr(&r.instance);
+            let p = self.recorders.probe(&target).await;
             if matches!(&p, Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy) {
                 tracing::info!(instance = %r.instance, "replacement skipped: the recorder became busy");
                 continue;
             }
-            calls.push(format!("gracefulShutdown({})", r.instance));
-            match self.recorders.graceful_shutdown(&a).await {
+            a.calls.push(format!("gracefulShutdown({})", r.instance));
+            match self.recorders.graceful_shutdown(&target).await {
                 Ok(()) => {
                     if let Err(e) = self
                         .ec2
-                        .mark_drain_requested(std::slice::from_ref(&r.instance), now)
+                        .mark_drain_requested(std::slice::from_ref(&r.instance), a.now)
                         .await
                     {
-                        errors.push(e.to_string());
+                        a.errors.push(e.to_string());
                     }
                 }
                 // Nothing listens: nothing to drain, nothing recording.
@@ -692,67 +720,76 @@ where
                 Err(f) => {
                     // A broken recorder that cannot be drained stays in Jicofo's brewery
                     // after termination starts: not replaced this tick.
-                    errors.push(format!(
+                    a.errors.push(format!(
                         "gracefulShutdown({}): {f}; not replaced",
                         r.instance
                     ));
-                    report.drain_failed.push(r.instance.clone());
+                    a.drain_failed.push(r.instance.clone());
                     continue;
                 }
             }
-            calls.push(format!(
+            a.calls.push(format!(
                 "TerminateInstanceInAutoScalingGroup({}, decrement=false)",
                 r.instance
             ));
             if let Err(e) = self.asg.terminate(&r.instance, false).await {
-                errors.push(e.to_string());
+                a.errors.push(e.to_string());
             }
         }
+    }
 
+    /// Retained instances that are idle now: released after the re-check.
+    async fn retained(&self, a: &mut Acting<'_>) {
         // 5. Retained instances that are idle now.
-        for id in &plan.terminate_retained {
-            let Some(i) = by_id.get(id) else { continue };
+        for id in &a.plan.terminate_retained {
+            let Some(i) = a.by_id.get(id) else { continue };
             let recheck =
-                release_after_recheck(&*self.recorders, &self.ec2, i, now, &mut calls).await;
+                release_after_recheck(&*self.recorders, &self.ec2, i, a.now, &mut a.calls).await;
             if let Recheck::DrainFailed(f) = &recheck {
-                errors.push(format!("gracefulShutdown({id}): {f}"));
-                report.drain_failed.push(id.clone());
+                a.errors.push(format!("gracefulShutdown({id}): {f}"));
+                a.drain_failed.push(id.clone());
             }
             if recheck == Recheck::Release {
-                calls.push(format!(
+                a.calls.push(format!(
                     "TerminateInstanceInAutoScalingGroup({id}, decrement=false)"
                 ));
                 if let Err(e) = self.asg.terminate(id, false).await {
-                    errors.push(e.to_string());
+                    a.errors.push(e.to_string());
                 }
             }
         }
+    }
 
+    /// The managed warm pool's size (before capacity: a scale-out draws on it).
+    async fn warm_pool(&self, a: &mut Acting<'_>) {
         // 6. The managed warm pool's size (before capacity: a scale-out draws on it).
-        if let Some(w) = plan.warm_pool {
-            calls.push(format!("PutWarmPool({})", w.size));
-            if let Err(e) = self.asg.put_warm_pool(&group, w.size).await {
-                errors.push(e.to_string());
+        if let Some(w) = a.plan.warm_pool {
+            a.calls.push(format!("PutWarmPool({})", w.size));
+            if let Err(e) = self.asg.put_warm_pool(&a.group, w.size).await {
+                a.errors.push(e.to_string());
             }
         }
+    }
 
+    /// Capacity: scale-out at once; scale-in marks, re-checks, then acts.
+    async fn capacity(&self, a: &mut Acting<'_>, protection_ok: bool) {
         // 7. Capacity.
-        if let Some(d) = plan.desired {
-            if d > plan.desired_before {
-                calls.push(format!("SetDesiredCapacity({d})"));
-                if let Err(e) = self.asg.set_desired(&group, d).await {
-                    errors.push(e.to_string());
+        if let Some(d) = a.plan.desired {
+            if d > a.plan.desired_before {
+                a.calls.push(format!("SetDesiredCapacity({d})"));
+                if let Err(e) = self.asg.set_desired(&a.group, d).await {
+                    a.errors.push(e.to_string());
                 }
             } else if !protection_ok {
-                errors.push(
+                a.errors.push(
                     "scale-in skipped: protection of the other instances could not be ensured"
                         .into(),
                 );
             } else {
                 // Mark, re-check, act: a victim that took a recording since it was chosen stays.
                 let mut victims = Vec::new();
-                for v in &plan.victims {
-                    let p = self.recorders.probe(&addr(v)).await;
+                for v in &a.plan.victims {
+                    let p = self.recorders.probe(&a.addr(v)).await;
                     match p {
                         Probe::Status(s) if s.is_available() => victims.push(v.clone()),
                         other => {
@@ -761,27 +798,23 @@ where
                     }
                 }
                 if !victims.is_empty() {
-                    calls.push(format!("SetInstanceProtection(false, {})", join(&victims)));
-                    match self.asg.set_protection(&group, &victims, false).await {
+                    a.calls
+                        .push(format!("SetInstanceProtection(false, {})", join(&victims)));
+                    match self.asg.set_protection(&a.group, &victims, false).await {
                         Ok(()) => {
-                            let d = plan.desired_before - victims.len() as u32;
-                            calls.push(format!("SetDesiredCapacity({d})"));
-                            if let Err(e) = self.asg.set_desired(&group, d).await {
-                                errors.push(e.to_string());
-                                // Do not leave them exposed to a later scale-in we did not plan.
-                                let _ = self.asg.set_protection(&group, &victims, true).await;
+                            let d = a.plan.desired_before - victims.len() as u32;
+                            a.calls.push(format!("SetDesiredCapacity({d})"));
+                            if let Err(e) = self.asg.set_desired(&a.group, d).await {
+                                a.errors.push(e.to_string());
+                                // Do not leave them exposed to a later scale-in we did not a.plan.
+                                let _ = self.asg.set_protection(&a.group, &victims, true).await;
                             }
                         }
-                        Err(e) => errors.push(e.to_string()),
+                        Err(e) => a.errors.push(e.to_string()),
                     }
                 }
             }
         }
-        for e in &errors {
-            tracing::error!(group = %group, "{e}");
-        }
-        report.calls = calls;
-        report.errors.extend(errors);
     }
 }
 
@@ -864,6 +897,62 @@ where
         if !found {
             tracing::info!(instance = %h.instance, "warm-pool lifecycle action already completed");
         }
+    }
+}
+
+/// The act phase's working set: the plan, the instances by id, and what was done.
+struct Acting<'a> {
+    group: String,
+    plan: Plan,
+    snapshot: &'a GroupSnapshot,
+    by_id: BTreeMap<&'a InstanceId, &'a InstanceObservation>,
+    now: EpochSecs,
+    /// Every mutating call made, in order.
+    calls: Vec<String>,
+    errors: Vec<String>,
+    drain_failed: Vec<InstanceId>,
+    heartbeats_sent: Vec<InstanceId>,
+    api_protection_failed: Vec<InstanceId>,
+}
+
+impl<'a> Acting<'a> {
+    fn new(plan: Plan, obs: &'a Observation, snapshot: &'a GroupSnapshot, now: EpochSecs) -> Self {
+        let warm = obs.warm_pool.iter().flat_map(|w| w.instances.iter());
+        Acting {
+            group: snapshot.name.clone(),
+            plan,
+            snapshot,
+            by_id: obs
+                .instances
+                .iter()
+                .chain(warm)
+                .map(|i| (&i.id, i))
+                .collect(),
+            now,
+            calls: Vec::new(),
+            errors: Vec::new(),
+            drain_failed: Vec::new(),
+            heartbeats_sent: Vec::new(),
+            api_protection_failed: Vec::new(),
+        }
+    }
+
+    fn addr(&self, id: &InstanceId) -> RecorderAddress {
+        RecorderAddress {
+            id: id.clone(),
+            private_ip: self.by_id.get(id).and_then(|i| i.private_ip.clone()),
+        }
+    }
+
+    /// The group's hook for a transition, found by the configured name only: another
+    /// tool's hook on the same group is never ours.
+    fn hook_named(&self, cfg: &Config, transition: &str) -> Option<&'a Hook> {
+        let name = if transition == LAUNCHING {
+            &cfg.launch_hook_name
+        } else {
+            &cfg.terminate_hook_name
+        };
+        self.snapshot.hooks.iter().find(|h| &h.name == name)
     }
 }
 
