@@ -475,28 +475,14 @@ where
     async fn heartbeats_first(&self, a: &mut Acting<'_>) {
         // 0. Heartbeats first: a slow or failing act phase must not let a held hook time
         // out, and the state records only heartbeats AWS accepted.
-        for h in &a.plan.hooks {
+        let hooks = a.plan.hooks.clone();
+        for h in &hooks {
             if h.verdict != HookVerdict::Heartbeat || h.transition == HookTransition::WarmPoolEntry
             {
                 continue;
             }
-            let transition = if h.transition.on_launch_hook() {
-                LAUNCHING
-            } else {
-                TERMINATING
-            };
-            let Some(hook) = a.hook_named(&self.cfg, transition) else {
-                a.errors.push(format!(
-                    "{}: no hook named for {transition} on the group",
-                    h.instance
-                ));
+            let Some(action) = a.action_ref(&self.cfg, h) else {
                 continue;
-            };
-            let action = ActionRef {
-                group: a.group.clone(),
-                hook: hook.name.clone(),
-                instance: h.instance.clone(),
-                token: None,
             };
             a.calls
                 .push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
@@ -559,12 +545,8 @@ where
     /// The plan's lifecycle actions (heartbeats were sent first).
     async fn hook_actions(&self, a: &mut Acting<'_>) {
         // 2. Lifecycle actions.
-        for h in &a.plan.hooks {
-            let transition = if h.transition.on_launch_hook() {
-                LAUNCHING
-            } else {
-                TERMINATING
-            };
+        let hooks = a.plan.hooks.clone();
+        for h in &hooks {
             if h.transition == HookTransition::WarmPoolEntry && h.verdict != HookVerdict::Wait {
                 // `Warmed:Pending:Wait` is a launch-hook action for an instance launched into
                 // the pool, and a terminate-hook action for one scaled in back into it. The
@@ -584,18 +566,8 @@ where
             if h.verdict == HookVerdict::Heartbeat {
                 continue; // sent first, above
             }
-            let Some(hook) = a.hook_named(&self.cfg, transition) else {
-                a.errors.push(format!(
-                    "{}: no hook named for {transition} on the group",
-                    h.instance
-                ));
+            let Some(action) = a.action_ref(&self.cfg, h) else {
                 continue;
-            };
-            let action = ActionRef {
-                group: a.group.clone(),
-                hook: hook.name.clone(),
-                instance: h.instance.clone(),
-                token: None,
             };
             let result = match (h.verdict, h.transition) {
                 (HookVerdict::Wait, _) => continue,
@@ -942,6 +914,29 @@ impl<'a> Acting<'a> {
             id: id.clone(),
             private_ip: self.by_id.get(id).and_then(|i| i.private_ip.clone()),
         }
+    }
+
+    /// The plan's action on the hook it belongs to, named by the configured hook name; a
+    /// missing hook is an error of this tick (and a `ConfigDrift`).
+    fn action_ref(&mut self, cfg: &Config, h: &HookAction) -> Option<ActionRef> {
+        let transition = if h.transition.on_launch_hook() {
+            LAUNCHING
+        } else {
+            TERMINATING
+        };
+        let Some(hook) = self.hook_named(cfg, transition) else {
+            self.errors.push(format!(
+                "{}: no hook named for {transition} on the group",
+                h.instance
+            ));
+            return None;
+        };
+        Some(ActionRef {
+            group: self.group.clone(),
+            hook: hook.name.clone(),
+            instance: h.instance.clone(),
+            token: None,
+        })
     }
 
     /// The group's hook for a transition, found by the configured name only: another

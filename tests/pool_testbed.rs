@@ -6,7 +6,7 @@ mod common;
 
 use common::bed::Bed;
 use common::*;
-use jibri_autoscaler::controller::Outcome;
+use jibri_autoscaler::controller::{Outcome, TickReport};
 use jibri_autoscaler::events::parse_lifecycle;
 use jibri_autoscaler::guard::GuardOutcome;
 use jitsi_emulator::FaultKind;
@@ -422,6 +422,20 @@ async fn every_termination_path_holds_a_busy_recorder() {
     let _ = from;
 }
 
+/// A tick whose only failed calls are the drain requests to the hung recorder `hung`
+/// (held, counted as DrainFailed).
+async fn tick_failing_only_to_drain(bed: &Bed, hung: &str) -> TickReport {
+    let r = bed.tick().await;
+    let expected = format!("gracefulShutdown({hung}): timeout");
+    assert!(r.errors.iter().all(|e| e == &expected), "{:?}", r.errors);
+    assert!(
+        r.drain_failed.iter().all(|i| i.0 == hung),
+        "{:?}",
+        r.drain_failed
+    );
+    r
+}
+
 #[tokio::test]
 async fn an_unreachable_recorder_is_never_released_and_a_flapping_one_waits_for_a_clean_idle() {
     let bed = Bed::new(
@@ -457,20 +471,7 @@ async fn an_unreachable_recorder_is_never_released_and_a_flapping_one_waits_for_
     bed.emu
         .set_recorder_fault(&ids[1], FaultKind::Http500)
         .unwrap();
-    let r = bed.tick().await;
-    // The only failed calls: the hung recorder's drain requests (it is held, DrainFailed).
-    assert!(
-        r.errors
-            .iter()
-            .all(|e| e == &format!("gracefulShutdown({}): timeout", ids[0])),
-        "{:?}",
-        r.errors
-    );
-    assert!(
-        r.drain_failed.iter().all(|i| i.0 == ids[0]),
-        "{:?}",
-        r.drain_failed
-    );
+    let r = tick_failing_only_to_drain(&bed, &ids[0]).await;
     assert!(
         !r.calls.iter().any(|c| c.contains("CONTINUE")),
         "{:?}",
@@ -479,20 +480,7 @@ async fn an_unreachable_recorder_is_never_released_and_a_flapping_one_waits_for_
     bed.emu
         .set_recorder_fault(&ids[1], FaultKind::None)
         .unwrap();
-    let r = bed.tick().await;
-    // The only failed calls: the hung recorder's drain requests (it is held, DrainFailed).
-    assert!(
-        r.errors
-            .iter()
-            .all(|e| e == &format!("gracefulShutdown({}): timeout", ids[0])),
-        "{:?}",
-        r.errors
-    );
-    assert!(
-        r.drain_failed.iter().all(|i| i.0 == ids[0]),
-        "{:?}",
-        r.drain_failed
-    );
+    let r = tick_failing_only_to_drain(&bed, &ids[0]).await;
     assert!(
         r.calls
             .iter()
