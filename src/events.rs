@@ -245,53 +245,13 @@ pub fn parse_schedule(event: &Value) -> Result<Option<EpochSecs>, EventError> {
     }
 }
 
-/// RFC 3339 (`2021-01-19T00:35:52Z`, fractional seconds and offsets allowed) to epoch seconds.
+/// RFC 3339 (`2021-01-19T00:35:52Z`, fractional seconds and offsets allowed) to epoch
+/// seconds, by the SDK's own parser (`aws_smithy_types`), which the SDK clients already
+/// link. Times before the epoch are not event times: `None`.
 pub fn parse_rfc3339(s: &str) -> Option<EpochSecs> {
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || (b[10] != b'T' && b[10] != b't')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (
-        n(0..4)?,
-        n(5..7)?,
-        n(8..10)?,
-        n(11..13)?,
-        n(14..16)?,
-        n(17..19)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            sign * (o.get(1..3)?.parse::<i64>().ok()? * 3600
-                + o.get(4..6)?.parse::<i64>().ok()? * 60)
-        }
-        _ => return None,
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * (mo + if mo > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let t = days * 86_400 + h * 3600 + mi * 60 + se - offset;
-    u64::try_from(t).ok()
+    use aws_smithy_types::date_time::{DateTime, Format};
+    let t = DateTime::from_str(s, Format::DateTimeWithOffset).ok()?;
+    u64::try_from(t.secs()).ok()
 }
 
 #[cfg(test)]
