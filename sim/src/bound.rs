@@ -99,6 +99,22 @@ pub fn clairvoyant(work: &Workload, boot_s: u64, min_billed_s: u64) -> Bound {
     }
 }
 
+/// The online floor: the fewest instance-seconds *any* policy that does not know the future
+/// can bill while refusing nothing. Every recording holds its recorder from start through
+/// finalize, and since any moment may bring a start that a booting recorder cannot take,
+/// one more recorder must be idle at every moment of the trace. Exact for the trace:
+/// Σ (recording + finalize) + the trace's span. Unlike the clairvoyant bound it is a
+/// limit an online policy can approach; it can exceed the clairvoyant bound, which keeps
+/// nobody idle.
+pub fn online_floor(work: &Workload) -> u64 {
+    let busy: u64 = work
+        .jobs
+        .iter()
+        .map(|j| j.busy_until().saturating_sub(j.start_s))
+        .sum();
+    busy + work.horizon_s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +138,15 @@ mod tests {
             lead_s: 0,
             companion_lead_s: 0,
         }
+    }
+
+    #[test]
+    fn the_online_floor_is_every_busy_second_plus_one_idle_recorder_throughout() {
+        let mut a = job(1000, 600);
+        a.finalize_s = 60;
+        let w = work(vec![a, job(1200, 300)]);
+        assert_eq!(online_floor(&w), 660 + 300 + 100_000);
+        assert_eq!(online_floor(&work(vec![])), 100_000);
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub fn standard_policies() -> Vec<Box<dyn Policy>> {
 pub struct Comparison {
     pub workload: String,
     pub bound: bound::Bound,
+    /// [`bound::online_floor`] of the workload, in seconds.
+    pub online_floor_s: u64,
     pub runs: Vec<RunResult>,
 }
 
@@ -68,6 +70,7 @@ pub fn compare(work: &Workload, p: &ModelParams, policies: Vec<Box<dyn Policy>>)
     Comparison {
         workload: work.name.clone(),
         bound,
+        online_floor_s: bound::online_floor(work),
         runs,
     }
 }

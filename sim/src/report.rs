@@ -17,6 +17,8 @@ pub struct Row {
     pub busy_killed: u64,
     pub instance_hours: f64,
     pub cost_ratio: f64,
+    /// Instance-hours over the online floor (what a policy without foresight can reach).
+    pub floor_ratio: f64,
     pub p95_recovery_s: Option<u64>,
     pub max_recovery_s: Option<u64>,
     pub scale_actions: u64,
@@ -25,6 +27,8 @@ pub struct Row {
 pub fn rows(c: &Comparison) -> Vec<Row> {
     let bound_h = c.bound.instance_hours();
     let ratio = |h: f64| if bound_h > 0.0 { h / bound_h } else { f64::NAN };
+    let floor_h = c.online_floor_s as f64 / 3600.0;
+    let floor_ratio = |h: f64| if floor_h > 0.0 { h / floor_h } else { f64::NAN };
     let mut v: Vec<Row> = c
         .runs
         .iter()
@@ -37,6 +41,7 @@ pub fn rows(c: &Comparison) -> Vec<Row> {
             busy_killed: r.busy_killed,
             instance_hours: r.instance_hours(),
             cost_ratio: ratio(r.instance_hours()),
+            floor_ratio: floor_ratio(r.instance_hours()),
             p95_recovery_s: r.p95_recovery_s,
             max_recovery_s: r.counters.refusal_recovery_s.iter().max().copied(),
             scale_actions: r.scale_actions,
@@ -51,22 +56,37 @@ pub fn rows(c: &Comparison) -> Vec<Row> {
         busy_killed: 0,
         instance_hours: bound_h,
         cost_ratio: 1.0,
+        floor_ratio: floor_ratio(bound_h),
         p95_recovery_s: None,
         max_recovery_s: None,
         scale_actions: c.bound.launches,
+    });
+    v.push(Row {
+        trace: c.workload.clone(),
+        policy: "online floor (no foresight: recordings + one idle recorder always)".into(),
+        requests: c.runs.first().map_or(0, |r| r.requests),
+        refused: 0,
+        refused_pct: 0.0,
+        busy_killed: 0,
+        instance_hours: floor_h,
+        cost_ratio: ratio(floor_h),
+        floor_ratio: 1.0,
+        p95_recovery_s: None,
+        max_recovery_s: None,
+        scale_actions: 0,
     });
     v
 }
 
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| trace | policy | requests | refused | refused % | busy killed | instance-hours | × bound | p95 recovery (s) | scale actions |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| trace | policy | requests | refused | refused % | busy killed | instance-hours | × bound | × online floor | p95 recovery (s) | scale actions |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.1} | {} | {:.1} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {:.1} | {} | {:.1} | {:.2} | {:.2} | {} | {} |",
             r.trace,
             r.policy,
             r.requests,
@@ -75,6 +95,7 @@ pub fn markdown(rows: &[Row]) -> String {
             r.busy_killed,
             r.instance_hours,
             r.cost_ratio,
+            r.floor_ratio,
             r.p95_recovery_s.map_or("–".to_string(), |s| s.to_string()),
             r.scale_actions
         );
@@ -272,11 +293,12 @@ mod tests {
         let w = Workload::new(&t, &p, 1);
         let c = crate::compare(&w, &p, crate::standard_policies());
         let rs = rows(&c);
-        let n = crate::standard_policies().len() + 1;
+        let n = crate::standard_policies().len() + 2;
         assert_eq!(rs.len(), n);
         let md = markdown(&rs);
         assert_eq!(md.lines().count(), 2 + n);
         assert!(md.contains("clairvoyant bound"));
+        assert!(md.contains("online floor"));
         let chart = svg(&w, &c.runs);
         assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
         assert_eq!(chart.matches("<polyline").count(), 2 * (1 + c.runs.len()));

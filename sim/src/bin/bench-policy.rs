@@ -139,7 +139,7 @@ fn goals(rows: &[Row], p: &ModelParams) -> String {
     }
     let best = |v: &[&Row], dynamic_only: bool| -> Option<Row> {
         v.iter()
-            .filter(|r| !r.policy.starts_with("ours") && !r.policy.starts_with("clairvoyant"))
+            .filter(|r| is_baseline(&r.policy))
             .filter(|r| !dynamic_only || !r.policy.starts_with("static"))
             .min_by(|a, b| {
                 (a.refused + a.busy_killed)
@@ -178,7 +178,10 @@ fn goals(rows: &[Row], p: &ModelParams) -> String {
                     ));
                 }
             }
-            s.push_str(&format!("; cost {:.2}× bound", o.cost_ratio));
+            s.push_str(&format!(
+                "; cost {:.2}× bound, {:.2}× the online floor",
+                o.cost_ratio, o.floor_ratio
+            ));
             if t == "workday" {
                 s.push_str(&format!(
                     " (≤ 1.3 {}); refused {:.1} % ≤ 1 % at ≤ 1.5× bound {}",
@@ -190,7 +193,7 @@ fn goals(rows: &[Row], p: &ModelParams) -> String {
             // No baseline that refuses fewer costs less.
             let cheaper_better: Vec<&str> = of
                 .iter()
-                .filter(|b| !b.policy.starts_with("ours") && !b.policy.starts_with("clairvoyant"))
+                .filter(|b| is_baseline(&b.policy))
                 .filter(|b| {
                     b.refused + b.busy_killed < o.refused + o.busy_killed
                         && b.instance_hours < o.instance_hours
@@ -327,4 +330,11 @@ fn main() -> anyhow::Result<()> {
         println!("json: {}", j.display());
     }
     Ok(())
+}
+
+/// A field baseline's row: not ours, and not one of the two bounds.
+fn is_baseline(policy: &str) -> bool {
+    !["ours", "clairvoyant", "online floor"]
+        .iter()
+        .any(|p| policy.starts_with(p))
 }
