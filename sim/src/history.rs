@@ -12,9 +12,11 @@
 //! | `night-weekend` | a Saturday | a night/weekend Sat–Sun, Mon–Fri workdays |
 //! | `flash-crowd` | a Monday | seven quiet days (the same day without its crowd) |
 //! | `long-recordings` | a Monday | seven days of long recordings |
-//! | any other (a CSV) | a Monday | the trace itself, seven times: the only history known |
+//! | any other (a CSV) | a Monday | none by default; `bench-policy --history FILE` lives FILE seven times |
 //!
-//! Baselines and the bound keep no history (they learn nothing).
+//! A trace of unknown origin gets no history by default: replaying the trace itself would
+//! let the forecast see the very day it is measured on. Baselines and the bound keep no
+//! history (they learn nothing).
 
 use crate::trace::{gen, Trace};
 
@@ -111,7 +113,35 @@ pub fn placement(name: &str, seed: u64) -> Placement {
     }
 }
 
-/// The history of a trace not generated here: the trace itself, the seven days before.
+/// What our policy lives before a trace.
+#[derive(Debug, Clone, Default)]
+pub enum HistorySource {
+    /// The bundled traces' generated week ([`placement`]); a trace of unknown origin gets
+    /// none.
+    #[default]
+    Bundled,
+    /// No history: every run is a new pool's first day.
+    None,
+    /// This trace (e.g. `bench-policy --history FILE`), lived seven times as the week before.
+    File(Trace),
+    /// The measured trace itself, seven times (the simulator's random tests: a history that
+    /// exists for any generated trace; it sees the day it is measured on).
+    ReplayItself,
+}
+
+impl HistorySource {
+    /// For the report: what the week before was.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Bundled => "the bundled week before (none for a trace of unknown origin)".into(),
+            Self::None => "none".into(),
+            Self::File(t) => format!("{} lived seven times", t.name),
+            Self::ReplayItself => "the trace itself, seven times".into(),
+        }
+    }
+}
+
+/// The history of a trace: `trace`, the seven days before.
 pub fn replayed(trace: &Trace, seed: u64) -> Placement {
     let before = (0..7)
         .map(|d| Day {

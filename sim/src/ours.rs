@@ -91,6 +91,8 @@ pub struct Ours {
     /// demand has what a pool in production would have (on for the defaults and
     /// [`Ours::with`], off for [`Ours::new`]).
     pub history: bool,
+    /// Which week is lived (when `history` is on).
+    pub history_source: crate::history::HistorySource,
     /// Epoch seconds of the world's second 0 (the controller sees real calendar time).
     pub offset: u64,
     /// Jicofo's conference count per world second, when the workload is known.
@@ -170,6 +172,7 @@ impl Ours {
             burst_memory: None,
             warm_pool: false,
             history: false,
+            history_source: crate::history::HistorySource::default(),
             offset: 0,
             conferences: Vec::new(),
         }
@@ -263,19 +266,28 @@ impl Ours {
     /// Lives the history of `work` (the week before it), keeping only the controller's
     /// state: what it learned. Then sets the calendar time of the trace itself.
     fn live_history(&mut self, p: &ModelParams, work: &Workload) {
-        let mut placement = crate::history::placement(&work.name, work.seed);
-        if placement.before.is_empty() {
-            let requests = work
-                .jobs
-                .iter()
-                .map(|j| crate::trace::Request {
-                    start_s: j.start_s,
-                    duration_s: j.duration_s,
-                })
-                .collect();
-            let trace = crate::trace::Trace::new(work.name.clone(), requests, Some(work.horizon_s));
-            placement = crate::history::replayed(&trace, work.seed);
-        }
+        use crate::history::HistorySource;
+        let placement = match &self.history_source {
+            HistorySource::Bundled => crate::history::placement(&work.name, work.seed),
+            HistorySource::None => crate::history::Placement {
+                epoch: crate::history::placement(&work.name, work.seed).epoch,
+                before: Vec::new(),
+            },
+            HistorySource::File(t) => crate::history::replayed(t, work.seed),
+            HistorySource::ReplayItself => {
+                let requests = work
+                    .jobs
+                    .iter()
+                    .map(|j| crate::trace::Request {
+                        start_s: j.start_s,
+                        duration_s: j.duration_s,
+                    })
+                    .collect();
+                let trace =
+                    crate::trace::Trace::new(work.name.clone(), requests, Some(work.horizon_s));
+                crate::history::replayed(&trace, work.seed)
+            }
+        };
         if self.history {
             for day in &placement.before {
                 let w = Workload::new(&day.trace, p, day.seed);
@@ -295,6 +307,10 @@ impl Ours {
 impl Policy for Ours {
     fn name(&self) -> String {
         self.label.clone()
+    }
+
+    fn set_history(&mut self, h: &crate::history::HistorySource) {
+        self.history_source = h.clone();
     }
 
     fn prepare(&mut self, p: &ModelParams, w: &Workload) {

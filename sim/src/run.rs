@@ -9,6 +9,8 @@ pub trait Policy {
     fn name(&self) -> String;
     /// Before the run (e.g. living the days before the trace); nothing by default.
     fn prepare(&mut self, _p: &ModelParams, _w: &Workload) {}
+    /// Which history a learning policy lives before a trace; ignored by the others.
+    fn set_history(&mut self, _h: &crate::history::HistorySource) {}
     fn setup(&self, p: &ModelParams, w: &Workload) -> GroupSetup;
     /// Called every second, after Jicofo served that second's requests and before the
     /// Auto Scaling group acts.

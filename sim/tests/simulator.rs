@@ -90,6 +90,7 @@ fn random_ours(seed: u64) -> Ours {
     // Living the week before (the trace replayed 7 times) is slow in a debug build:
     // one case in five.
     o.history = r.chance(0.2);
+    o.history_source = jibri_sim::history::HistorySource::ReplayItself;
     o
 }
 

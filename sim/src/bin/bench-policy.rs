@@ -7,6 +7,7 @@
 //! A `--variant` adds a run of our plan() with those configuration overrides.
 
 use anyhow::{bail, Context};
+use jibri_sim::history::HistorySource;
 use jibri_sim::ours::{self, Ours};
 use jibri_sim::report::{self, Row};
 use jibri_sim::run::Policy;
@@ -25,6 +26,8 @@ struct Args {
     json: Option<PathBuf>,
     /// `TRACE:FROM_H-TO_H`: print our default plan's summaries for that window.
     log: Option<(String, u64, u64)>,
+    /// `--history none|FILE`: what our policies live before each trace.
+    history: HistorySource,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -39,6 +42,7 @@ fn parse_args() -> anyhow::Result<Args> {
         burst_variants: Vec::new(),
         json: None,
         log: None,
+        history: HistorySource::Bundled,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -48,6 +52,20 @@ fn parse_args() -> anyhow::Result<Args> {
             "--out" => a.out = PathBuf::from(val("--out")?),
             "--seed" => a.seed = val("--seed")?.parse().context("--seed")?,
             "--json" => a.json = Some(PathBuf::from(val("--json")?)),
+            "--history" => {
+                let v = val("--history")?;
+                a.history = if v == "none" {
+                    HistorySource::None
+                } else {
+                    let path = PathBuf::from(&v);
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading --history {v}"))?;
+                    let name = path
+                        .file_stem()
+                        .map_or_else(|| v.clone(), |s| s.to_string_lossy().to_string());
+                    HistorySource::File(Trace::parse_csv(&name, &text)?)
+                };
+            }
             "--log" => {
                 let v = val("--log")?;
                 let (t, w) = v.split_once(':').context("--log is TRACE:FROM_H-TO_H")?;
@@ -80,7 +98,7 @@ fn parse_args() -> anyhow::Result<Args> {
                 }
             }
             "-h" | "--help" => {
-                println!("usage: bench-policy [--traces DIR] [--out DIR] [--seed N] [--variant \"LABEL:KEY=VAL;...\"]... [--json FILE] [--log TRACE:FROM_H-TO_H]");
+                println!("usage: bench-policy [--traces DIR] [--out DIR] [--seed N] [--variant \"LABEL:KEY=VAL;...\"]... [--json FILE] [--log TRACE:FROM_H-TO_H] [--history none|FILE]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (see --help)"),
@@ -121,6 +139,9 @@ fn policies(args: &Args) -> anyhow::Result<Vec<Box<dyn Policy>>> {
             }
             v.insert(1, Box::new(o));
         }
+    }
+    for p in &mut v {
+        p.set_history(&args.history);
     }
     Ok(v)
 }
@@ -291,6 +312,18 @@ fn main() -> anyhow::Result<()> {
             c.runs.len(),
             work.horizon_s / 3600,
             took.as_secs_f64() * 1000.0
+        );
+        // Which week our policies lived before this trace (the "− history" row: none).
+        let known = !jibri_sim::history::placement(&name, args.seed)
+            .before
+            .is_empty();
+        println!(
+            "{name}: history of ours: {}",
+            match &args.history {
+                HistorySource::Bundled if known => "the bundled week before".to_string(),
+                HistorySource::Bundled => "none (a trace of unknown origin)".to_string(),
+                other => other.describe(),
+            }
         );
         for r in &c.runs {
             if !r.counters.violations.is_empty() {
