@@ -214,7 +214,7 @@ NOT_PARAMETERS = {
     "CLOCK": "always the wall clock in Lambda (event time is for the local test bed)",
 }
 # The guard keeps no state and emits no metrics.
-NOT_FOR_THE_GUARD = {"STATE_BUCKET", "STATE_PREFIX", "METRICS_SINK", "METRICS_NAMESPACE"}
+NOT_FOR_THE_GUARD = {"STATE_BUCKET", "STATE_PREFIX", "RECORDINGS_PREFIX", "METRICS_SINK", "METRICS_NAMESPACE"}
 # Variables derived from a parameter of another shape: variable -> (parameter,
 # {parameter value: variable value}). WarmPool also decides whether the stack creates
 # the warm pool, hence "none" rather than the controller's "off".

@@ -57,6 +57,7 @@ pub const VARS: &[Var] = &[
     Var { name: "METRICS_NAMESPACE", default: Some("JibriAutoscaler"), doc: "CloudWatch namespace of the metrics." },
     Var { name: "STATE_BUCKET", default: Some(""), doc: "S3 bucket of the controller's state. Empty: state is kept in memory only (local runs)." },
     Var { name: "STATE_PREFIX", default: Some("jibri-autoscaler/state/"), doc: "Key prefix of the state object (`<prefix><group>.json`)." },
+    Var { name: "RECORDINGS_PREFIX", default: Some("recordings/"), doc: "Key prefix of the recordings in the same bucket (the stack's `RecordingsPrefix`): checked disjoint from `STATE_PREFIX` at cold start, so the state object is never read from or written among recordings." },
     Var { name: "DRY_RUN", default: Some("false"), doc: "`true`: observe and plan, log the plan, change nothing." },
     Var { name: "TICK_BUDGET_MS", default: Some("45000"), doc: "Time budget of one controller tick, retries included (keep below the Lambda timeout)." },
     Var { name: "CLOCK", default: Some("wall"), doc: "`wall`: a tick's time is the wall clock (production; an event's `time` never moves it). `event`: the schedule event's `time`, for the local test bed's compressed clock only." },
@@ -251,6 +252,18 @@ impl Config {
                 format!("{warm_pool_max} is below WARM_POOL_MIN {warm_pool_min}"),
             ));
         }
+        let state_prefix = r.string("STATE_PREFIX")?;
+        let recordings_prefix = r.string("RECORDINGS_PREFIX")?;
+        // Threat: a state prefix inside the recordings (or the other way round) makes the
+        // controller read a recording as its state, or overwrite one with it.
+        if state_prefix.starts_with(&recordings_prefix)
+            || recordings_prefix.starts_with(&state_prefix)
+        {
+            return Err(err(
+                "STATE_PREFIX",
+                format!("{state_prefix:?} and RECORDINGS_PREFIX {recordings_prefix:?} overlap: one is a prefix of the other"),
+            ));
+        }
         let unknown_max_share = r.float("UNKNOWN_MAX_SHARE")?;
         if !(0.0..=1.0).contains(&unknown_max_share) {
             return Err(err("UNKNOWN_MAX_SHARE", "must be in [0, 1]"));
@@ -306,7 +319,7 @@ impl Config {
             metrics_sink,
             metrics_namespace: r.string("METRICS_NAMESPACE")?,
             state_bucket,
-            state_prefix: r.string("STATE_PREFIX")?,
+            state_prefix,
             dry_run: r.boolean("DRY_RUN")?,
             tick_budget: Duration::from_millis(r.num("TICK_BUDGET_MS", 1000, 900_000)?),
             log_json: match r.string("LOG_FORMAT")?.as_str() {
@@ -582,6 +595,27 @@ pub(crate) mod tests {
             readme.contains(&markdown_table()),
             "README.md's configuration table is stale: run `make config-table` and paste it"
         );
+    }
+
+    /// Issue 14.10: the state and recordings prefixes of one bucket must not overlap.
+    #[test]
+    fn overlapping_state_and_recordings_prefixes_are_refused_at_cold_start() {
+        for (state, rec) in [
+            ("recordings/state/", "recordings/"),
+            ("jibri/", "jibri/recordings/"),
+            ("same/", "same/"),
+            ("", "recordings/"),
+        ] {
+            let e =
+                config_with(&[("STATE_PREFIX", state), ("RECORDINGS_PREFIX", rec)]).unwrap_err();
+            assert_eq!(e.var, "STATE_PREFIX", "{state} {rec}");
+        }
+        assert!(config_with(&[
+            ("STATE_PREFIX", "state/"),
+            ("RECORDINGS_PREFIX", "recordings/")
+        ])
+        .is_ok());
+        assert!(config_with(&[]).is_ok(), "the defaults are disjoint");
     }
 
     #[test]
