@@ -34,6 +34,7 @@ pub const VARS: &[Var] = &[
     Var { name: "WARM_BOOT_LATENCY_S", default: Some("60"), doc: "Seconds from a warm-pool start until the recorder takes recordings (until measured)." },
     Var { name: "BOOT_LATENCY_LEARN", default: Some("on"), doc: "`on`: the boot latencies used are the ones measured on this pool (launch until the Jibri first answers), once 3 boots were seen; `off`: the configured ones." },
     Var { name: "FORECAST", default: Some("on"), doc: "`on`: the spare target also covers the recording starts that history (by hour of week and minute of hour) expects in the next boot latency: the pool grows before :00 and :30. `off`: recent rates only." },
+    Var { name: "FORECAST_PRIOR", default: Some("workday"), doc: "What a new pool (or one whose state was lost) assumes before its own data: `workday` (an hour's starts bunch in its first minutes and after :30; until an hour of the day is learned, the last hour learned stands in for it) or `flat`. The learned model replaces it as starts arrive." },
     Var { name: "FORECAST_ALPHA", default: Some("0.3"), doc: "Weight of the newest week (hour-of-week bins; twice that for the hour-of-day fallback) in the learned demand." },
     Var { name: "LEADING_SIGNALS", default: Some("on"), doc: "`on`: new conferences in Jicofo (times the learned recordings per conference) count as starts about to come, and a refusal makes the last two minutes' start rate count over the boot latency." },
     Var { name: "WARM_POOL_MODE", default: Some("off"), doc: "`off`: the controller never changes the warm pool (it still uses one that exists); `managed`: it sizes the group's warm pool every tick (`PutWarmPool`, MinSize = MaxGroupPreparedCapacity, reuse on scale-in)." },
@@ -116,6 +117,7 @@ pub struct Config {
     pub boot_latency_learn: bool,
     pub forecast: bool,
     pub forecast_alpha: f64,
+    pub forecast_prior: crate::forecast::Prior,
     pub leading_signals: bool,
     pub warm_pool_managed: bool,
     pub warm_pool_min: u32,
@@ -288,6 +290,16 @@ impl Config {
             boot_latency_learn: r.switch("BOOT_LATENCY_LEARN")?,
             forecast: r.switch("FORECAST")?,
             forecast_alpha,
+            forecast_prior: match r.string("FORECAST_PRIOR")?.as_str() {
+                "workday" => crate::forecast::Prior::Workday,
+                "flat" => crate::forecast::Prior::Flat,
+                other => {
+                    return Err(err(
+                        "FORECAST_PRIOR",
+                        format!("{other:?} is neither `workday` nor `flat`"),
+                    ))
+                }
+            },
             leading_signals: r.switch("LEADING_SIGNALS")?,
             warm_pool_managed,
             warm_pool_min,

@@ -43,6 +43,38 @@ pub struct Demand {
     pub hour: Option<HourCount>,
     /// Recording starts per new conference, in thousandths (learned hour by hour).
     pub per_conference: Option<u32>,
+    /// The last hour learned (mean starts, in thousandths): a new pool's stand-in for an
+    /// hour of the day not seen yet (the level persists from one hour to the next).
+    pub last_hour: Option<u32>,
+}
+
+/// What a new pool assumes before its own data: the shape of an hour's starts over its
+/// minutes. People start meetings on the hour and the half hour in every time zone with
+/// whole-hour offsets, so the shape needs no calendar. The learned profile replaces it as
+/// starts arrive (the prior weighs as much as `MINUTE_PRIOR_STARTS` starts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prior {
+    /// 36 % of an hour's starts in its first three minutes, 24 % in the three after :30,
+    /// the rest spread evenly.
+    #[default]
+    Workday,
+    /// Every minute alike.
+    Flat,
+}
+
+impl Prior {
+    /// The prior share of an hour's starts in minute `m` (0..60); the 60 shares sum to 1.
+    pub fn minute_share(self, m: usize) -> f64 {
+        match self {
+            Prior::Flat => 1.0 / 60.0,
+            Prior::Workday => match m {
+                0..=2 => 0.12,
+                30..=32 => 0.08,
+                _ => 0.40 / 54.0,
+            },
+        }
+    }
 }
 
 /// Starts (and new conferences) counted in the current hour so far.
@@ -135,36 +167,38 @@ impl Demand {
                 *v = (f64::from(*v) * MINUTE_KEEP) as u32;
             }
         }
+        self.last_hour = self.day.get(&d).copied();
         if h.new_conferences >= 5 {
             let ratio = (n / f64::from(h.new_conferences)).min(1.0);
             self.per_conference = Some(blend(self.per_conference, ratio, alpha));
         }
     }
 
-    /// Mean starts in the hour containing `t`, if that hour (of the week, else of the
-    /// day) was ever learned.
+    /// Mean starts in the hour containing `t`: that hour of the week, else of the day,
+    /// else (a new pool's first day) the last hour learned.
     pub fn hour_mean(&self, t: EpochSecs) -> Option<f64> {
         self.week
             .get(&hour_of_week(t))
             .or_else(|| self.day.get(&hour_of_day(t)))
+            .or(self.last_hour.as_ref())
             .map(|v| f64::from(*v) / MILLI)
     }
 
-    /// Share of an hour's starts that fall in minute `m` (0..60).
-    fn share(&self, m: usize) -> f64 {
-        let flat = 1.0 / 60.0;
+    /// Share of an hour's starts that fall in minute `m` (0..60): the learned profile,
+    /// blended with the prior's shape while few starts were seen.
+    fn share(&self, m: usize, prior: Prior) -> f64 {
+        let p = prior.minute_share(m);
         if self.minute.len() != 60 {
-            return flat;
+            return p;
         }
         let total: f64 = self.minute.iter().map(|v| f64::from(*v) / MILLI).sum();
         let mine = f64::from(self.minute[m]) / MILLI;
-        // Few starts seen: lean on the flat profile (a prior worth MINUTE_PRIOR_STARTS).
-        (mine + MINUTE_PRIOR_STARTS * flat) / (total + MINUTE_PRIOR_STARTS)
+        (mine + MINUTE_PRIOR_STARTS * p) / (total + MINUTE_PRIOR_STARTS)
     }
 
     /// Expected recording starts in `[from, from + window_s)`, or `None` when no hour in
     /// the window has been learned.
-    pub fn expected(&self, from: EpochSecs, window_s: u64) -> Option<f64> {
+    pub fn expected(&self, from: EpochSecs, window_s: u64, prior: Prior) -> Option<f64> {
         if window_s == 0 {
             return Some(0.0);
         }
@@ -179,7 +213,7 @@ impl Demand {
             let fraction = (minute_end - t) as f64 / 60.0;
             if let Some(mean) = self.hour_mean(t) {
                 known = true;
-                sum += mean * self.share(((t % 3600) / 60) as usize) * fraction;
+                sum += mean * self.share(((t % 3600) / 60) as usize, prior) * fraction;
             }
             t = minute_end;
         }
@@ -231,11 +265,49 @@ mod tests {
         }
     }
 
+    /// Issue 15.1: a new pool's first day. After one learned hour the next hour (never
+    /// seen) is forecast at that hour's level, its starts bunched at :00 and :30 by the
+    /// workday prior; the flat prior spreads them.
+    #[test]
+    fn a_new_pool_forecasts_the_next_hours_bursts_from_the_prior() {
+        let mut d = Demand::default();
+        let nine = MONDAY + 9 * 3600;
+        let mut t = nine;
+        while t <= nine + 3600 {
+            d.observe(t, if t == nine + 60 { 20 } else { 0 }, 0, 0.3);
+            t += 60;
+        }
+        // Only Monday 09:00 was learned; 11:00 was never seen (by week or by day): the
+        // last hour learned stands in.
+        let eleven = nine + 2 * 3600;
+        assert_eq!(d.hour_mean(eleven), Some(20.0));
+        assert!(d.expected(eleven, 180, Prior::Workday) > d.expected(eleven, 180, Prior::Flat));
+        // With no minute profile yet, the prior's shape alone: 36 % of the hour at :00-:02.
+        let fresh = Demand {
+            last_hour: Some(20_000),
+            ..Demand::default()
+        };
+        let workday = fresh.expected(eleven, 180, Prior::Workday).unwrap();
+        let flat = fresh.expected(eleven, 180, Prior::Flat).unwrap();
+        assert!(
+            (workday - 7.2).abs() < 1e-6 && (flat - 1.0).abs() < 1e-6,
+            "{workday} {flat}"
+        );
+        let quiet = fresh
+            .expected(eleven + 10 * 60, 180, Prior::Workday)
+            .unwrap();
+        assert!(quiet < flat, "between bursts {quiet} < flat {flat}");
+        for p in [Prior::Workday, Prior::Flat] {
+            let total: f64 = (0..60).map(|m| p.minute_share(m)).sum();
+            assert!((total - 1.0).abs() < 1e-9, "{p:?} sums to {total}");
+        }
+    }
+
     #[test]
     fn nothing_learned_means_no_forecast() {
         let d = Demand::default();
-        assert_eq!(d.expected(MONDAY, 600), None);
-        assert_eq!(d.expected(MONDAY, 0), Some(0.0));
+        assert_eq!(d.expected(MONDAY, 600, Prior::Flat), None);
+        assert_eq!(d.expected(MONDAY, 0, Prior::Flat), Some(0.0));
     }
 
     #[test]
@@ -244,13 +316,17 @@ mod tests {
         run(&mut d, MONDAY, 1, bursts);
         // Tuesday 07:56 - 08:02: the 08:00 burst is ahead.
         let tue = MONDAY + 86_400;
-        let before = d.expected(tue + 7 * 3600 + 56 * 60, 360).unwrap();
+        let before = d
+            .expected(tue + 7 * 3600 + 56 * 60, 360, Prior::Flat)
+            .unwrap();
         assert!(before > 15.0, "{before}");
         // 08:10 - 08:16: nothing expected there.
-        let after = d.expected(tue + 8 * 3600 + 10 * 60, 360).unwrap();
+        let after = d
+            .expected(tue + 8 * 3600 + 10 * 60, 360, Prior::Flat)
+            .unwrap();
         assert!(after < 1.0, "{after}");
         // Night: learned as zero, not unknown.
-        assert_eq!(d.expected(tue + 3 * 3600, 600), Some(0.0));
+        assert_eq!(d.expected(tue + 3 * 3600, 600, Prior::Flat), Some(0.0));
     }
 
     #[test]
@@ -265,9 +341,9 @@ mod tests {
             }
         });
         let next_sat = MONDAY + 12 * 86_400 + 7 * 3600 + 56 * 60;
-        assert!(d.expected(next_sat, 360).unwrap() < 0.5);
+        assert!(d.expected(next_sat, 360, Prior::Flat).unwrap() < 0.5);
         let next_mon = MONDAY + 7 * 86_400 + 7 * 3600 + 56 * 60;
-        assert!(d.expected(next_mon, 360).unwrap() > 15.0);
+        assert!(d.expected(next_mon, 360, Prior::Flat).unwrap() > 15.0);
     }
 
     #[test]

@@ -195,6 +195,8 @@ pub struct Plan {
     pub counts: PoolCounts,
     /// Log-worthy conditions (e.g. ABANDON without a retain policy).
     pub warnings: Vec<String>,
+    /// The prior a new pool's forecast leans on until its own data replaces it.
+    pub forecast_prior: crate::forecast::Prior,
 }
 
 impl Plan {
@@ -216,13 +218,14 @@ impl Plan {
     pub fn summary(&self) -> String {
         let ids = |v: &[InstanceId]| v.iter().map(|i| i.0.as_str()).collect::<Vec<_>>().join(",");
         let mut s = format!(
-            "plan group={} desired={}{} spare={} (rate {:.2}/min, forecast {}, lead {:.1}, floor {}, horizon {}s) busy={} idle={} launching={} unknown={} broken={} held={} retained={} refused={}",
+            "plan group={} desired={}{} spare={} (rate {:.2}/min, forecast {} prior {}, lead {:.1}, floor {}, horizon {}s) busy={} idle={} launching={} unknown={} broken={} held={} retained={} refused={}",
             self.group,
             self.desired_before,
             self.desired.map(|d| format!("->{d}")).unwrap_or_default(),
             self.spare.target,
             self.spare.rate_per_min,
             self.spare.forecast.map(|f| format!("{f:.1}")).unwrap_or_else(|| "-".into()),
+            serde_json::to_value(self.forecast_prior).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
             self.spare.lead,
             self.spare.floor,
             self.spare.horizon_s,
@@ -385,6 +388,7 @@ pub fn plan(
         kept,
         counts,
         warnings,
+        forecast_prior: cfg.forecast_prior,
     };
     (plan, next)
 }

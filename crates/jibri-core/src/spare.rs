@@ -92,7 +92,9 @@ pub fn spare_target(cfg: &Config, i: SpareInputs<'_>) -> SpareTarget {
         .max()
         .unwrap_or(0);
     let horizon_s = i.boot_s + TICK_PERIOD_S;
-    let forecast = i.demand.and_then(|d| d.expected(i.now, horizon_s));
+    let forecast = i
+        .demand
+        .and_then(|d| d.expected(i.now, horizon_s, cfg.forecast_prior));
     let (base, reactive, rate) = match cfg.spare {
         SpareMode::Fixed(n) => (n, n, 0.0),
         SpareMode::Adaptive {
@@ -107,7 +109,9 @@ pub fn spare_target(cfg: &Config, i: SpareInputs<'_>) -> SpareTarget {
                 let seen = start_rate(i.history, i.now, window_s) * window_s as f64;
                 let expected = i
                     .demand
-                    .and_then(|d| d.expected(i.now.saturating_sub(window_s), window_s))
+                    .and_then(|d| {
+                        d.expected(i.now.saturating_sub(window_s), window_s, cfg.forecast_prior)
+                    })
                     .unwrap_or(0.0);
                 (seen - expected).max(0.0) / window_s as f64
             };
@@ -153,7 +157,7 @@ pub fn warm_target(
         SpareMode::Fixed(_) => 0.99,
     };
     let mean = demand
-        .and_then(|d| d.expected(now, horizon_s))
+        .and_then(|d| d.expected(now, horizon_s, cfg.forecast_prior))
         .unwrap_or(0.0);
     poisson_quantile(mean, p, cap)
 }
