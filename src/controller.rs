@@ -651,7 +651,13 @@ where
                 Ok(()) => drained.push(id.clone()),
                 Err(f) => {
                     a.errors.push(format!("gracefulShutdown({id}): {f}"));
-                    if f != ProbeFailure::Refused {
+                    // A refusal is an exited Jibri, unless its health endpoint answered:
+                    // then the internal API is not reachable (a drain failure).
+                    let answers = a
+                        .by_id
+                        .get(id)
+                        .is_some_and(|i| matches!(i.probe, Probe::Status(_)));
+                    if f != ProbeFailure::Refused || answers {
                         a.drain_failed.push(id.clone());
                     }
                 }
@@ -688,7 +694,7 @@ where
                     }
                 }
                 // Nothing listens: nothing to drain, nothing recording.
-                Err(ProbeFailure::Refused) => {}
+                Err(ProbeFailure::Refused) if !matches!(p, Probe::Status(_)) => {}
                 Err(f) => {
                     // A broken recorder that cannot be drained stays in Jicofo's brewery
                     // after termination starts: not replaced this tick.
@@ -990,12 +996,13 @@ pub async fn release_after_recheck<R: Recorders + ?Sized, E: Ec2 + ?Sized>(
     // A live Jibri is always asked again: one restarted since an earlier drain is idle and
     // would otherwise take a recording between the re-probe and the termination.
     let mut drained = false;
+    let mut drain_refused = false;
     if i.probe != Probe::Failed(ProbeFailure::Refused) {
         calls.push(format!("gracefulShutdown({})", i.id));
         match r.graceful_shutdown(&a).await {
             Ok(()) => drained = true,
             // Nothing listens: the re-probe below tells an exited Jibri from a live one.
-            Err(ProbeFailure::Refused) => {}
+            Err(ProbeFailure::Refused) => drain_refused = true,
             Err(f) => {
                 tracing::warn!(instance = %i.id, failure = %f, "gracefulShutdown before release failed: kept, retried next tick");
                 return Recheck::DrainFailed(f);
@@ -1013,7 +1020,14 @@ pub async fn release_after_recheck<R: Recorders + ?Sized, E: Ec2 + ?Sized>(
             return Recheck::Keep("drain not marked".into());
         }
     }
-    match r.probe(&a).await {
+    let again = r.probe(&a).await;
+    if drain_refused && matches!(again, Probe::Status(_)) {
+        // Health answers while the internal API refuses: the most common
+        // misconfiguration (Jibri binds its internal API to 127.0.0.1). Never drained.
+        tracing::warn!(instance = %i.id, "gracefulShutdown refused while the health endpoint answers: the internal API is not reachable (jibri.api.http.internal-api-host); kept");
+        return Recheck::DrainFailed(ProbeFailure::Refused);
+    }
+    match again {
         Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy => {
             tracing::info!(instance = %i.id, "re-check before release: took a recording, kept");
             Recheck::Keep("busy".into())

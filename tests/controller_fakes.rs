@@ -811,3 +811,22 @@ async fn ec2_termination_protection_follows_recording_and_uploading() {
         ]
     );
 }
+
+/// Issue 14.2 (found by the fault matrix, row 4b): the internal API refused at connect
+/// while the health endpoint answers is the most common misconfiguration (Jibri binds its
+/// internal API to 127.0.0.1): never taken for an exited Jibri, never released, and
+/// raised as DrainFailed.
+#[tokio::test]
+async fn a_drain_refused_while_health_answers_is_a_drain_failure() {
+    let w = world(0, 10, 0, &[("i-idle", "Terminating:Wait", false, idle())]);
+    w.rec
+        .drain_failures
+        .lock()
+        .unwrap()
+        .insert("i-idle".into(), ProbeFailure::Refused);
+    let r = controller(&w, cfg(&[]), "t").tick(NOW).await.unwrap();
+    let calls = w.aws.mutating_calls();
+    assert!(!calls.iter().any(|c| c.contains("CONTINUE")), "{calls:?}");
+    assert_eq!(r.drain_failed, vec![InstanceId::from("i-idle")]);
+    assert_eq!(w.metrics.last("DrainFailed"), Some(1.0));
+}

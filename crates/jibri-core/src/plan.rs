@@ -1313,7 +1313,13 @@ fn launch_hook(
     cfg: &Config,
     now: EpochSecs,
 ) -> HookAction {
-    let (verdict, why) = launch_verdict(i, now.saturating_sub(since), cfg.launch_max_wait_s);
+    let (mut verdict, why) = launch_verdict(i, now.saturating_sub(since), cfg.launch_max_wait_s);
+    // A waiting launch action is heartbeated every tick: LAUNCH_MAX_WAIT_S decides it, never
+    // the hook's own timeout, whose DefaultResult would decide for a recorder that may have
+    // booted and taken a recording (or hold an upload) while it waits.
+    if verdict == HookVerdict::Wait {
+        verdict = HookVerdict::Heartbeat;
+    }
     HookAction {
         instance: i.id.clone(),
         transition: HookTransition::Launching,

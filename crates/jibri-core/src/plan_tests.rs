@@ -452,7 +452,9 @@ fn launch_hook_is_continued_when_healthy_and_abandoned_after_the_wait() {
     let cfg = fixed(2);
     let (p, next) = plan(&obs, &PoolState::default(), &cfg, NOW);
     let v: Vec<_> = p.hooks.iter().map(|h| h.verdict).collect();
-    assert_eq!(v, vec![HookVerdict::Continue, HookVerdict::Wait]);
+    // Still booting: the action is heartbeated every tick (LAUNCH_MAX_WAIT_S decides it,
+    // never the hook's own timeout: found by the fault matrix, row 10c).
+    assert_eq!(v, vec![HookVerdict::Continue, HookVerdict::Heartbeat]);
     // Silent past the wait: unknown, so in service (the terminate hook guards it), never
     // ABANDON, which would terminate it without any terminate hook.
     let (p, _) = plan(&obs, &next, &cfg, NOW + 900);
