@@ -714,9 +714,13 @@ async fn launch_hook_is_continued_once_the_recorder_is_healthy_and_abandoned_if_
     assert_eq!(bed.state_of(&ids[0]).await, "InService");
     // The controller's sweep abandons the unhealthy one (it answers and is not recording)
     // after LAUNCH_MAX_WAIT_S; the test bed terminates it and launches a replacement.
+    // Before LAUNCH_MAX_WAIT_S the waiting action is only heartbeated (so the hook's own
+    // timeout never decides), never completed.
     let r = bed.tick_ok().await;
-    assert!(
-        !r.calls.iter().any(|c| c.contains(&ids[1])),
+    let on_it: Vec<&String> = r.calls.iter().filter(|c| c.contains(&ids[1])).collect();
+    assert_eq!(
+        on_it,
+        vec![&format!("RecordLifecycleActionHeartbeat({})", ids[1])],
         "{:?}",
         r.calls
     );
