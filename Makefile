@@ -56,10 +56,21 @@ include sim/sim.mk
 include recorder/recorder.mk
 include scripts/invoke.mk
 
-demo: venv ## the whole product on the local test bed: both functions under cargo lambda watch, a compressed working day
+demo: venv ## a working day on the local test bed (both functions under cargo lambda watch, a pool that lived a week): report + docs/demo.svg, ~3 min; DEMO_LONG=1 the whole day
 	scripts/demo.sh
+
+.PHONY: pictures
+pictures: ## the README's policy comparison, docs/policy-comparison.svg, from make bench-policy (docs/demo.svg comes from make demo)
+	cargo run -q --locked --profile bench-opt -p jibri-sim --bin bench-policy -- --json target/sim/bench-policy.json >/dev/null
+	$(PYTHON) scripts/policy_chart.py target/sim/bench-policy.json docs/policy-comparison.svg
 
 bench: venv ## controller tick over 1,000 recorders (50 hung) on the test bed: wall, CPU, peak RSS (optimized build)
 	cargo build --profile bench-opt -p jibri-autoscaler -p jitsi-emulator --example bench_tick --bin jitsi-emulator
 	@trap 'scripts/testbed.sh down' EXIT; JITSI_BIN=target/bench-opt/jitsi-emulator scripts/testbed.sh up --no-seed && \
 	set -a && source .testbed/env && set +a && target/bench-opt/examples/bench_tick
+
+.PHONY: chaos
+chaos: venv ## the fault matrix on the test bed: prints per row recordings cut, lost, wrong completions and the metric raised
+	@trap 'scripts/testbed.sh down' EXIT; scripts/testbed.sh up --no-jitsi && \
+	set -a && source .testbed/env && set +a && \
+	cargo test --locked -p jibri-autoscaler --test chaos_testbed -- --nocapture

@@ -131,6 +131,14 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             }
             Incoming::Action(a) => a,
         };
+        // The local test bed's compressed clock (`CLOCK=event` only): the action's own time
+        // is the time, so the drain tag it writes compares right with LaunchTime. In
+        // production the wall clock.
+        let now = if self.cfg.event_clock {
+            a.time.unwrap_or(now)
+        } else {
+            now
+        };
         if !self.cfg.groups.contains(&a.group) {
             tracing::info!(group = %a.group, instance = %a.instance, "event for a group this guard does not manage; ignored");
             return Ok(GuardOutcome::Ignored {
