@@ -90,7 +90,7 @@ infra-parameters:
 test-infra: ## pytest infra/tests: deploys the template into the local moto server; checks deploy's wiring
 	$(VENV)/bin/python -m pytest -q $(INFRA_DIR)/tests
 
-package: ## build both Lambda zips (cargo lambda, arm64) and upload them to ARTIFACT_BUCKET (DEPLOY_DRY_RUN=1 prints)
+package: ## build both Lambda zips (cargo lambda, arm64) and jibri-finalize for arm64 and x86_64 (target/recorder/), upload the zips to ARTIFACT_BUCKET (DEPLOY_DRY_RUN=1 prints)
 	$(INFRA_DIR)/scripts/package.sh
 
 hotswap: ## cargo lambda deploy of new code into STACK's two functions, nothing else (HOTSWAP_FUNCTIONS, SKIP_BUILD, DEPLOY_DRY_RUN=1: --dry)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds both functions for provided.al2023 on arm64 as zips, then uploads each to
+# Builds both functions for provided.al2023 on arm64 as zips, and the recorders' uploader
+# for arm64 and x86_64, then uploads each function zip to
 # s3://$ARTIFACT_BUCKET/$ARTIFACT_PREFIX<function>/<sha256>.zip (see lib.sh).
 #
 #   package.sh                    build and upload
@@ -21,6 +22,18 @@ build_cmd=(cargo lambda build --release --arm64 --output-format zip
     --package pool-controller --package termination-guard --locked)
 if [[ -z "${SKIP_BUILD:-}" ]]; then
     if [[ -n "$dry" ]]; then print_cmd "${build_cmd[@]}"; else "${build_cmd[@]}"; fi
+fi
+
+# The recorders' uploader (jibri-finalize) for both instance architectures (Graviton and
+# x86_64), into target/recorder/<arch>/: the recorder image kit installs it
+# (recorder/image/provision.sh, JIBRI_FINALIZE_BIN). Needs the Rust standard library of
+# each target (rustup target add aarch64-unknown-linux-gnu x86_64-unknown-linux-gnu).
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+    for arch in arm64 x86-64; do
+        finalize_cmd=(cargo lambda build --release "--$arch" --package jibri-finalize
+            --bin jibri-finalize --lambda-dir "target/recorder/$arch" --locked)
+        if [[ -n "$dry" ]]; then print_cmd "${finalize_cmd[@]}"; else "${finalize_cmd[@]}"; fi
+    done
 fi
 
 if [[ -z "${ARTIFACT_BUCKET:-}" ]]; then
