@@ -116,9 +116,14 @@ def test_code_keys_are_the_zips_sha256(tmp_path: Path) -> None:
     assert p["GuardCodeKey"] == f"builds/termination-guard/{digests['termination-guard']}.zip"
     # package uploads exactly there.
     upload = dry_run("package", *make_vars(ARTIFACT_BUCKET="artifacts-eu-west-1", LAMBDA_DIR=str(tmp_path), ARTIFACT_PREFIX="builds/"))
-    build, *uploads = upload
-    assert build[:3] == ["cargo", "lambda", "build"]
+    builds = [c for c in upload if c[:3] == ["cargo", "lambda", "build"]]
+    uploads = [c for c in upload if c[:3] == ["aws", "s3", "cp"]]
+    assert len(builds) + len(uploads) == len(upload)
+    build, *finalize = builds
     assert {"--release", "--arm64"} <= set(build) and option(build, "--output-format") == "zip"
+    # ...and the recorders' uploader for both instance architectures (the image kit's binary).
+    assert sorted(option(c, "--package") + " " + next(a for a in c if a in ("--arm64", "--x86-64")) for c in finalize) == [
+        "jibri-finalize --arm64", "jibri-finalize --x86-64"]
     assert {u[-1] for u in uploads} == {
         f"s3://artifacts-eu-west-1/{p['ControllerCodeKey']}", f"s3://artifacts-eu-west-1/{p['GuardCodeKey']}"}
 
