@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-cargo build --workspace --tests --locked
+cargo build --workspace --tests --bins --locked
 trap 'scripts/testbed.sh down' EXIT
 scripts/testbed.sh up --no-jitsi
 set -a

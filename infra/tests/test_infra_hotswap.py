@@ -94,7 +94,9 @@ def test_cargo_lambda_toml_serves_the_test_bed_and_hands_nothing_to_a_deploy() -
 @pytest.fixture(scope="module")
 def guard_binary() -> Path:
     if not GUARD_BINARY.exists():
-        subprocess.run(["cargo", "build", "-q", "-p", "termination-guard", "--locked"], cwd=REPO, check=True, timeout=600)
+        # The workspace's own feature set (as `make test` builds it): `-p termination-guard`
+        # alone would resolve the SDK's features anew and rebuild it (minutes on 2 cores).
+        subprocess.run(["cargo", "build", "-q", "--workspace", "--tests", "--bins", "--locked"], cwd=REPO, check=True, timeout=1200)
     return GUARD_BINARY
 
 
