@@ -552,15 +552,11 @@ where
                 // the pool, and a terminate-hook action for one scaled in back into it. The
                 // plan tells them apart by what it saw; when it could not (state lost, never
                 // seen in service), the action is on the other hook: both are tried.
-                self.warm_entry_action(
-                    h,
-                    a.snapshot,
-                    &a.addr(&h.instance),
-                    a.by_id.get(&h.instance).is_some_and(|i| i.upload_pending),
-                    &mut a.calls,
-                    &mut a.errors,
-                )
-                .await;
+                let Some(i) = a.by_id.get(&h.instance) else {
+                    continue;
+                };
+                self.warm_entry_action(h, a.snapshot, i, &mut a.calls, &mut a.errors)
+                    .await;
                 continue;
             }
             if h.verdict == HookVerdict::Heartbeat {
@@ -585,11 +581,7 @@ where
                     let Some(i) = a.by_id.get(&h.instance) else {
                         continue;
                     };
-                    let again = InstanceObservation {
-                        probe: self.recorders.probe(&a.addr(&h.instance)).await,
-                        ..(*i).clone()
-                    };
-                    if warm_verdict(&again, h.transition).0 == HookVerdict::Continue {
+                    if self.still_safe_to_stop(i, h.transition).await {
                         a.calls
                             .push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
                         self.asg.complete(&action, LifecycleResult::Continue).await
@@ -805,6 +797,20 @@ where
     S: StateStore,
     M: MetricsSink,
 {
+    /// One last look before a warm-pool instance is stopped or terminated: its Jibri probed
+    /// again, judged by the same rule the plan used ([`warm_verdict`]).
+    async fn still_safe_to_stop(&self, i: &InstanceObservation, t: HookTransition) -> bool {
+        let addr = RecorderAddress {
+            id: i.id.clone(),
+            private_ip: i.private_ip.clone(),
+        };
+        let again = InstanceObservation {
+            probe: self.recorders.probe(&addr).await,
+            ..i.clone()
+        };
+        warm_verdict(&again, t).0 == HookVerdict::Continue
+    }
+
     /// A `Warmed:Pending:Wait` action on whichever hook holds it (launch first, then
     /// terminate). CONTINUE only after a last probe that is not BUSY; a heartbeat goes to
     /// both; ABANDON to the one that has it.
@@ -812,28 +818,17 @@ where
         &self,
         h: &HookAction,
         snapshot: &GroupSnapshot,
-        addr: &RecorderAddress,
-        upload_pending: bool,
+        i: &InstanceObservation,
         calls: &mut Vec<String>,
         errors: &mut Vec<String>,
     ) {
         let mut verdict = h.verdict;
-        if verdict == HookVerdict::Continue {
-            let again = InstanceObservation {
-                id: h.instance.clone(),
-                lifecycle: LifecycleState::WarmedPendingWait,
-                protected_from_scale_in: false,
-                private_ip: addr.private_ip.clone(),
-                launch_time: None,
-                upload_pending,
-                drain_requested: false,
-                drain_requested_at: None,
-                stopped: false,
-                probe: self.recorders.probe(addr).await,
-            };
-            if warm_verdict(&again, HookTransition::WarmPoolEntry).0 != HookVerdict::Continue {
-                verdict = HookVerdict::Heartbeat;
-            }
+        if verdict == HookVerdict::Continue
+            && !self
+                .still_safe_to_stop(i, HookTransition::WarmPoolEntry)
+                .await
+        {
+            verdict = HookVerdict::Heartbeat;
         }
         let mut found = false;
         for name in [&self.cfg.launch_hook_name, &self.cfg.terminate_hook_name] {

@@ -43,6 +43,18 @@ pub struct LifecycleAction {
     pub time: Option<EpochSecs>,
 }
 
+impl LifecycleAction {
+    /// How calls name this action: by its token when the event gave one.
+    pub fn action_ref(&self) -> crate::ports::ActionRef {
+        crate::ports::ActionRef {
+            group: self.group.clone(),
+            hook: self.hook.clone(),
+            instance: self.instance.clone(),
+            token: self.token.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionTransition {
     Launching,

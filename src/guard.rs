@@ -10,7 +10,7 @@
 use crate::config::Config;
 use crate::controller::{release_after_recheck, Recheck};
 use crate::core::guard::{decide, GuardDecision, Transition};
-use crate::core::plan::{warm_verdict, HookTransition, HookVerdict};
+use crate::core::plan::{warm_verdict, HookVerdict};
 use crate::domain::*;
 use crate::events::{parse_lifecycle, parse_records, ActionTransition, Incoming, LifecycleAction};
 use crate::ports::*;
@@ -187,13 +187,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         if heartbeat_sent {
             // A heartbeat naming the token succeeds only for the active action: the cheapest
             // proof that this event is not an earlier action's (it only extends the hold).
-            let probe = ActionRef {
-                group: a.group.clone(),
-                hook: a.hook.clone(),
-                instance: a.instance.clone(),
-                token: a.token.clone(),
-            };
-            match self.asg.heartbeat(&probe).await {
+            match self.asg.heartbeat(&a.action_ref()).await {
                 Ok(()) => {}
                 Err(PortError::NoActiveAction { message, .. }) => {
                     tracing::warn!(instance = %a.instance, token = ?a.token, message, "the event's token is not the active lifecycle action: no call to the recorder");
@@ -248,12 +242,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             now,
         );
         tracing::info!(instance = %a.instance, group = %a.group, probe = ?obs.probe, decision = ?decision, "guard decision");
-        let action = ActionRef {
-            group: a.group.clone(),
-            hook: a.hook.clone(),
-            instance: a.instance.clone(),
-            token: a.token.clone(),
-        };
+        let action = a.action_ref();
         let id = a.instance.0.clone();
         let outcome = match decision {
             GuardDecision::Release { .. } => {
@@ -338,12 +327,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
                     false,
                     self.recorders.probe(&addr).await,
                 );
-                let t = if transition == Transition::WarmPoolEntry {
-                    HookTransition::WarmPoolEntry
-                } else {
-                    HookTransition::WarmPoolExit
-                };
-                match warm_verdict(&again, t) {
+                match warm_verdict(&again, transition.hook_transition()) {
                     (HookVerdict::Continue, _) => {
                         self.complete(
                             &action,
@@ -409,12 +393,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
                 }
             }
         }
-        let action = ActionRef {
-            group: a.group.clone(),
-            hook: a.hook.clone(),
-            instance: a.instance.clone(),
-            token: a.token.clone(),
-        };
+        let action = a.action_ref();
         if heartbeat_sent {
             return Ok(GuardOutcome::Held {
                 instance: a.instance.0.clone(),

@@ -19,6 +19,18 @@ pub enum Transition {
     WarmPoolExit,
 }
 
+impl Transition {
+    /// The plan's name for the same lifecycle action.
+    pub fn hook_transition(self) -> HookTransition {
+        match self {
+            Self::Launching => HookTransition::Launching,
+            Self::Terminating => HookTransition::Terminating,
+            Self::WarmPoolEntry => HookTransition::WarmPoolEntry,
+            Self::WarmPoolExit => HookTransition::WarmPoolExit,
+        }
+    }
+}
+
 /// What the guard does with one lifecycle action.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "decision")]
@@ -55,12 +67,7 @@ pub fn decide(
             (_, why) => GuardDecision::LaunchNotReady { why },
         },
         Transition::WarmPoolEntry | Transition::WarmPoolExit => {
-            let t = if transition == Transition::WarmPoolEntry {
-                HookTransition::WarmPoolEntry
-            } else {
-                HookTransition::WarmPoolExit
-            };
-            match warm_verdict(instance, t) {
+            match warm_verdict(instance, transition.hook_transition()) {
                 (HookVerdict::Continue, why) => GuardDecision::WarmContinue { why },
                 (HookVerdict::Heartbeat, why) if age >= max_hold_s => GuardDecision::Abandon {
                     why: format!("held {age}s, {why}"),
