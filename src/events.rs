@@ -216,10 +216,13 @@ fn parse_detail(d: &Value, time: Option<EpochSecs>) -> Result<Incoming, EventErr
 /// ABANDONs and replacements, and a lease that locked out later ticks. In production
 /// (`CLOCK=wall`) the tick's time is the wall clock; the event's time is only compared with
 /// it (a skew over a minute is logged by the caller). The local test bed compresses time
-/// through the schedule event's `time`, with `CLOCK=event` set explicitly.
+/// through the schedule event's `time`, with `CLOCK=event` set explicitly (never earlier
+/// than the wall clock).
 pub fn tick_time(event_time: Option<EpochSecs>, wall: EpochSecs, event_clock: bool) -> EpochSecs {
     match event_time {
-        Some(t) if event_clock => t,
+        // The test bed's clock runs ahead of the wall clock; a sample from years ago must
+        // not take it back.
+        Some(t) if event_clock => t.max(wall),
         _ => wall,
     }
 }
@@ -288,6 +291,7 @@ mod tests {
         // The test bed's compressed clock, by explicit setting only.
         assert_eq!(tick_time(Some(wall + 86_400), wall, true), wall + 86_400);
         assert_eq!(tick_time(None, wall, true), wall);
+        assert_eq!(tick_time(Some(wall - 86_400), wall, true), wall);
     }
 
     #[test]
