@@ -46,7 +46,8 @@ from infra_testlib import (  # noqa: F401  (template, testbed_url: fixtures)
 DEFAULT_ACCOUNT = "123456789012"
 FUNCTIONS = {"pool-controller": "ControllerFunction", "termination-guard": "GuardFunction"}
 CARGO_LAMBDA = REPO / ".venv" / "bin" / "cargo-lambda"
-GUARD_BINARY = REPO / "target" / "debug" / "termination-guard"
+# Where cargo puts it: CARGO_TARGET_DIR when set (relative to the repository), else target/.
+GUARD_BINARY = REPO / os.environ.get("CARGO_TARGET_DIR", "target") / "debug" / "termination-guard"
 
 
 def cargo_lambda_metadata(fn: str) -> dict[str, Any]:
