@@ -385,6 +385,10 @@ impl AwsEc2 {
                     group: tag("aws:autoscaling:groupName"),
                     stopped: i.state().and_then(|s| s.name())
                         == Some(&aws_sdk_ec2::types::InstanceStateName::Stopped),
+                    spot: i.instance_lifecycle()
+                        == Some(&aws_sdk_ec2::types::InstanceLifecycleType::Spot),
+                    interruption_notice_at: tag(TAG_INTERRUPTION_NOTICE)
+                        .and_then(|v| v.parse().ok()),
                 });
             }
         }
@@ -431,21 +435,29 @@ impl Ec2 for AwsEc2 {
     }
 
     async fn mark_drain_requested(&self, ids: &[InstanceId], at: EpochSecs) -> PortResult<()> {
-        use aws_sdk_ec2::types::Tag;
         for chunk in ids.chunks(100) {
-            self.client
-                .create_tags()
-                .set_resources(Some(chunk.iter().map(|i| i.0.clone()).collect()))
-                .tags(
-                    Tag::builder()
-                        .key(TAG_DRAIN_REQUESTED)
-                        .value(at.to_string())
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| classify("CreateTags", e))?;
+            self.tag_time(chunk, TAG_DRAIN_REQUESTED, at).await?;
         }
+        Ok(())
+    }
+
+    async fn mark_interruption_notice(&self, id: &InstanceId, at: EpochSecs) -> PortResult<()> {
+        self.tag_time(std::slice::from_ref(id), TAG_INTERRUPTION_NOTICE, at)
+            .await
+    }
+}
+
+impl AwsEc2 {
+    /// `CreateTags` of one of the product's time tags (value: epoch seconds).
+    async fn tag_time(&self, ids: &[InstanceId], key: &str, at: EpochSecs) -> PortResult<()> {
+        use aws_sdk_ec2::types::Tag;
+        self.client
+            .create_tags()
+            .set_resources(Some(ids.iter().map(|i| i.0.clone()).collect()))
+            .tags(Tag::builder().key(key).value(at.to_string()).build())
+            .send()
+            .await
+            .map_err(|e| classify("CreateTags", e))?;
         Ok(())
     }
 }

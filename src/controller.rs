@@ -336,9 +336,19 @@ where
             replace = p.replace.len(),
             drain_failed = report.drain_failed.len(),
             config_drift = obs.config_drift.len(),
+            leaving = c.leaving,
+            retained_unanswering = %p
+                .retained_unanswering
+                .iter()
+                .map(|i| i.0.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
             "{}",
             p.summary()
         );
+        if !p.retained_unanswering.is_empty() {
+            tracing::warn!(instances = ?p.retained_unanswering, "retained instances whose Jibri answers nothing: nobody can tell whether a recording is on them (README: Runbook, retained-unanswering)");
+        }
         let mut metrics = pool_metrics(&report.plan);
         metrics.extend(safety_metrics(
             obs.config_drift.len(),

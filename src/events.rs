@@ -69,6 +69,39 @@ pub enum Incoming {
     TestNotification {
         group: String,
     },
+    /// "EC2 Spot Instance Interruption Warning": EC2 stops or terminates the instance two
+    /// minutes after `time`, whatever its Auto Scaling group's hooks say.
+    SpotInterruption(SpotInterruption),
+}
+
+impl Incoming {
+    /// The instance it is about (none for a test notification).
+    pub fn instance(&self) -> Option<&InstanceId> {
+        match self {
+            Incoming::Action(a) => Some(&a.instance),
+            Incoming::SpotInterruption(s) => Some(&s.instance),
+            Incoming::TestNotification { .. } => None,
+        }
+    }
+}
+
+/// The `detail` of an "EC2 Spot Instance Interruption Warning" (EC2 User Guide, "Spot
+/// Instance interruption notices").
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct SpotInterruptionDetail {
+    #[serde(rename = "instance-id")]
+    pub instance_id: String,
+    /// `terminate`, `stop` or `hibernate`.
+    #[serde(rename = "instance-action")]
+    pub instance_action: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpotInterruption {
+    pub instance: InstanceId,
+    pub action: String,
+    /// The warning's time (the envelope's `time`).
+    pub time: Option<EpochSecs>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -177,6 +210,19 @@ pub fn parse_lifecycle(event: &Value) -> Result<Vec<Incoming>, EventError> {
                 }
             );
             Ok(vec![parsed])
+        }
+        Some("EC2 Spot Instance Interruption Warning") => {
+            let detail = event.get("detail").ok_or(EventError::Missing("detail"))?;
+            let d: SpotInterruptionDetail = serde_json::from_value(detail.clone())
+                .map_err(|e| EventError::Unrecognized(format!("Spot interruption detail: {e}")))?;
+            Ok(vec![Incoming::SpotInterruption(SpotInterruption {
+                instance: InstanceId(d.instance_id),
+                action: d.instance_action,
+                time: event
+                    .get("time")
+                    .and_then(Value::as_str)
+                    .and_then(parse_rfc3339),
+            })])
         }
         Some(other) => Err(EventError::Unrecognized(format!("detail-type {other:?}"))),
         // A notification delivered raw (e.g. an SQS message body handed over directly).

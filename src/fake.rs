@@ -44,6 +44,8 @@ impl FakeAws {
                     drain_requested_at: None,
                     group: Some(group.name.clone()),
                     stopped: false,
+                    spot: false,
+                    interruption_notice_at: None,
                 };
                 (i.id.clone(), e)
             })
@@ -244,6 +246,17 @@ impl Ec2 for FakeAws {
             "ModifyInstanceAttribute",
             format!("DisableApiTermination={on},{id}"),
         )
+    }
+
+    async fn mark_interruption_notice(&self, id: &InstanceId, at: EpochSecs) -> PortResult<()> {
+        self.record(
+            "CreateTags",
+            format!("{}={at},{id}", TAG_INTERRUPTION_NOTICE),
+        )?;
+        if let Some(e) = lock(&self.ec2).get_mut(id) {
+            e.interruption_notice_at = Some(at);
+        }
+        Ok(())
     }
 
     async fn mark_drain_requested(&self, v: &[InstanceId], at: EpochSecs) -> PortResult<()> {

@@ -12,7 +12,9 @@ use crate::controller::{release_after_recheck, Recheck};
 use crate::core::guard::{decide, GuardDecision, Transition};
 use crate::core::plan::{warm_verdict, HookVerdict};
 use crate::domain::*;
-use crate::events::{parse_lifecycle, parse_records, ActionTransition, Incoming, LifecycleAction};
+use crate::events::{
+    parse_lifecycle, parse_records, ActionTransition, Incoming, LifecycleAction, SpotInterruption,
+};
 use crate::ports::*;
 use serde_json::{json, Value};
 
@@ -45,7 +47,21 @@ pub enum GuardOutcome {
     AlreadyCompleted {
         instance: String,
     },
+    /// A Spot interruption warning: the Jibri was asked to drain (no new recording lands
+    /// in its last two minutes) and the instance tagged, so the controller replaces it now.
+    Interrupted {
+        instance: String,
+        /// A recording (or its upload) was running: EC2's interruption cuts it.
+        busy: bool,
+        /// The drain answered 2xx.
+        drained: bool,
+    },
 }
+
+/// The oldest Spot interruption warning the guard acts on: EC2 interrupts two minutes
+/// after it, so an older one is a replay or a late retry about an instance that is gone
+/// or was not interrupted (draining it would stop a recorder the group counts).
+pub const SPOT_WARNING_MAX_AGE_S: u64 = 180;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuardError {
@@ -129,6 +145,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
                     why: "test notification".into(),
                 });
             }
+            Incoming::SpotInterruption(s) => return self.spot_interruption(s, now).await,
             Incoming::Action(a) => a,
         };
         // The local test bed's compressed clock (`CLOCK=event` only): the action's own time
@@ -414,6 +431,89 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
 }
 
 impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
+    /// Threat: EC2 takes a Spot instance two minutes after its interruption warning,
+    /// whatever the group's hooks say; a recording that starts there meanwhile is cut, and
+    /// the pool is a recorder short until Auto Scaling notices. The guard drains the Jibri
+    /// at once (no new recording lands), tags the instance so that the controller launches
+    /// its replacement now, and says loudly what no one can save: a recording already
+    /// running. A warning that is stale, about another group's or a non-Spot instance, is
+    /// ignored without a call to the recorder.
+    async fn spot_interruption(
+        &self,
+        s: &SpotInterruption,
+        now: EpochSecs,
+    ) -> Result<GuardOutcome, GuardError> {
+        let now = if self.cfg.event_clock {
+            s.time.unwrap_or(now)
+        } else {
+            now
+        };
+        let id = s.instance.0.clone();
+        let Some(at) = s
+            .time
+            .filter(|t| now.saturating_sub(*t) <= SPOT_WARNING_MAX_AGE_S)
+        else {
+            tracing::warn!(instance = %s.instance, time = ?s.time, "Spot interruption warning without a time or older than {SPOT_WARNING_MAX_AGE_S}s (replayed or late): no call to the recorder");
+            return Ok(GuardOutcome::Ignored {
+                why: "stale Spot interruption warning".into(),
+            });
+        };
+        let ec2 = self.ec2.describe(std::slice::from_ref(&s.instance)).await?;
+        let Some(e) = ec2.into_iter().find(|e| e.id == s.instance) else {
+            tracing::info!(instance = %s.instance, "interrupted instance no longer exists");
+            return Ok(GuardOutcome::AlreadyCompleted { instance: id });
+        };
+        match e.group.as_deref() {
+            Some(g) if self.cfg.groups.iter().any(|c| c == g) => {}
+            other => {
+                tracing::info!(instance = %s.instance, group = ?other, "Spot interruption of an instance outside the managed groups; ignored");
+                return Ok(GuardOutcome::Ignored {
+                    why: "instance not in a managed group".into(),
+                });
+            }
+        }
+        if !e.spot {
+            tracing::warn!(instance = %s.instance, "Spot interruption warning for an instance EC2 does not list as Spot; ignored");
+            return Ok(GuardOutcome::Ignored {
+                why: "not a Spot instance".into(),
+            });
+        }
+        if let Err(err) = self.ec2.mark_interruption_notice(&s.instance, at).await {
+            tracing::warn!(instance = %s.instance, error = %err, "tagging the interruption notice failed; the controller will not replace it early");
+        }
+        let addr = RecorderAddress {
+            id: e.id.clone(),
+            private_ip: e.private_ip.clone(),
+        };
+        let busy = e.upload_pending || self.recorders.probe(&addr).await.is_busy();
+        let drained = match self.recorders.graceful_shutdown(&addr).await {
+            Ok(()) => {
+                if let Err(err) = self
+                    .ec2
+                    .mark_drain_requested(std::slice::from_ref(&s.instance), now)
+                    .await
+                {
+                    tracing::warn!(instance = %s.instance, error = %err, "tagging drain-requested failed");
+                }
+                true
+            }
+            Err(f) => {
+                tracing::warn!(instance = %s.instance, failure = %f, "gracefulShutdown on the Spot warning failed: a recording may still land in the last two minutes");
+                false
+            }
+        };
+        if busy {
+            tracing::error!(instance = %s.instance, action = %s.action, interruption_at = at + 120, "Spot interruption of a recorder that is recording or uploading: EC2 takes it in two minutes and no hook can refuse (README: paths not covered); run recorders on On-Demand capacity to avoid this");
+        } else {
+            tracing::warn!(instance = %s.instance, action = %s.action, drained, "Spot interruption warning: idle recorder drained; the controller replaces it");
+        }
+        Ok(GuardOutcome::Interrupted {
+            instance: id,
+            busy,
+            drained,
+        })
+    }
+
     /// The instance's lifecycle state now: in the group, else in its warm pool.
     async fn lifecycle_state(
         &self,

@@ -44,6 +44,11 @@ pub fn pool_metrics(p: &Plan) -> Vec<Metric> {
         ),
         m("HeldHooks", f64::from(c.held_hooks)),
         m("Retained", f64::from(c.retained)),
+        // Retained instances whose Jibri answers nothing: the alarm retained-unanswering;
+        // the ids are in the plan line (`retained_unanswering=[...]`).
+        m("RetainedUnanswering", p.retained_unanswering.len() as f64),
+        // In service with a Spot interruption warning (replaced at once).
+        m("Interrupted", f64::from(c.leaving)),
         m("UploadPending", f64::from(c.upload_pending)),
         m("Replaced", p.replace.len() as f64),
         m(

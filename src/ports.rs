@@ -160,6 +160,10 @@ pub struct Ec2Instance {
     pub group: Option<String>,
     /// EC2's instance state is `stopped`.
     pub stopped: bool,
+    /// `InstanceLifecycle` is `spot`.
+    pub spot: bool,
+    /// The guard's interruption-notice tag (epoch seconds).
+    pub interruption_notice_at: Option<EpochSecs>,
 }
 
 impl Ec2Instance {
@@ -187,13 +191,14 @@ impl Ec2Instance {
                 crate::domain::drain_current(Some(*at), ec2.and_then(|e| e.launch_time))
             }),
             stopped: ec2.is_some_and(|e| e.stopped),
+            interruption_notice_at: ec2.and_then(|e| e.interruption_notice_at),
             probe,
         }
     }
 }
 
 /// The instance tags shared with the recorder's uploader: defined once, in the core.
-pub use crate::domain::{TAG_DRAIN_REQUESTED, TAG_UPLOAD_PENDING};
+pub use crate::domain::{TAG_DRAIN_REQUESTED, TAG_INTERRUPTION_NOTICE, TAG_UPLOAD_PENDING};
 
 /// EC2, read-mostly.
 pub trait Ec2: Send + Sync {
@@ -211,6 +216,12 @@ pub trait Ec2: Send + Sync {
     fn mark_drain_requested(
         &self,
         ids: &[InstanceId],
+        at: EpochSecs,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Tags the instance with the time of its Spot interruption warning.
+    fn mark_interruption_notice(
+        &self,
+        id: &InstanceId,
         at: EpochSecs,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// `ModifyInstanceAttribute DisableApiTermination`: refuses a direct

@@ -40,8 +40,9 @@
 //!   clock advanced without a tick.
 //!
 //! Not modelled (printed as such): Spot interruptions and host failures (the test bed has
-//! neither; the README lists them as not covered), and AWS throttling absorbed by the
-//! SDK's retries (the test clients run with retries off).
+//! neither; the guard's Spot handling is proven on the fakes, `tests/guard_fakes.rs`, and the
+//! README lists what stays uncovered), and AWS throttling absorbed by the SDK's retries (the
+//! test clients run with retries off).
 
 mod common;
 
@@ -2031,7 +2032,7 @@ async fn fault_matrix_cuts_nothing_loses_nothing_completes_nothing_wrongly() {
     for (row, why) in [
         (
             "- Spot interruption, host failure, EC2 scheduled retirement",
-            "the test bed has no Spot notices or host failures (the README lists them as not covered)",
+            "the test bed has no Spot notices or host failures (Spot warnings: guard_fakes; README: paths covered and not)",
         ),
         (
             "- AWS throttling absorbed by the SDK's standard retries",

@@ -421,3 +421,139 @@ async fn an_sns_delivery_that_fails_is_an_error_for_a_retry() {
         serde_json::json!({ "Records": [{ "Sns": { "MessageId": "m-2", "Message": "{" } }] });
     assert!(g.handle_delivery(&junk, NOW).await.is_ok());
 }
+
+/// A guard whose one instance (in service, in `jibri-pool`) is a Spot instance.
+fn spot_guard(
+    probe: Probe,
+) -> (
+    Guard<FakeAws, FakeAws, FakeRecorders>,
+    FakeAws,
+    FakeRecorders,
+) {
+    let (g, aws, rec) = guard(probe, "InService");
+    for e in aws.ec2.lock().unwrap().values_mut() {
+        e.spot = true;
+    }
+    (g, aws, rec)
+}
+
+const SPOT_ID: &str = "i-0a1b2c3d4e5f60718";
+
+/// Issue 14.11, Spot: EC2 takes the instance two minutes after the warning and no hook can
+/// refuse it. An idle recorder is drained at once (no recording lands in its last two
+/// minutes) and tagged with the notice (the controller launches its replacement now); the
+/// drain tag only after the 2xx.
+#[tokio::test]
+async fn a_spot_warning_drains_the_recorder_and_tags_the_notice() {
+    let (g, aws, rec) = spot_guard(status(BusyStatus::Idle));
+    let out = g
+        .handle(&incoming("spot-interruption.json"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        GuardOutcome::Interrupted {
+            instance: SPOT_ID.into(),
+            busy: false,
+            drained: true
+        }
+    );
+    assert_eq!(rec.shutdowns(), vec![InstanceId::from(SPOT_ID)]);
+    let e = aws.ec2.lock().unwrap()[&InstanceId::from(SPOT_ID)].clone();
+    assert_eq!(e.interruption_notice_at, Some(NOW - 48));
+    assert!(e.drain_requested);
+    // No lifecycle call: the warning is not a lifecycle action.
+    assert!(aws
+        .mutating_calls()
+        .iter()
+        .all(|c| c.starts_with("CreateTags")));
+}
+
+/// A recording already running on an interrupted instance is cut by EC2, and the guard
+/// says so (outcome `busy`, an error log); it still drains so that nothing new lands.
+#[tokio::test]
+async fn a_spot_warning_on_a_busy_recorder_drains_and_reports_the_cut() {
+    let (g, _, rec) = spot_guard(status(BusyStatus::Busy));
+    let out = g
+        .handle(&incoming("spot-interruption.json"), NOW)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            out,
+            GuardOutcome::Interrupted {
+                busy: true,
+                drained: true,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    assert_eq!(rec.shutdowns().len(), 1);
+}
+
+/// Threat: a replayed or late warning (EventBridge retries for hours; an operator
+/// invoking the sample), a warning about another group's instance, or about an instance
+/// EC2 does not list as Spot: draining would stop a recorder the group counts. No call to
+/// the recorder, no tag.
+#[tokio::test]
+async fn stale_foreign_or_non_spot_warnings_touch_nothing() {
+    let (g, aws, rec) = spot_guard(status(BusyStatus::Idle));
+    let stale = g
+        .handle(&incoming("spot-interruption.json"), NOW + 200)
+        .await
+        .unwrap();
+    assert!(matches!(stale, GuardOutcome::Ignored { .. }), "{stale:?}");
+    assert!(aws.calls().is_empty(), "{:?}", aws.calls());
+
+    let (g, aws, rec2) = guard(status(BusyStatus::Idle), "InService");
+    let not_spot = g
+        .handle(&incoming("spot-interruption.json"), NOW)
+        .await
+        .unwrap();
+    assert!(
+        matches!(not_spot, GuardOutcome::Ignored { .. }),
+        "{not_spot:?}"
+    );
+    assert!(aws.mutating_calls().is_empty());
+
+    let (g, aws, rec3) = spot_guard(status(BusyStatus::Idle));
+    for e in aws.ec2.lock().unwrap().values_mut() {
+        e.group = Some("someone-elses-pool".into());
+    }
+    let foreign = g
+        .handle(&incoming("spot-interruption.json"), NOW)
+        .await
+        .unwrap();
+    assert!(
+        matches!(foreign, GuardOutcome::Ignored { .. }),
+        "{foreign:?}"
+    );
+    assert!(aws.mutating_calls().is_empty());
+    for r in [rec, rec2, rec3] {
+        assert!(r.shutdowns().is_empty());
+        assert_eq!(*r.probe_count.lock().unwrap(), 0);
+    }
+}
+
+/// A drain that fails on the warning leaves no drain tag (a later refusal must not read as
+/// an exited Jibri) but the notice tag still goes on, so the replacement is launched.
+#[tokio::test]
+async fn a_failed_drain_on_a_spot_warning_sets_only_the_notice() {
+    let (g, aws, rec) = spot_guard(status(BusyStatus::Idle));
+    rec.drain_failures
+        .lock()
+        .unwrap()
+        .insert(InstanceId::from(SPOT_ID), ProbeFailure::Timeout);
+    let out = g
+        .handle(&incoming("spot-interruption.json"), NOW)
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, GuardOutcome::Interrupted { drained: false, .. }),
+        "{out:?}"
+    );
+    let e = aws.ec2.lock().unwrap()[&InstanceId::from(SPOT_ID)].clone();
+    assert!(e.interruption_notice_at.is_some());
+    assert!(!e.drain_requested);
+}

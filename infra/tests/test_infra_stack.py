@@ -233,12 +233,32 @@ def test_lifecycle_rule_matches_only_this_groups_actions_and_has_a_dlq(aws: Aws,
     assert target["DeadLetterConfig"]["Arn"] == new_group_stack.value({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
 
 
-def test_each_function_may_be_invoked_only_by_its_rule(aws: Aws, new_group_stack: Stack) -> None:
-    for fn, rule in (("pool-a-pool-controller", "pool-a-tick"), ("pool-a-termination-guard", "pool-a-lifecycle")):
-        [statement] = json.loads(aws.lambda_.get_policy(FunctionName=fn)["Policy"])["Statement"]
-        assert statement["Principal"] == {"Service": "events.amazonaws.com"}
-        assert statement["Action"] == "lambda:InvokeFunction"
-        assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == aws.events.describe_rule(Name=rule)["Arn"]
+def test_each_function_may_be_invoked_only_by_its_rules(aws: Aws, new_group_stack: Stack) -> None:
+    for fn, rules in (
+        ("pool-a-pool-controller", ["pool-a-tick"]),
+        ("pool-a-termination-guard", ["pool-a-lifecycle", "pool-a-spot-interruption"]),
+    ):
+        statements = json.loads(aws.lambda_.get_policy(FunctionName=fn)["Policy"])["Statement"]
+        assert len(statements) == len(rules)
+        for statement in statements:
+            assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+            assert statement["Action"] == "lambda:InvokeFunction"
+        sources = sorted(s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in statements)
+        assert sources == sorted(aws.events.describe_rule(Name=r)["Arn"] for r in rules)
+
+
+def test_spot_interruption_warnings_reach_the_guard_while_they_are_worth_something(
+    aws: Aws, new_group_stack: Stack
+) -> None:
+    rule = aws.events.describe_rule(Name="pool-a-spot-interruption")
+    assert json.loads(rule["EventPattern"]) == {
+        "source": ["aws.ec2"],
+        "detail-type": ["EC2 Spot Instance Interruption Warning"],
+    }
+    [target] = aws.events.list_targets_by_rule(Rule="pool-a-spot-interruption")["Targets"]
+    assert target["Arn"] == new_group_stack.outputs["GuardFunctionArn"]  # type: ignore[attr-defined]
+    # EC2 interrupts two minutes after the warning: a later delivery is worth nothing.
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 120
 
 
 def test_async_invoke_configs(new_group_stack: Stack) -> None:

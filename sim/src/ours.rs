@@ -370,6 +370,7 @@ fn instance_observation(
         drain_requested: tag.is_some(),
         drain_requested_at: tag,
         stopped: i.life == crate::world::Life::WarmStopped,
+        interruption_notice_at: None,
         probe: if probed {
             w.probe(&i.id)
         } else {

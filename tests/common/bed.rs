@@ -8,7 +8,7 @@ use super::*;
 use jibri_autoscaler::aws::{AwsAutoScaling, AwsEc2, S3StateStore};
 use jibri_autoscaler::config::Config;
 use jibri_autoscaler::controller::{Controller, TickReport};
-use jibri_autoscaler::events::{parse_lifecycle, Incoming};
+use jibri_autoscaler::events::parse_lifecycle;
 use jibri_autoscaler::fake::RecordingMetrics;
 use jibri_autoscaler::guard::{Guard, GuardOutcome};
 use jibri_autoscaler::http::JitsiHttp;
@@ -167,10 +167,7 @@ impl Bed {
         for e in events {
             let now = self.control.now().await;
             for i in parse_lifecycle(e).expect("test bed events parse") {
-                let id = match &i {
-                    Incoming::Action(a) => a.instance.0.clone(),
-                    Incoming::TestNotification { .. } => String::new(),
-                };
+                let id = i.instance().map(|id| id.0.clone()).unwrap_or_default();
                 out.push((id, guard.handle(&i, now).await.expect("guard")));
             }
         }

@@ -13,6 +13,13 @@ pub const TAG_UPLOAD_PENDING: &str = "jibri-autoscaler:upload-pending";
 /// Tag set by this product once a recorder's drain (`gracefulShutdown`) answered 2xx; its
 /// value is the time, in epoch seconds.
 pub const TAG_DRAIN_REQUESTED: &str = "jibri-autoscaler:drain-requested";
+/// Tag set by the guard when EC2 sent the instance's Spot interruption warning; its value
+/// is the warning's time, in epoch seconds.
+pub const TAG_INTERRUPTION_NOTICE: &str = "jibri-autoscaler:interruption-notice";
+/// How long after a Spot interruption warning an instance is counted as leaving: EC2
+/// interrupts two minutes after the warning; past this window the warning was not
+/// followed (a replayed event, a best-effort notice that did not come true).
+pub const INTERRUPTION_WINDOW_S: u64 = 600;
 
 /// Seconds since the Unix epoch. The core never reads a clock: time is a parameter.
 pub type EpochSecs = u64;
@@ -196,6 +203,9 @@ pub struct InstanceObservation {
     /// stopped instance's address answers nothing (a timeout), which alone would read as
     /// unknown.
     pub stopped: bool,
+    /// EC2 sent this instance's Spot interruption warning at this time (instance tag set
+    /// by the guard): it leaves within two minutes whatever the hooks say.
+    pub interruption_notice_at: Option<EpochSecs>,
     pub probe: Probe,
 }
 

@@ -7,6 +7,7 @@
 use crate::config::Config;
 use crate::domain::{
     EpochSecs, InstanceId, InstanceObservation, LifecycleState, Observation, Probe, ProbeFailure,
+    INTERRUPTION_WINDOW_S,
 };
 use crate::jitsi::{BusyStatus, HealthStatus};
 use crate::spare::{spare_target, warm_target, SpareInputs, SpareTarget};
@@ -63,6 +64,10 @@ pub enum KeepReason {
     NotInService {
         state: String,
     },
+    /// A Spot interruption warning this long ago: leaving, replaced now.
+    Interrupted {
+        for_s: u64,
+    },
 }
 
 impl fmt::Display for KeepReason {
@@ -81,6 +86,7 @@ impl fmt::Display for KeepReason {
             Self::ConfigDrift => f.write_str("config-drift"),
             Self::Broken { since_s } => write!(f, "broken-for-{since_s}s"),
             Self::NotInService { state } => write!(f, "not-in-service({state})"),
+            Self::Interrupted { for_s } => write!(f, "spot-interrupted-{for_s}s-ago"),
         }
     }
 }
@@ -153,6 +159,8 @@ pub struct PoolCounts {
     pub broken: u32,
     pub held_hooks: u32,
     pub retained: u32,
+    /// In service with a Spot interruption warning: leaving within two minutes.
+    pub leaving: u32,
     pub upload_pending: u32,
     pub jicofo_available: Option<u64>,
     pub jicofo_count: Option<u64>,
@@ -184,6 +192,10 @@ pub struct Plan {
     pub replace: Vec<Replacement>,
     /// Busy recorders on their way out: `gracefulShutdown` so no new recording lands.
     pub drain: Vec<InstanceId>,
+    /// Retained instances whose Jibri does not answer (not even a refusal after a drain):
+    /// nobody can tell whether a recording is on them (metric RetainedUnanswering, alarm,
+    /// the README's runbook step).
+    pub retained_unanswering: Vec<InstanceId>,
     /// Retained instances now idle: `TerminateInstanceInAutoScalingGroup`.
     pub terminate_retained: Vec<InstanceId>,
     /// Managed warm pool: its new size, when it changes.
@@ -251,6 +263,9 @@ impl Plan {
                 if w.create { "(create)" } else { "" }
             ));
         }
+        if self.counts.leaving > 0 {
+            s.push_str(&format!(" leaving={}", self.counts.leaving));
+        }
         if self.is_noop() {
             s.push_str(" action=none");
         }
@@ -259,6 +274,7 @@ impl Plan {
             ("victims", &self.victims),
             ("drain", &self.drain),
             ("terminate_retained", &self.terminate_retained),
+            ("retained_unanswering", &self.retained_unanswering),
             ("api_protect", &self.api_protect),
             ("api_unprotect", &self.api_unprotect),
         ] {
@@ -297,6 +313,10 @@ pub fn classify(i: &InstanceObservation) -> Class {
             }
             match &i.probe {
                 Probe::Status(s) if s.busy == BusyStatus::Busy => Class::Busy,
+                // Drained (a 2xx to gracefulShutdown) and now refusing at connect: the
+                // Jibri exited, nothing records there. In service still (a replacement's
+                // termination that failed, a Spot warning not followed): replaced.
+                Probe::Failed(ProbeFailure::Refused) if i.drain_requested => Class::Broken,
                 Probe::Status(s) if s.busy == BusyStatus::Expired => Class::Broken,
                 Probe::Status(s) if s.health == HealthStatus::Unhealthy => Class::Broken,
                 Probe::Status(_) => Class::Idle,
@@ -363,6 +383,7 @@ pub fn plan(
         mut kept,
         hooks,
         drain,
+        retained_unanswering,
         terminate_retained,
         counts,
         warnings,
@@ -381,6 +402,7 @@ pub fn plan(
         hooks,
         replace,
         drain,
+        retained_unanswering,
         terminate_retained,
         warm_pool,
         api_protect,
@@ -404,6 +426,7 @@ struct Tick<'a> {
     kept: Vec<(InstanceId, KeepReason)>,
     hooks: Vec<HookAction>,
     drain: Vec<InstanceId>,
+    retained_unanswering: Vec<InstanceId>,
     terminate_retained: Vec<InstanceId>,
     warnings: Vec<String>,
     /// Healthy idle recorders and since when: the scale-in candidates.
@@ -448,6 +471,7 @@ impl<'a> Tick<'a> {
             kept: Vec::new(),
             hooks: Vec::new(),
             drain: Vec::new(),
+            retained_unanswering: Vec::new(),
             terminate_retained: Vec::new(),
             warnings: Vec::new(),
             idle: Vec::new(),
@@ -461,6 +485,9 @@ impl<'a> Tick<'a> {
 
     /// Rule: classify one instance of the group and apply its class's rule.
     fn instance(&mut self, i: &'a InstanceObservation) {
+        if self.interrupted(i) {
+            return;
+        }
         let class = classify(i);
         if self.booting_in_service(i, &class) {
             return;
@@ -490,6 +517,34 @@ impl<'a> Tick<'a> {
                 },
             ),
         }
+    }
+
+    /// Rule: an instance in service with a Spot interruption warning leaves within two
+    /// minutes whatever the hooks say (EC2 User Guide, "Spot Instance interruption
+    /// notices"): it is neither a spare nor a victim, and the capacity rule launches its
+    /// replacement now instead of after the interruption (threat: recordings refused for a
+    /// boot's length after every interruption). Its Jibri was drained by the guard.
+    fn interrupted(&mut self, i: &InstanceObservation) -> bool {
+        let Some(at) = i.interruption_notice_at else {
+            return false;
+        };
+        if i.lifecycle != LifecycleState::InService {
+            return false;
+        }
+        let for_s = self.now.saturating_sub(at);
+        if for_s >= INTERRUPTION_WINDOW_S {
+            self.warnings.push(format!(
+                "{}: Spot interruption warning {for_s}s ago, still in service (a replayed or unfulfilled notice); judged as any recorder",
+                i.id
+            ));
+            return false;
+        }
+        self.counts.leaving += 1;
+        if i.probe.is_busy() || i.upload_pending {
+            self.next.busy.insert(i.id.clone());
+        }
+        self.keep(i, KeepReason::Interrupted { for_s });
+        true
     }
 
     /// Rule: a Jibri starts after its instance is in service: until it first answers (for
@@ -567,6 +622,7 @@ impl<'a> Tick<'a> {
         self.next.troubled_since.insert(i.id.clone(), since);
         let what = match &i.probe {
             Probe::Status(s) if s.busy == BusyStatus::Expired => "expired",
+            Probe::Failed(ProbeFailure::Refused) => "exited after a drain",
             _ => "unhealthy",
         };
         self.troubled.push((i, since, what.to_string()));
@@ -595,6 +651,7 @@ impl<'a> Tick<'a> {
     /// busy one is drained so no new recording lands on it.
     fn retained(&mut self, i: &InstanceObservation) {
         self.counts.retained += 1;
+        self.unanswering(i);
         match safe_to_release(i) {
             Ok(()) => self.terminate_retained.push(i.id.clone()),
             Err(why) => {
@@ -608,6 +665,21 @@ impl<'a> Tick<'a> {
                     },
                 );
             }
+        }
+    }
+
+    /// Rule: a retained instance whose Jibri does not answer at all (a timeout, garbage,
+    /// a refusal without a confirmed drain) is kept forever by the rule above: nobody can
+    /// tell whether it holds the only copy of a recording. Listed for the operator
+    /// (threat: a retained instance that silently costs money and hides a recording).
+    fn unanswering(&mut self, i: &InstanceObservation) {
+        let unanswering = match &i.probe {
+            Probe::Failed(ProbeFailure::Refused) => !i.drain_requested,
+            Probe::Failed(_) | Probe::NotProbed => true,
+            Probe::Status(_) => false,
+        };
+        if unanswering && !i.stopped {
+            self.retained_unanswering.push(i.id.clone());
         }
     }
 
@@ -637,6 +709,7 @@ impl<'a> Tick<'a> {
                 // warm-pool action kept by the retain policy. Running, outside the pool's
                 // count: terminated once nothing records on it, like `Terminating:Retained`.
                 self.counts.retained += 1;
+                self.unanswering(i);
                 match safe_to_release(i) {
                     Ok(()) => self.terminate_retained.push(i.id.clone()),
                     Err(why) => self.keep(
@@ -950,7 +1023,10 @@ impl<'a> Tick<'a> {
         scale_in_spare: u32,
     ) -> (Option<u32>, Vec<InstanceId>) {
         let (g, cfg) = (&self.obs.group, self.cfg);
-        let needed = (self.occupied() + spare_target).clamp(g.min, g.max.max(g.min));
+        // An interrupted instance still counts in the desired capacity: its replacement is
+        // launched now, not after EC2 took it.
+        let needed =
+            (self.occupied() + spare_target + self.counts.leaving).clamp(g.min, g.max.max(g.min));
         self.idle
             .sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
         let drifted = !self.obs.config_drift.is_empty();
@@ -975,7 +1051,8 @@ impl<'a> Tick<'a> {
                 .extend(idle.into_iter().map(|id| (id, reason.clone())));
             return (None, Vec::new());
         }
-        let floor = (self.occupied() + scale_in_spare).clamp(g.min, g.max.max(g.min));
+        let floor =
+            (self.occupied() + scale_in_spare + self.counts.leaving).clamp(g.min, g.max.max(g.min));
         let excess = g.desired.saturating_sub(floor.max(needed));
         // Launches and booting recorders count toward the spare when deciding to launch,
         // but a scale-in never leaves fewer *answering* idle recorders than the target.

@@ -1179,3 +1179,105 @@ fn continuous_ticks_scale_in_and_release_but_never_remove_busy_or_unknown() {
         "only {removing_cases} of {CASES} cases removed or released anything ({removals} removals)"
     );
 }
+
+/// Issue 14.11, Spot: an in-service recorder with an interruption warning leaves within two
+/// minutes whatever the hooks say. It is neither a spare nor a scale-in victim, and its
+/// replacement is launched now (threat: recordings refused for a boot's length after
+/// every interruption); the warning is believed only for INTERRUPTION_WINDOW_S.
+#[test]
+fn a_spot_interrupted_recorder_is_replaced_at_once_and_never_a_victim() {
+    let mut warned = svc("i-w", "idle");
+    warned.interruption_notice_at = Some(NOW - 30);
+    let obs = observation(
+        group(0, 10, 3),
+        vec![svc("i-a", "busy"), svc("i-b", "idle"), warned.clone()],
+    );
+    let (p, _) = plan(&obs, &long_idle(&obs), &fixed(1), NOW);
+    // busy 1 + spare 1 + leaving 1 = 3: without the warning, i-w would be a victim.
+    assert_eq!(p.counts.leaving, 1, "{}", p.summary());
+    assert!(p.victims.is_empty(), "{}", p.summary());
+    assert!(p
+        .kept
+        .iter()
+        .any(|(i, r)| i.0 == "i-w" && *r == KeepReason::Interrupted { for_s: 30 }));
+    assert!(p.summary().contains("leaving=1"));
+    // The same pool with the spare now on the interrupted one: one more is launched.
+    let obs = observation(group(0, 10, 2), vec![svc("i-a", "busy"), warned.clone()]);
+    let (p, _) = plan(&obs, &long_idle(&obs), &fixed(1), NOW);
+    assert_eq!(p.desired, Some(3), "{}", p.summary());
+    // Past the window the warning was not followed: judged as any recorder, and said so.
+    let obs = observation(
+        group(0, 10, 3),
+        vec![svc("i-a", "busy"), svc("i-b", "idle"), warned],
+    );
+    let (p, _) = plan(
+        &obs,
+        &long_idle(&obs),
+        &fixed(1),
+        NOW + INTERRUPTION_WINDOW_S,
+    );
+    assert_eq!(p.counts.leaving, 0);
+    assert_eq!(p.victims.len(), 1, "{}", p.summary());
+    assert!(
+        p.warnings.iter().any(|w| w.contains("i-w")),
+        "{:?}",
+        p.warnings
+    );
+}
+
+/// A recorder drained with a 2xx that now refuses at connect has exited: nothing records
+/// there. Still in service (a replacement whose termination failed, a Spot warning that
+/// did not come true), it is replaced after the grace instead of kept as unknown forever.
+/// A refusal without a confirmed drain stays unknown (busy).
+#[test]
+fn an_in_service_recorder_that_exited_after_a_drain_is_replaced() {
+    let mut exited = svc("i-x", "refused");
+    exited.drain_requested = true;
+    exited.drain_requested_at = Some(NOW - 600);
+    let obs = observation(
+        group(0, 10, 3),
+        vec![exited, svc("i-r", "refused"), svc("i-i", "idle")],
+    );
+    let cfg = config_with(&[("SPARE_MODE", "fixed"), ("SPARE_FIXED", "1")]).unwrap();
+    let (p, _) = plan(&obs, &long_idle(&obs), &cfg, NOW);
+    assert_eq!(p.counts.broken, 1, "{}", p.summary());
+    assert_eq!(p.counts.unknown, 1, "{}", p.summary());
+    // (Without the unknown one: a third of the pool unknown stops every replacement.)
+    let obs = observation(
+        group(0, 10, 2),
+        vec![obs.instances[0].clone(), svc("i-i", "idle")],
+    );
+    let (_, next) = plan(&obs, &long_idle(&obs), &cfg, NOW);
+    let (p, _) = plan(&obs, &next, &cfg, NOW + 301);
+    let replaced: Vec<_> = p.replace.iter().map(|r| r.instance.0.as_str()).collect();
+    assert_eq!(replaced, vec!["i-x"], "{}", p.summary());
+    assert!(p.replace[0].why.contains("exited after a drain"));
+}
+
+/// Issue 14.11: a retained instance whose Jibri answers nothing is kept forever by the
+/// retained rule (it may hold the only copy of a recording); it is listed for the alarm
+/// retained-unanswering with its id. A refusal after a confirmed drain (exited) and a
+/// stopped warm-pool instance are not "unanswering".
+#[test]
+fn retained_instances_that_never_answer_are_listed_for_the_alarm() {
+    let mut exited = inst("i-exited", LifecycleState::TerminatingRetained, "refused");
+    exited.drain_requested = true;
+    let obs = observation(
+        group(0, 10, 0),
+        vec![
+            inst("i-idle", LifecycleState::TerminatingRetained, "idle"),
+            inst("i-busy", LifecycleState::TerminatingRetained, "busy"),
+            inst("i-hung", LifecycleState::TerminatingRetained, "timeout"),
+            inst("i-junk", LifecycleState::TerminatingRetained, "garbage"),
+            inst("i-gone", LifecycleState::TerminatingRetained, "refused"),
+            exited,
+        ],
+    );
+    let (p, _) = plan(&obs, &PoolState::default(), &fixed(0), NOW);
+    assert_eq!(p.retained_unanswering, ids(&["i-hung", "i-junk", "i-gone"]));
+    assert!(p
+        .summary()
+        .contains("retained_unanswering=[i-hung,i-junk,i-gone]"));
+    // Nothing unanswering is released: only the idle one and the exited one go.
+    assert_eq!(p.terminate_retained, ids(&["i-idle", "i-exited"]));
+}

@@ -33,6 +33,7 @@ pub fn inst(id: &str, lifecycle: LifecycleState, probe_name: &str) -> InstanceOb
         upload_pending: false,
         drain_requested: false,
         drain_requested_at: None,
+        interruption_notice_at: None,
         stopped: false,
         probe: probe(probe_name),
     }
