@@ -6,7 +6,9 @@
 //! mutating call at all.
 
 use crate::config::Config;
-use crate::core::plan::{plan, warm_verdict, HookAction, HookTransition, HookVerdict, Plan};
+use crate::core::act::{execute, ActInput, Effects};
+pub use crate::core::act::{release_after_recheck, Recheck};
+use crate::core::plan::{plan, Plan};
 use crate::core::state::{Lease, PoolState, Versioned};
 use crate::domain::*;
 use crate::jitsi::JicofoStats;
@@ -460,593 +462,74 @@ where
         snapshot: &GroupSnapshot,
         now: EpochSecs,
     ) {
-        let mut a = Acting::new(report.plan.clone(), obs, snapshot, now);
-        self.heartbeats_first(&mut a).await;
-        self.termination_protection(&mut a).await;
-        let protection_ok = self.scale_in_protection(&mut a).await;
-        self.hook_actions(&mut a).await;
-        self.drains(&mut a).await;
-        self.replacements(&mut a).await;
-        self.retained(&mut a).await;
-        self.warm_pool(&mut a).await;
-        self.capacity(&mut a, protection_ok).await;
-        for e in &a.errors {
-            tracing::error!(group = %a.group, "{e}");
-        }
-        report.calls = a.calls;
-        report.errors.extend(a.errors);
-        report.drain_failed.extend(a.drain_failed);
-        report.heartbeats_sent.extend(a.heartbeats_sent);
-        report.api_protection_failed.extend(a.api_protection_failed);
-    }
-
-    /// Heartbeats first: a slow or failing act phase must not let a held hook time out, and
-    /// the state records only heartbeats AWS accepted.
-    async fn heartbeats_first(&self, a: &mut Acting<'_>) {
-        // 0. Heartbeats first: a slow or failing act phase must not let a held hook time
-        // out, and the state records only heartbeats AWS accepted.
-        let hooks = a.plan.hooks.clone();
-        for h in &hooks {
-            if h.verdict != HookVerdict::Heartbeat || h.transition == HookTransition::WarmPoolEntry
-            {
-                continue;
-            }
-            let Some(action) = a.action_ref(&self.cfg, h) else {
-                continue;
-            };
-            a.calls
-                .push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
-            match self.asg.heartbeat(&action).await {
-                Ok(()) => a.heartbeats_sent.push(h.instance.clone()),
-                Err(PortError::NoActiveAction { .. }) => {
-                    tracing::info!(instance = %h.instance, "lifecycle action already completed")
-                }
-                Err(e) => a.errors.push(e.to_string()),
-            }
-        }
-    }
-
-    /// EC2 termination protection of what records or uploads (a direct TerminateInstances
-    /// skips every hook), cleared once idle.
-    async fn termination_protection(&self, a: &mut Acting<'_>) {
-        // 0b. EC2 termination protection of what records or uploads (direct
-        // TerminateInstances skips every hook), cleared once idle.
-        for (ids, on) in [(&a.plan.api_protect, true), (&a.plan.api_unprotect, false)] {
-            for id in ids {
-                a.calls.push(format!(
-                    "ModifyInstanceAttribute(DisableApiTermination={on}, {id})"
-                ));
-                match self.ec2.set_termination_protection(id, on).await {
-                    Ok(()) => {}
-                    // e.g. a Spot instance (it cannot be protected): not retried every tick.
-                    Err(e @ PortError::Invalid { .. }) => {
-                        tracing::warn!(instance = %id, error = %e, "termination protection refused; not retried")
-                    }
-                    Err(e) => {
-                        a.errors.push(e.to_string());
-                        a.api_protection_failed.push(id.clone());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Scale-in protection, batched. Returns false when it failed: no scale-in this tick.
-    async fn scale_in_protection(&self, a: &mut Acting<'_>) -> bool {
-        // 1. Protection, batched. A failure forbids this tick's scale-in.
-        let mut protection_ok = true;
-        if !a.plan.protect.is_empty() {
-            a.calls.push(format!(
-                "SetInstanceProtection(true, {})",
-                join(&a.plan.protect)
-            ));
-            if let Err(e) = self
-                .asg
-                .set_protection(&a.group, &a.plan.protect, true)
-                .await
-            {
-                protection_ok = false;
-                a.errors.push(e.to_string());
-            }
-        }
-        protection_ok
-    }
-
-    /// The plan's lifecycle actions (heartbeats were sent first).
-    async fn hook_actions(&self, a: &mut Acting<'_>) {
-        // 2. Lifecycle actions.
-        let hooks = a.plan.hooks.clone();
-        for h in &hooks {
-            if h.transition == HookTransition::WarmPoolEntry && h.verdict != HookVerdict::Wait {
-                // `Warmed:Pending:Wait` is a launch-hook action for an instance launched into
-                // the pool, and a terminate-hook action for one scaled in back into it. The
-                // plan tells them apart by what it saw; when it could not (state lost, never
-                // seen in service), the action is on the other hook: both are tried.
-                let Some(i) = a.by_id.get(&h.instance) else {
-                    continue;
-                };
-                self.warm_entry_action(h, a.snapshot, i, &mut a.calls, &mut a.errors)
-                    .await;
-                continue;
-            }
-            if h.verdict == HookVerdict::Heartbeat {
-                continue; // sent first, above
-            }
-            let Some(action) = a.action_ref(&self.cfg, h) else {
-                continue;
-            };
-            let result = match (h.verdict, h.transition) {
-                (HookVerdict::Wait, _) => continue,
-                (HookVerdict::Continue, HookTransition::Launching) => {
-                    a.calls
-                        .push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
-                    self.asg.complete(&action, LifecycleResult::Continue).await
-                }
-                (
-                    HookVerdict::Continue,
-                    HookTransition::WarmPoolEntry | HookTransition::WarmPoolExit,
-                ) => {
-                    // Stopping or terminating a warm instance: one last look; only what still
-                    // reads as safe to stop goes.
-                    let Some(i) = a.by_id.get(&h.instance) else {
-                        continue;
-                    };
-                    if self.still_safe_to_stop(i, h.transition).await {
-                        a.calls
-                            .push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
-                        self.asg.complete(&action, LifecycleResult::Continue).await
-                    } else {
-                        a.calls
-                            .push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
-                        self.asg.heartbeat(&action).await
-                    }
-                }
-                (HookVerdict::Continue, HookTransition::Terminating) => {
-                    let Some(i) = a.by_id.get(&h.instance) else {
-                        continue;
-                    };
-                    match release_after_recheck(&*self.recorders, &self.ec2, i, a.now, &mut a.calls)
-                        .await
-                    {
-                        Recheck::Release => {
-                            a.calls
-                                .push(format!("CompleteLifecycleAction(CONTINUE, {})", h.instance));
-                            self.asg.complete(&action, LifecycleResult::Continue).await
-                        }
-                        other => {
-                            if let Recheck::DrainFailed(f) = other {
-                                a.errors
-                                    .push(format!("gracefulShutdown({}): {f}", h.instance));
-                                a.drain_failed.push(h.instance.clone());
-                            }
-                            a.calls
-                                .push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
-                            self.asg.heartbeat(&action).await
-                        }
-                    }
-                }
-                (HookVerdict::Heartbeat, _) => continue,
-                (HookVerdict::Abandon, _) => {
-                    a.calls
-                        .push(format!("CompleteLifecycleAction(ABANDON, {})", h.instance));
-                    self.asg.complete(&action, LifecycleResult::Abandon).await
-                }
-            };
-            match result {
-                Ok(()) => {}
-                Err(PortError::NoActiveAction { .. }) => {
-                    tracing::info!(instance = %h.instance, "lifecycle action already completed")
-                }
-                Err(e) => a.errors.push(e.to_string()),
-            }
-        }
-    }
-
-    /// Drain busy recorders on their way out, so no new recording lands on them.
-    async fn drains(&self, a: &mut Acting<'_>) {
-        // 3. Drain busy recorders on their way out, so no new recording lands on them.
-        // The tag marks confirmed drains only (a 2xx): a later refusal then reads as exited.
-        let mut drained = Vec::new();
-        for id in &a.plan.drain {
-            a.calls.push(format!("gracefulShutdown({id})"));
-            match self.recorders.graceful_shutdown(&a.addr(id)).await {
-                Ok(()) => drained.push(id.clone()),
-                Err(f) => {
-                    a.errors.push(format!("gracefulShutdown({id}): {f}"));
-                    // A refusal is an exited Jibri, unless its health endpoint answered:
-                    // then the internal API is not reachable (a drain failure).
-                    let answers = a
-                        .by_id
-                        .get(id)
-                        .is_some_and(|i| matches!(i.probe, Probe::Status(_)));
-                    if f != ProbeFailure::Refused || answers {
-                        a.drain_failed.push(id.clone());
-                    }
-                }
-            }
-        }
-        if !drained.is_empty() {
-            a.calls
-                .push(format!("CreateTags(drain-requested, {})", join(&drained)));
-            if let Err(e) = self.ec2.mark_drain_requested(&drained, a.now).await {
-                a.errors.push(e.to_string());
-            }
-        }
-    }
-
-    /// Replace broken recorders: re-probe, drain (confirmed), terminate without decrement.
-    async fn replacements(&self, a: &mut Acting<'_>) {
-        // 4. Replace broken recorders: re-probe, drain, terminate without decrement.
-        for r in &a.plan.replace {
-            let target = a.addr(&r.instance);
-            let p = self.recorders.probe(&target).await;
-            if matches!(&p, Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy) {
-                tracing::info!(instance = %r.instance, "replacement skipped: the recorder became busy");
-                continue;
-            }
-            a.calls.push(format!("gracefulShutdown({})", r.instance));
-            match self.recorders.graceful_shutdown(&target).await {
-                Ok(()) => {
-                    if let Err(e) = self
-                        .ec2
-                        .mark_drain_requested(std::slice::from_ref(&r.instance), a.now)
-                        .await
-                    {
-                        a.errors.push(e.to_string());
-                    }
-                }
-                // Nothing listens: nothing to drain, nothing recording.
-                Err(ProbeFailure::Refused) if !matches!(p, Probe::Status(_)) => {}
-                Err(f) => {
-                    // A broken recorder that cannot be drained stays in Jicofo's brewery
-                    // after termination starts: not replaced this tick.
-                    a.errors.push(format!(
-                        "gracefulShutdown({}): {f}; not replaced",
-                        r.instance
-                    ));
-                    a.drain_failed.push(r.instance.clone());
-                    continue;
-                }
-            }
-            a.calls.push(format!(
-                "TerminateInstanceInAutoScalingGroup({}, decrement=false)",
-                r.instance
-            ));
-            if let Err(e) = self.asg.terminate(&r.instance, false).await {
-                a.errors.push(e.to_string());
-            }
-        }
-    }
-
-    /// Retained instances that are idle now: released after the re-check.
-    async fn retained(&self, a: &mut Acting<'_>) {
-        // 5. Retained instances that are idle now.
-        for id in &a.plan.terminate_retained {
-            let Some(i) = a.by_id.get(id) else { continue };
-            let recheck =
-                release_after_recheck(&*self.recorders, &self.ec2, i, a.now, &mut a.calls).await;
-            if let Recheck::DrainFailed(f) = &recheck {
-                a.errors.push(format!("gracefulShutdown({id}): {f}"));
-                a.drain_failed.push(id.clone());
-            }
-            if recheck == Recheck::Release {
-                a.calls.push(format!(
-                    "TerminateInstanceInAutoScalingGroup({id}, decrement=false)"
-                ));
-                if let Err(e) = self.asg.terminate(id, false).await {
-                    a.errors.push(e.to_string());
-                }
-            }
-        }
-    }
-
-    /// The managed warm pool's size (before capacity: a scale-out draws on it).
-    async fn warm_pool(&self, a: &mut Acting<'_>) {
-        // 6. The managed warm pool's size (before capacity: a scale-out draws on it).
-        if let Some(w) = a.plan.warm_pool {
-            a.calls.push(format!("PutWarmPool({})", w.size));
-            if let Err(e) = self.asg.put_warm_pool(&a.group, w.size).await {
-                a.errors.push(e.to_string());
-            }
-        }
-    }
-
-    /// Capacity: scale-out at once; scale-in marks, re-checks, then acts.
-    async fn capacity(&self, a: &mut Acting<'_>, protection_ok: bool) {
-        // 7. Capacity.
-        if let Some(d) = a.plan.desired {
-            if d > a.plan.desired_before {
-                a.calls.push(format!("SetDesiredCapacity({d})"));
-                if let Err(e) = self.asg.set_desired(&a.group, d).await {
-                    a.errors.push(e.to_string());
-                }
-            } else if !protection_ok {
-                a.errors.push(
-                    "scale-in skipped: protection of the other instances could not be ensured"
-                        .into(),
-                );
-            } else {
-                // Mark, re-check, act: a victim that took a recording since it was chosen stays.
-                let mut victims = Vec::new();
-                for v in &a.plan.victims {
-                    let p = self.recorders.probe(&a.addr(v)).await;
-                    match p {
-                        Probe::Status(s) if s.is_available() => victims.push(v.clone()),
-                        other => {
-                            tracing::info!(instance = %v, probe = ?other, "victim no longer idle; kept")
-                        }
-                    }
-                }
-                if !victims.is_empty() {
-                    a.calls
-                        .push(format!("SetInstanceProtection(false, {})", join(&victims)));
-                    match self.asg.set_protection(&a.group, &victims, false).await {
-                        Ok(()) => {
-                            let d = a.plan.desired_before - victims.len() as u32;
-                            a.calls.push(format!("SetDesiredCapacity({d})"));
-                            if let Err(e) = self.asg.set_desired(&a.group, d).await {
-                                a.errors.push(e.to_string());
-                                // Do not leave them exposed to a later scale-in we did not a.plan.
-                                let _ = self.asg.set_protection(&a.group, &victims, true).await;
-                            }
-                        }
-                        Err(e) => a.errors.push(e.to_string()),
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl<A, E, R, J, S, M> Controller<A, E, R, J, S, M>
-where
-    A: AutoScaling,
-    E: Ec2,
-    R: Recorders + 'static,
-    J: Jicofo + 'static,
-    S: StateStore,
-    M: MetricsSink,
-{
-    /// One last look before a warm-pool instance is stopped or terminated: its Jibri probed
-    /// again, judged by the same rule the plan used ([`warm_verdict`]).
-    async fn still_safe_to_stop(&self, i: &InstanceObservation, t: HookTransition) -> bool {
-        let addr = RecorderAddress {
-            id: i.id.clone(),
-            private_ip: i.private_ip.clone(),
-        };
-        let again = InstanceObservation {
-            probe: self.recorders.probe(&addr).await,
-            ..i.clone()
-        };
-        warm_verdict(&again, t).0 == HookVerdict::Continue
-    }
-
-    /// A `Warmed:Pending:Wait` action on whichever hook holds it (launch first, then
-    /// terminate). CONTINUE only after a last probe that is not BUSY; a heartbeat goes to
-    /// both; ABANDON to the one that has it.
-    async fn warm_entry_action(
-        &self,
-        h: &HookAction,
-        snapshot: &GroupSnapshot,
-        i: &InstanceObservation,
-        calls: &mut Vec<String>,
-        errors: &mut Vec<String>,
-    ) {
-        let mut verdict = h.verdict;
-        if verdict == HookVerdict::Continue
-            && !self
-                .still_safe_to_stop(i, HookTransition::WarmPoolEntry)
-                .await
-        {
-            verdict = HookVerdict::Heartbeat;
-        }
-        let mut found = false;
-        for name in [&self.cfg.launch_hook_name, &self.cfg.terminate_hook_name] {
-            let Some(hook) = snapshot.hooks.iter().find(|h| &h.name == name) else {
-                continue;
-            };
-            let action = ActionRef {
-                group: snapshot.name.clone(),
-                hook: hook.name.clone(),
-                instance: h.instance.clone(),
-                token: None,
-            };
-            let (call, result) = match verdict {
-                HookVerdict::Continue => (
-                    "CompleteLifecycleAction(CONTINUE, ",
-                    self.asg.complete(&action, LifecycleResult::Continue).await,
-                ),
-                HookVerdict::Abandon => (
-                    "CompleteLifecycleAction(ABANDON, ",
-                    self.asg.complete(&action, LifecycleResult::Abandon).await,
-                ),
-                HookVerdict::Heartbeat | HookVerdict::Wait => (
-                    "RecordLifecycleActionHeartbeat(",
-                    self.asg.heartbeat(&action).await,
-                ),
-            };
-            match result {
-                Ok(()) => {
-                    calls.push(format!("{call}{})", h.instance));
-                    found = true;
-                    if verdict != HookVerdict::Heartbeat {
-                        break;
-                    }
-                }
-                Err(PortError::NoActiveAction { .. }) => {}
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        if !found {
-            tracing::info!(instance = %h.instance, "warm-pool lifecycle action already completed");
-        }
-    }
-}
-
-/// The act phase's working set: the plan, the instances by id, and what was done.
-struct Acting<'a> {
-    group: String,
-    plan: Plan,
-    snapshot: &'a GroupSnapshot,
-    by_id: BTreeMap<&'a InstanceId, &'a InstanceObservation>,
-    now: EpochSecs,
-    /// Every mutating call made, in order.
-    calls: Vec<String>,
-    errors: Vec<String>,
-    drain_failed: Vec<InstanceId>,
-    heartbeats_sent: Vec<InstanceId>,
-    api_protection_failed: Vec<InstanceId>,
-}
-
-impl<'a> Acting<'a> {
-    fn new(plan: Plan, obs: &'a Observation, snapshot: &'a GroupSnapshot, now: EpochSecs) -> Self {
-        let warm = obs.warm_pool.iter().flat_map(|w| w.instances.iter());
-        Acting {
-            group: snapshot.name.clone(),
-            plan,
-            snapshot,
-            by_id: obs
-                .instances
-                .iter()
-                .chain(warm)
-                .map(|i| (&i.id, i))
-                .collect(),
+        let hooks: Vec<&str> = snapshot.hooks.iter().map(|h| h.name.as_str()).collect();
+        let input = ActInput::new(
+            snapshot.name.clone(),
+            &report.plan,
+            obs,
+            &hooks,
+            &self.cfg,
             now,
-            calls: Vec::new(),
-            errors: Vec::new(),
-            drain_failed: Vec::new(),
-            heartbeats_sent: Vec::new(),
-            api_protection_failed: Vec::new(),
+        );
+        let effects = AwsEffects {
+            asg: &self.asg,
+            ec2: &self.ec2,
+            recorders: &*self.recorders,
+        };
+        let done = execute(&effects, input).await;
+        for n in &done.notes {
+            tracing::info!(group = %snapshot.name, "{n}");
         }
-    }
-
-    fn addr(&self, id: &InstanceId) -> RecorderAddress {
-        RecorderAddress {
-            id: id.clone(),
-            private_ip: self.by_id.get(id).and_then(|i| i.private_ip.clone()),
+        for e in &done.errors {
+            tracing::error!(group = %snapshot.name, "{e}");
         }
-    }
-
-    /// The plan's action on the hook it belongs to, named by the configured hook name; a
-    /// missing hook is an error of this tick (and a `ConfigDrift`).
-    fn action_ref(&mut self, cfg: &Config, h: &HookAction) -> Option<ActionRef> {
-        let transition = if h.transition.on_launch_hook() {
-            LAUNCHING
-        } else {
-            TERMINATING
-        };
-        let Some(hook) = self.hook_named(cfg, transition) else {
-            self.errors.push(format!(
-                "{}: no hook named for {transition} on the group",
-                h.instance
-            ));
-            return None;
-        };
-        Some(ActionRef {
-            group: self.group.clone(),
-            hook: hook.name.clone(),
-            instance: h.instance.clone(),
-            token: None,
-        })
-    }
-
-    /// The group's hook for a transition, found by the configured name only: another
-    /// tool's hook on the same group is never ours.
-    fn hook_named(&self, cfg: &Config, transition: &str) -> Option<&'a Hook> {
-        let name = if transition == LAUNCHING {
-            &cfg.launch_hook_name
-        } else {
-            &cfg.terminate_hook_name
-        };
-        self.snapshot.hooks.iter().find(|h| &h.name == name)
+        report.calls = done.calls;
+        report.errors.extend(done.errors);
+        report.drain_failed.extend(done.drain_failed);
+        report.heartbeats_sent.extend(done.heartbeats_sent);
+        report
+            .api_protection_failed
+            .extend(done.api_protection_failed);
     }
 }
 
-/// What the last look before a release found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recheck {
-    /// Drained (the request answered 2xx) and idle or exited, or nothing listens at all:
-    /// it may go.
-    Release,
-    /// Recording, uploading, unknown, or the drain could not be marked: kept this time.
-    Keep(String),
-    /// The drain request failed other than by a connect-time refusal (port 3333 not open
-    /// to the VPC, a 500, a hang): kept, and counted as `DrainFailed`.
-    DrainFailed(ProbeFailure),
+/// The act phase's effects on AWS and the recorders: the ports, by delegation.
+pub struct AwsEffects<'a, A, E, R: ?Sized> {
+    pub asg: &'a A,
+    pub ec2: &'a E,
+    pub recorders: &'a R,
 }
 
-/// Asks a recorder on its way out to shut down gracefully, marks the instance
-/// (`drain-requested` tag, only after the request answered 2xx, so that a later "refused"
-/// reads as "finished and exited"), probes it again, and says whether it may go now. After
-/// the request an idle Jibri exits at once; one that took a recording in between says BUSY
-/// and is kept.
-///
-/// Threat: a release without a confirmed drain leaves the Jibri registered with Jicofo
-/// until the OS stops it, and a recording that lands then is cut. So a failed drain
-/// request keeps the recorder (the caller heartbeats and retries next tick).
-pub async fn release_after_recheck<R: Recorders + ?Sized, E: Ec2 + ?Sized>(
-    r: &R,
-    ec2: &E,
-    i: &InstanceObservation,
-    now: EpochSecs,
-    calls: &mut Vec<String>,
-) -> Recheck {
-    let a = RecorderAddress {
-        id: i.id.clone(),
-        private_ip: i.private_ip.clone(),
-    };
-    if i.upload_pending {
-        return Recheck::Keep("upload pending".into());
+impl<A: AutoScaling, E: Ec2, R: Recorders + ?Sized> Effects for AwsEffects<'_, A, E, R> {
+    async fn probe(&self, r: &RecorderAddress) -> Probe {
+        self.recorders.probe(r).await
     }
-    // A live Jibri is always asked again: one restarted since an earlier drain is idle and
-    // would otherwise take a recording between the re-probe and the termination.
-    let mut drained = false;
-    let mut drain_refused = false;
-    if i.probe != Probe::Failed(ProbeFailure::Refused) {
-        calls.push(format!("gracefulShutdown({})", i.id));
-        match r.graceful_shutdown(&a).await {
-            Ok(()) => drained = true,
-            // Nothing listens: the re-probe below tells an exited Jibri from a live one.
-            Err(ProbeFailure::Refused) => drain_refused = true,
-            Err(f) => {
-                tracing::warn!(instance = %i.id, failure = %f, "gracefulShutdown before release failed: kept, retried next tick");
-                return Recheck::DrainFailed(f);
-            }
-        }
+    async fn graceful_shutdown(&self, r: &RecorderAddress) -> Result<(), ProbeFailure> {
+        self.recorders.graceful_shutdown(r).await
     }
-    if drained && !i.drain_requested {
-        calls.push(format!("CreateTags(drain-requested, {})", i.id));
-        if let Err(e) = ec2
-            .mark_drain_requested(std::slice::from_ref(&i.id), now)
-            .await
-        {
-            // Without the mark a later "refused" would read as unknown: keep it this time.
-            tracing::warn!(instance = %i.id, error = %e, "cannot mark drain-requested; release deferred");
-            return Recheck::Keep("drain not marked".into());
-        }
+    async fn mark_drain_requested(&self, ids: &[InstanceId], at: EpochSecs) -> PortResult<()> {
+        self.ec2.mark_drain_requested(ids, at).await
     }
-    let again = r.probe(&a).await;
-    if drain_refused && matches!(again, Probe::Status(_)) {
-        // Health answers while the internal API refuses: the most common
-        // misconfiguration (Jibri binds its internal API to 127.0.0.1). Never drained.
-        tracing::warn!(instance = %i.id, "gracefulShutdown refused while the health endpoint answers: the internal API is not reachable (jibri.api.http.internal-api-host); kept");
-        return Recheck::DrainFailed(ProbeFailure::Refused);
+    async fn set_termination_protection(&self, id: &InstanceId, on: bool) -> PortResult<()> {
+        self.ec2.set_termination_protection(id, on).await
     }
-    match again {
-        Probe::Status(s) if s.busy == crate::jitsi::BusyStatus::Busy => {
-            tracing::info!(instance = %i.id, "re-check before release: took a recording, kept");
-            Recheck::Keep("busy".into())
-        }
-        // Idle after a confirmed drain: it takes no new recording and exits.
-        Probe::Status(_) if drained => Recheck::Release,
-        // Answers idle without having been drained now (restarted since): drained next time.
-        Probe::Status(_) => Recheck::Keep("answers again; not drained yet".into()),
-        // Refused at connect time: nothing listens, nothing records.
-        Probe::Failed(ProbeFailure::Refused) => Recheck::Release,
-        other => {
-            tracing::info!(instance = %i.id, probe = ?other, "re-check before release: unknown, kept");
-            Recheck::Keep(format!("re-probe {other:?}"))
-        }
+    async fn set_protection(&self, group: &str, ids: &[InstanceId], on: bool) -> PortResult<()> {
+        self.asg.set_protection(group, ids, on).await
+    }
+    async fn set_desired(&self, group: &str, desired: u32) -> PortResult<()> {
+        self.asg.set_desired(group, desired).await
+    }
+    async fn complete(&self, action: &ActionRef, result: LifecycleResult) -> PortResult<()> {
+        self.asg.complete(action, result).await
+    }
+    async fn heartbeat(&self, action: &ActionRef) -> PortResult<()> {
+        self.asg.heartbeat(action).await
+    }
+    async fn terminate(&self, id: &InstanceId, decrement: bool) -> PortResult<()> {
+        self.asg.terminate(id, decrement).await
+    }
+    async fn put_warm_pool(&self, group: &str, size: u32) -> PortResult<()> {
+        self.asg.put_warm_pool(group, size).await
     }
 }
 
@@ -1076,12 +559,6 @@ pub async fn probe_all<R: Recorders + 'static>(
     out
 }
 
-fn join(ids: &[InstanceId]) -> String {
-    ids.iter()
-        .map(|i| i.0.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
-}
 
 /// The next state with only the heartbeats AWS accepted recorded: a held hook whose
 /// heartbeat was not sent (or failed) keeps its previous `last_heartbeat`, so the next

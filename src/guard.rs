@@ -8,7 +8,7 @@
 //! is no longer active is success (idempotent).
 
 use crate::config::Config;
-use crate::controller::{release_after_recheck, Recheck};
+use crate::controller::{release_after_recheck, AwsEffects, Recheck};
 use crate::core::guard::{decide, GuardDecision, Transition};
 use crate::core::plan::{warm_verdict, HookVerdict};
 use crate::domain::*;
@@ -264,8 +264,12 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         let outcome = match decision {
             GuardDecision::Release { .. } => {
                 let mut calls = Vec::new();
-                match release_after_recheck(&self.recorders, &self.ec2, &obs, now, &mut calls).await
-                {
+                let effects = AwsEffects {
+                    asg: &self.asg,
+                    ec2: &self.ec2,
+                    recorders: &self.recorders,
+                };
+                match release_after_recheck(&effects, &obs, now, &mut calls).await {
                     Recheck::Release => {
                         self.complete(
                             &action,

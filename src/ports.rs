@@ -9,29 +9,8 @@ use crate::domain::{
 use crate::jitsi::JicofoStats;
 use std::future::Future;
 
-/// Errors of the AWS-facing ports, classified once (see [`crate::aws::classify`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PortError {
-    #[error("{op}: throttled after retries: {message}")]
-    Throttled { op: &'static str, message: String },
-    /// AWS's `ValidationError` "No active Lifecycle Action found ...": for an idempotent
-    /// handler, the action was already completed (or never was ours).
-    #[error("{op}: no active lifecycle action: {message}")]
-    NoActiveAction { op: &'static str, message: String },
-    #[error("{op}: not found: {message}")]
-    NotFound { op: &'static str, message: String },
-    #[error("{op}: rejected: {message}")]
-    Invalid { op: &'static str, message: String },
-    /// The conditional write lost: another invocation wrote the state first.
-    #[error("{op}: precondition failed (another writer)")]
-    Conflict { op: &'static str },
-    #[error("{op}: service error: {message}")]
-    Service { op: &'static str, message: String },
-    #[error("{op}: transport error: {message}")]
-    Transport { op: &'static str, message: String },
-}
-
-pub type PortResult<T> = Result<T, PortError>;
+/// The act phase's vocabulary, shared with the simulator through the core.
+pub use crate::core::act::{ActionRef, LifecycleResult, PortError, PortResult, RecorderAddress};
 
 /// One instance as the Auto Scaling group lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,30 +66,6 @@ impl GroupSnapshot {
     pub fn hook_for(&self, transition: &str) -> Option<&Hook> {
         self.hooks.iter().find(|h| h.transition == transition)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum LifecycleResult {
-    Continue,
-    Abandon,
-}
-
-impl LifecycleResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Continue => "CONTINUE",
-            Self::Abandon => "ABANDON",
-        }
-    }
-}
-
-/// How a lifecycle action is named in a call: by token when the event gave one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActionRef {
-    pub group: String,
-    pub hook: String,
-    pub instance: InstanceId,
-    pub token: Option<String>,
 }
 
 /// EC2 Auto Scaling, as the product uses it.
@@ -231,13 +186,6 @@ pub trait Ec2: Send + Sync {
         id: &InstanceId,
         on: bool,
     ) -> impl Future<Output = PortResult<()>> + Send;
-}
-
-/// Where one recorder answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecorderAddress {
-    pub id: InstanceId,
-    pub private_ip: Option<String>,
 }
 
 /// The Jibri APIs of the recorders.

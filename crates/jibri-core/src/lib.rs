@@ -5,8 +5,10 @@
 //! [`domain`] holds what a tick observes, [`jitsi`] the Jicofo/Jibri wire formats parsed
 //! into it, [`config`] the typed configuration; [`plan`] decides a tick, [`guard`] one
 //! lifecycle action, [`spare`] and [`forecast`] size the spare pool, [`state`] is what
-//! survives between ticks.
+//! survives between ticks; [`act`] carries a plan out through the effects the Lambda and
+//! the simulator both implement.
 
+pub mod act;
 pub mod config;
 pub mod domain;
 pub mod forecast;
