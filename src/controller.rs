@@ -559,7 +559,6 @@ pub async fn probe_all<R: Recorders + 'static>(
     out
 }
 
-
 /// The next state with only the heartbeats AWS accepted recorded: a held hook whose
 /// heartbeat was not sent (or failed) keeps its previous `last_heartbeat`, so the next
 /// tick sends it again instead of believing in one that never happened.

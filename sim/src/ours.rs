@@ -8,14 +8,19 @@
 
 use crate::run::Policy;
 use crate::workload::{Job, ModelParams, Workload};
-use crate::world::{GroupSetup, HookResult, Life, LifecycleEvent, World};
+use crate::world::{GroupSetup, HookResult, Life, LifecycleEvent, World, WorldError};
+use jibri_core::act::{
+    block_on, execute, release_after_recheck, still_safe_to_stop, ActInput, ActionRef, Effects,
+    LifecycleResult, PortError, PortResult, Recheck, RecorderAddress,
+};
 use jibri_core::config::{Config, ConfigError, FloorWindow};
 use jibri_core::domain::*;
 use jibri_core::guard::{decide, GuardDecision, Transition};
-use jibri_core::jitsi::{BusyStatus, JicofoStats};
-use jibri_core::plan::{plan, safe_to_release, HookTransition, HookVerdict, Plan};
+use jibri_core::jitsi::JicofoStats;
+use jibri_core::plan::{plan, Plan};
 use jibri_core::state::PoolState;
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 /// Jicofo's conference count at every second of `[0, horizon_s)`.
 fn conference_counts(w: &Workload, horizon_s: u64) -> Vec<u32> {
@@ -260,7 +265,7 @@ impl Ours {
         }
         // The controller saves `next` whenever it changed (with or without acting).
         self.state = next;
-        act(&p, &obs, w, self.offset);
+        act(&p, &obs, w, &self.cfg, self.offset);
     }
 
     /// Lives the history of `work` (the week before it), keeping only the controller's
@@ -448,122 +453,109 @@ pub fn observe(w: &World, cfg: &Config, offset: u64) -> Observation {
     }
 }
 
-/// `controller::release_after_recheck`: drain, tag, re-probe; may it go now?
-fn release_after_recheck(w: &mut World, i: &InstanceObservation, offset: u64) -> bool {
-    if i.probe != Probe::Failed(ProbeFailure::Refused) {
-        let _ = w.graceful_shutdown(&i.id);
-    }
-    if !i.drain_requested {
-        w.mark_drain_requested(&i.id);
-    }
-    let again = InstanceObservation {
-        probe: w.probe(&i.id),
-        drain_requested: true,
-        drain_requested_at: Some(w.now + offset),
-        ..i.clone()
-    };
-    safe_to_release(&again).is_ok()
+/// The world as the act phase's effects: the simulator runs the very executor the Lambda
+/// runs ([`jibri_core::act::execute`]). The world answers at once (no call ever waits);
+/// hook names are not modelled (an instance has at most one action at a time); EC2
+/// termination protection is not modelled (nothing in the world terminates directly).
+pub struct WorldEffects<'w> {
+    w: Mutex<&'w mut World>,
 }
 
-/// `Controller::act`, step by step, on the world. Failures of a call are ignored exactly
-/// where the controller logs and goes on (a completed action, a refused drain).
-pub fn act(plan: &Plan, obs: &Observation, w: &mut World, offset: u64) {
-    let warm = obs.warm_pool.iter().flat_map(|p| p.instances.iter());
-    let by_id: BTreeMap<&InstanceId, &InstanceObservation> = obs
-        .instances
-        .iter()
-        .chain(warm)
-        .map(|i| (&i.id, i))
-        .collect();
-
-    // 1. Protection, batched.
-    if !plan.protect.is_empty() {
-        w.set_protection(&plan.protect, true);
+impl<'w> WorldEffects<'w> {
+    pub fn new(w: &'w mut World) -> Self {
+        WorldEffects { w: Mutex::new(w) }
     }
 
-    // 2. Lifecycle actions.
-    for h in &plan.hooks {
-        let _ = match (h.verdict, h.transition) {
-            (HookVerdict::Wait, _) => continue,
-            (HookVerdict::Continue, HookTransition::Launching) => {
-                w.complete(&h.instance, HookResult::Continue)
-            }
-            (HookVerdict::Continue, HookTransition::Terminating) => {
-                let Some(i) = by_id.get(&h.instance) else {
-                    continue;
-                };
-                if release_after_recheck(w, i, offset) {
-                    w.complete(&h.instance, HookResult::Continue)
-                } else {
-                    w.heartbeat(&h.instance)
-                }
-            }
-            (
-                HookVerdict::Continue,
-                HookTransition::WarmPoolEntry | HookTransition::WarmPoolExit,
-            ) => {
-                if matches!(w.probe(&h.instance), Probe::Status(s) if s.busy == BusyStatus::Busy) {
-                    w.heartbeat(&h.instance)
-                } else {
-                    w.complete(&h.instance, HookResult::Continue)
-                }
-            }
-            (HookVerdict::Heartbeat, _) => w.heartbeat(&h.instance),
-            (HookVerdict::Abandon, _) => w.complete(&h.instance, HookResult::Abandon),
+    fn world(&self) -> std::sync::MutexGuard<'_, &'w mut World> {
+        // A poisoned lock means a panic elsewhere in this thread: the run is over anyway.
+        self.w.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn port_error(op: &'static str, e: WorldError) -> PortError {
+    match e {
+        WorldError::NoActiveAction(_) => PortError::NoActiveAction {
+            op,
+            message: e.to_string(),
+        },
+        WorldError::NoInstance(_) => PortError::NotFound {
+            op,
+            message: e.to_string(),
+        },
+        WorldError::OutOfRange { .. } => PortError::Invalid {
+            op,
+            message: e.to_string(),
+        },
+    }
+}
+
+impl Effects for WorldEffects<'_> {
+    async fn probe(&self, r: &RecorderAddress) -> Probe {
+        self.world().probe(&r.id)
+    }
+    async fn graceful_shutdown(&self, r: &RecorderAddress) -> Result<(), ProbeFailure> {
+        self.world().graceful_shutdown(&r.id)
+    }
+    async fn mark_drain_requested(&self, ids: &[InstanceId], _at: EpochSecs) -> PortResult<()> {
+        let mut w = self.world();
+        for id in ids {
+            w.mark_drain_requested(id);
+        }
+        Ok(())
+    }
+    async fn set_termination_protection(&self, _: &InstanceId, _: bool) -> PortResult<()> {
+        Ok(())
+    }
+    async fn set_protection(&self, _: &str, ids: &[InstanceId], on: bool) -> PortResult<()> {
+        self.world().set_protection(ids, on);
+        Ok(())
+    }
+    async fn set_desired(&self, _: &str, desired: u32) -> PortResult<()> {
+        self.world()
+            .set_desired(desired)
+            .map_err(|e| port_error("SetDesiredCapacity", e))
+    }
+    async fn complete(&self, action: &ActionRef, result: LifecycleResult) -> PortResult<()> {
+        let result = match result {
+            LifecycleResult::Continue => HookResult::Continue,
+            LifecycleResult::Abandon => HookResult::Abandon,
         };
+        self.world()
+            .complete(&action.instance, result)
+            .map_err(|e| port_error("CompleteLifecycleAction", e))
     }
+    async fn heartbeat(&self, action: &ActionRef) -> PortResult<()> {
+        self.world()
+            .heartbeat(&action.instance)
+            .map_err(|e| port_error("RecordLifecycleActionHeartbeat", e))
+    }
+    async fn terminate(&self, id: &InstanceId, decrement: bool) -> PortResult<()> {
+        self.world()
+            .terminate(id, decrement)
+            .map_err(|e| port_error("TerminateInstanceInAutoScalingGroup", e))
+    }
+    async fn put_warm_pool(&self, _: &str, size: u32) -> PortResult<()> {
+        self.world().put_warm_pool(size);
+        Ok(())
+    }
+}
 
-    // 3. Drain busy recorders on their way out.
-    for id in &plan.drain {
-        let _ = w.graceful_shutdown(id);
-    }
-    for id in &plan.drain {
-        w.mark_drain_requested(id);
-    }
+/// The controller's act phase on the world: the shared executor.
+pub fn act(plan: &Plan, obs: &Observation, w: &mut World, cfg: &Config, offset: u64) {
+    let now = w.now + offset;
+    let hooks = [
+        cfg.launch_hook_name.as_str(),
+        cfg.terminate_hook_name.as_str(),
+    ];
+    let input = ActInput::new(cfg.pool_group().to_string(), plan, obs, &hooks, cfg, now);
+    block_on(execute(&WorldEffects::new(w), input));
+}
 
-    // 4. Replace broken recorders: re-probe, drain, terminate without decrement.
-    for r in &plan.replace {
-        if matches!(w.probe(&r.instance), Probe::Status(s) if s.busy == BusyStatus::Busy) {
-            continue;
-        }
-        let _ = w.graceful_shutdown(&r.instance);
-        w.mark_drain_requested(&r.instance);
-        let _ = w.terminate(&r.instance, false);
-    }
-
-    // 5. Retained instances that are idle now.
-    for id in &plan.terminate_retained {
-        let Some(i) = by_id.get(id) else { continue };
-        if release_after_recheck(w, i, offset) {
-            let _ = w.terminate(id, false);
-        }
-    }
-
-    // 6. The warm pool's size.
-    if let Some(c) = plan.warm_pool {
-        w.put_warm_pool(c.size);
-    }
-
-    // 6. Capacity: up at once; down by unprotecting re-probed idle victims, then lowering.
-    if let Some(d) = plan.desired {
-        if d > plan.desired_before {
-            let _ = w.set_desired(d);
-        } else {
-            let victims: Vec<InstanceId> = plan
-                .victims
-                .iter()
-                .filter(|v| matches!(w.probe(v), Probe::Status(s) if s.is_available()))
-                .cloned()
-                .collect();
-            if !victims.is_empty() {
-                w.set_protection(&victims, false);
-                let d = plan.desired_before - victims.len() as u32;
-                if w.set_desired(d).is_err() {
-                    w.set_protection(&victims, true);
-                }
-            }
-        }
-    }
+/// The guard's release: the shared drain, tag and re-probe.
+fn release(w: &mut World, i: &InstanceObservation, offset: u64) -> bool {
+    let now = w.now + offset;
+    let fx = WorldEffects::new(w);
+    block_on(release_after_recheck(&fx, i, now, &mut Vec::new())) == Recheck::Release
 }
 
 /// `Guard::handle` for one lifecycle event.
@@ -598,7 +590,7 @@ pub fn guard(ev: &LifecycleEvent, w: &mut World, cfg: &Config, offset: u64) {
         now,
     ) {
         GuardDecision::Release { .. } => {
-            if release_after_recheck(w, &obs, offset) {
+            if release(w, &obs, offset) {
                 let _ = w.complete(&ev.instance, HookResult::Continue);
             } else {
                 w.c.guard_holds += 1;
@@ -617,10 +609,16 @@ pub fn guard(ev: &LifecycleEvent, w: &mut World, cfg: &Config, offset: u64) {
         }
         GuardDecision::LaunchNotReady { .. } => {}
         GuardDecision::WarmContinue { .. } => {
-            if matches!(w.probe(&ev.instance), Probe::Status(s) if s.busy == BusyStatus::Busy) {
-                hold(w, false);
-            } else {
+            // The guard's one last look: the same rule as the plan's (`warm_verdict`).
+            let safe = block_on(still_safe_to_stop(
+                &WorldEffects::new(w),
+                &obs,
+                transition.hook_transition(),
+            ));
+            if safe {
                 let _ = w.complete(&ev.instance, HookResult::Continue);
+            } else {
+                hold(w, false);
             }
         }
     }

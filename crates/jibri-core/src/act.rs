@@ -143,12 +143,7 @@ impl<'a> ActInput<'a> {
         now: EpochSecs,
     ) -> Self {
         let warm = obs.warm_pool.iter().flat_map(|w| w.instances.iter());
-        let present = |name: &String| {
-            hook_names
-                .iter()
-                .any(|h| *h == name.as_str())
-                .then(|| name.clone())
-        };
+        let present = |name: &String| hook_names.contains(&name.as_str()).then(|| name.clone());
         ActInput {
             group,
             plan,
