@@ -3,13 +3,13 @@
 //! [`PortError`] in one place ([`classify_code`]).
 
 use crate::core::state::{PoolState, Versioned};
-use crate::domain::{EpochSecs, InstanceId};
+use crate::domain::{EpochSecs, InstanceId, LifecycleState};
 use crate::ports::*;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_autoscaling::error::{ProvideErrorMetadata, SdkError};
-use std::fmt::Debug;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use std::time::Duration;
 
 /// Loads the SDK configuration: standard retries (exponential backoff with jitter, which
@@ -65,22 +65,19 @@ pub fn classify_code(op: &'static str, code: &str, message: String) -> PortError
     }
 }
 
-fn classify<E, R>(op: &'static str, e: SdkError<E, R>) -> PortError
+fn classify<E>(op: &'static str, e: SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: Debug,
 {
     match &e {
         SdkError::ServiceError(se) => {
             let err = se.err();
             let code = err.code().unwrap_or("Unknown");
             let message = err.message().unwrap_or_default().to_string();
-            if code == "Unknown" {
-                // S3's HEAD-style answers carry no code; a 412 is still a lost race.
-                let raw = format!("{:?}", se.raw());
-                if raw.contains("status: StatusCode(412)") {
-                    return PortError::Conflict { op };
-                }
+            // A 412 (If-Match lost) is a lost race, whatever code the body carries (S3's
+            // HEAD-style answers carry none): read as a status, not from a text.
+            if se.raw().status().as_u16() == 412 {
+                return PortError::Conflict { op };
             }
             classify_code(op, code, message)
         }
@@ -121,10 +118,9 @@ fn to_u32(v: Option<i32>) -> u32 {
 fn group_instance(i: &aws_sdk_autoscaling::types::Instance) -> Option<GroupInstance> {
     Some(GroupInstance {
         id: InstanceId(i.instance_id()?.to_string()),
-        lifecycle_state: i
-            .lifecycle_state()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default(),
+        lifecycle_state: LifecycleState::parse(
+            i.lifecycle_state().map(|s| s.as_str()).unwrap_or_default(),
+        ),
         protected_from_scale_in: i.protected_from_scale_in().unwrap_or(false),
     })
 }

@@ -145,7 +145,7 @@ where
             .instances
             .iter()
             .map(|gi| {
-                let lifecycle = LifecycleState::parse(&gi.lifecycle_state);
+                let lifecycle = gi.lifecycle_state.clone();
                 Ec2Instance::observe(
                     ec2.get(&gi.id),
                     gi.id.clone(),
@@ -169,7 +169,7 @@ where
                         Ec2Instance::observe(
                             ec2.get(&gi.id),
                             gi.id.clone(),
-                            LifecycleState::parse(&gi.lifecycle_state),
+                            gi.lifecycle_state.clone(),
                             false,
                             Probe::NotProbed,
                         )
@@ -190,7 +190,7 @@ where
                 matches!(
                     i.lifecycle,
                     LifecycleState::WarmedPendingWait | LifecycleState::WarmedTerminatingWait
-                ) || i.lifecycle.as_str().ends_with(":Retained")
+                ) || i.lifecycle.is_retained()
             });
         let to_probe: Vec<RecorderAddress> = instances
             .iter()

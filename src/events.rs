@@ -2,6 +2,7 @@
 //! way AWS delivers them: the EventBridge envelope, an EventBridge Scheduler's bare input,
 //! and lifecycle notifications through SNS or SQS (including `autoscaling:TEST_NOTIFICATION`).
 
+use crate::core::plan::HookTransition;
 use crate::domain::{EpochSecs, InstanceId};
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde_json::Value;
@@ -35,7 +36,9 @@ pub struct LifecycleAction {
     pub hook: String,
     pub instance: InstanceId,
     pub token: Option<String>,
-    pub transition: ActionTransition,
+    /// Resolved once from `LifecycleTransition`, `Origin` and `Destination`: the same
+    /// transition type the plan and the guard's decision use.
+    pub transition: HookTransition,
     /// `Origin`/`Destination` (absent in events from older set-ups).
     pub origin: Option<String>,
     pub destination: Option<String>,
@@ -53,12 +56,6 @@ impl LifecycleAction {
             token: self.token.clone(),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActionTransition {
-    Launching,
-    Terminating,
 }
 
 /// One thing a guard invocation was handed.
@@ -238,11 +235,25 @@ fn parse_detail(d: &Value, time: Option<EpochSecs>) -> Result<Incoming, EventErr
             group: s("AutoScalingGroupName").unwrap_or_default(),
         });
     }
-    let transition = match s("LifecycleTransition").as_deref() {
-        Some("autoscaling:EC2_INSTANCE_TERMINATING") => ActionTransition::Terminating,
-        Some("autoscaling:EC2_INSTANCE_LAUNCHING") => ActionTransition::Launching,
+    let launching = match s("LifecycleTransition").as_deref() {
+        Some("autoscaling:EC2_INSTANCE_TERMINATING") => false,
+        Some("autoscaling:EC2_INSTANCE_LAUNCHING") => true,
         Some(other) => return Err(EventError::Transition(other.to_string())),
         None => return Err(EventError::Missing("LifecycleTransition")),
+    };
+    // Warm pools (AWS user guide, "warm pool lifecycle hooks"): a launch into the pool
+    // (Destination WarmPool) is stopped on CONTINUE; a termination from the pool (Origin
+    // WarmPool) was stopped there. A scale-in back into the pool (terminate, Destination
+    // WarmPool) stops a recording all the same: guarded exactly like a termination.
+    let transition = match (
+        launching,
+        s("Origin").as_deref(),
+        s("Destination").as_deref(),
+    ) {
+        (true, _, Some("WarmPool")) => HookTransition::WarmPoolEntry,
+        (true, _, _) => HookTransition::Launching,
+        (false, Some("WarmPool"), _) => HookTransition::WarmPoolExit,
+        (false, _, _) => HookTransition::Terminating,
     };
     let time = time.or_else(|| s("Time").as_deref().and_then(parse_rfc3339));
     Ok(Incoming::Action(LifecycleAction {
@@ -363,7 +374,7 @@ mod tests {
             a.token.as_deref(),
             Some("87654321-4321-4321-4321-210987654321")
         );
-        assert_eq!(a.transition, ActionTransition::Terminating);
+        assert_eq!(a.transition, HookTransition::Terminating);
         assert_eq!(a.destination.as_deref(), Some("EC2"));
         assert_eq!(a.time, Some(1_611_016_552));
     }
@@ -371,9 +382,7 @@ mod tests {
     #[test]
     fn launch_fixture_parses() {
         let v = parse_lifecycle(&aws_event("asg-launch-lifecycle.json")).unwrap();
-        assert!(
-            matches!(&v[0], Incoming::Action(a) if a.transition == ActionTransition::Launching)
-        );
+        assert!(matches!(&v[0], Incoming::Action(a) if a.transition == HookTransition::Launching));
     }
 
     #[test]

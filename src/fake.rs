@@ -138,11 +138,13 @@ impl AutoScaling for FakeAws {
             if let Some(i) = w
                 .instances
                 .iter_mut()
-                .find(|i| i.id == a.instance && i.lifecycle_state.ends_with(":Wait"))
+                .find(|i| i.id == a.instance && i.lifecycle_state.is_wait())
             {
-                i.lifecycle_state = match (i.lifecycle_state.as_str(), result) {
-                    ("Warmed:Pending:Wait", LifecycleResult::Continue) => "Warmed:Stopped".into(),
-                    _ => "Warmed:Terminated".into(),
+                i.lifecycle_state = match (&i.lifecycle_state, result) {
+                    (LifecycleState::WarmedPendingWait, LifecycleResult::Continue) => {
+                        LifecycleState::WarmedStopped
+                    }
+                    _ => LifecycleState::parse("Warmed:Terminated"),
                 };
                 return Ok(());
             }
@@ -151,7 +153,7 @@ impl AutoScaling for FakeAws {
         let active = g
             .instances
             .iter()
-            .any(|i| i.id == a.instance && i.lifecycle_state.ends_with(":Wait"));
+            .any(|i| i.id == a.instance && i.lifecycle_state.is_wait());
         if !active {
             return Err(PortError::NoActiveAction {
                 op: "CompleteLifecycleAction",
@@ -162,10 +164,11 @@ impl AutoScaling for FakeAws {
             });
         }
         for i in g.instances.iter_mut().filter(|i| i.id == a.instance) {
-            i.lifecycle_state = match (i.lifecycle_state.as_str(), result) {
-                ("Pending:Wait", LifecycleResult::Continue) => "InService".into(),
-                ("Terminating:Wait", LifecycleResult::Continue) => "Terminating:Proceed".into(),
-                _ => "Terminating:Proceed".into(),
+            i.lifecycle_state = match (&i.lifecycle_state, result) {
+                (LifecycleState::PendingWait, LifecycleResult::Continue) => {
+                    LifecycleState::InService
+                }
+                _ => LifecycleState::TerminatingProceed,
             };
         }
         Ok(())
@@ -175,7 +178,7 @@ impl AutoScaling for FakeAws {
         self.record("RecordLifecycleActionHeartbeat", a.instance.0.clone())?;
         let waiting = |v: &[GroupInstance]| {
             v.iter()
-                .any(|i| i.id == a.instance && i.lifecycle_state.ends_with(":Wait"))
+                .any(|i| i.id == a.instance && i.lifecycle_state.is_wait())
         };
         let in_wait = waiting(&lock(&self.group).instances)
             || lock(&self.warm)

@@ -9,12 +9,10 @@
 
 use crate::config::Config;
 use crate::controller::{release_after_recheck, AwsEffects, Recheck};
-use crate::core::guard::{decide, GuardDecision, Transition};
-use crate::core::plan::{warm_verdict, HookVerdict};
+use crate::core::guard::{decide, GuardDecision, HookLimits};
+use crate::core::plan::{warm_verdict, HookTransition, HookVerdict};
 use crate::domain::*;
-use crate::events::{
-    parse_lifecycle, parse_records, ActionTransition, Incoming, LifecycleAction, SpotInterruption,
-};
+use crate::events::{parse_lifecycle, parse_records, Incoming, LifecycleAction, SpotInterruption};
 use crate::ports::*;
 use serde_json::{json, Value};
 
@@ -219,26 +217,18 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             id: e.id.clone(),
             private_ip: e.private_ip.clone(),
         };
-        // Warm pools: an instance launched into (or returning to) the pool is stopped on
-        // CONTINUE, so it is judged like a removal; one leaving the pool for termination
-        // was stopped there. A scale-in back into the pool (terminate, Destination
-        // WarmPool) stops a recording all the same: guarded exactly like a termination.
-        let (lifecycle, transition) =
-            match (a.transition, a.origin.as_deref(), a.destination.as_deref()) {
-                (ActionTransition::Launching, _, Some("WarmPool")) => {
-                    (LifecycleState::WarmedPendingWait, Transition::WarmPoolEntry)
-                }
-                (ActionTransition::Launching, _, _) => {
-                    (LifecycleState::PendingWait, Transition::Launching)
-                }
-                (ActionTransition::Terminating, Some("WarmPool"), _) => (
-                    LifecycleState::WarmedTerminatingWait,
-                    Transition::WarmPoolExit,
-                ),
-                (ActionTransition::Terminating, _, _) => {
-                    (LifecycleState::TerminatingWait, Transition::Terminating)
-                }
-            };
+        // The state the action holds the instance in (a scale-in back into the warm pool
+        // waits in `Warmed:Pending:Wait` on the terminate hook).
+        let transition = a.transition;
+        let lifecycle = match transition {
+            HookTransition::WarmPoolEntry => LifecycleState::WarmedPendingWait,
+            HookTransition::Launching => LifecycleState::PendingWait,
+            HookTransition::WarmPoolExit => LifecycleState::WarmedTerminatingWait,
+            HookTransition::Terminating if a.destination.as_deref() == Some("WarmPool") => {
+                LifecycleState::WarmedPendingWait
+            }
+            HookTransition::Terminating => LifecycleState::TerminatingWait,
+        };
         if a.destination.as_deref() == Some("WarmPool") || a.origin.as_deref() == Some("WarmPool") {
             tracing::info!(instance = %a.instance, origin = ?a.origin, destination = ?a.destination, "warm-pool lifecycle action");
         }
@@ -250,14 +240,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             self.recorders.probe(&addr).await,
         );
         let started = a.time.unwrap_or(now).min(now);
-        let decision = decide(
-            transition,
-            &obs,
-            started,
-            self.cfg.max_hook_hold_s,
-            self.cfg.launch_max_wait_s,
-            now,
-        );
+        let decision = decide(transition, &obs, started, HookLimits::of(&self.cfg), now);
         tracing::info!(instance = %a.instance, group = %a.group, probe = ?obs.probe, decision = ?decision, "guard decision");
         let action = a.action_ref();
         let id = a.instance.0.clone();
@@ -303,7 +286,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
                 self.hold(a, &addr, heartbeat_sent, drain, now, why).await?
             }
             GuardDecision::Abandon { why }
-                if transition == Transition::Terminating && !group.retain_on_abandon =>
+                if transition == HookTransition::Terminating && !group.retain_on_abandon =>
             {
                 // Without retain, ABANDON terminates: never given to a recorder that may be
                 // recording. Held on; AWS's own hold limit is the last word.
@@ -348,7 +331,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
                     false,
                     self.recorders.probe(&addr).await,
                 );
-                match warm_verdict(&again, transition.hook_transition()) {
+                match warm_verdict(&again, transition) {
                     (HookVerdict::Continue, _) => {
                         self.complete(
                             &action,
@@ -525,7 +508,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         group: &GroupSnapshot,
     ) -> Result<Option<LifecycleState>, GuardError> {
         if let Some(i) = group.instances.iter().find(|i| i.id == a.instance) {
-            return Ok(Some(LifecycleState::parse(&i.lifecycle_state)));
+            return Ok(Some(i.lifecycle_state.clone()));
         }
         let warm_event =
             a.origin.as_deref() == Some("WarmPool") || a.destination.as_deref() == Some("WarmPool");
@@ -535,7 +518,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
                     .instances
                     .iter()
                     .find(|i| i.id == a.instance)
-                    .map(|i| LifecycleState::parse(&i.lifecycle_state)));
+                    .map(|i| i.lifecycle_state.clone()));
             }
         }
         Ok(None)
@@ -546,15 +529,18 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
 /// events from older set-ups carry neither, and then any wait state of the transition.
 pub fn expected_wait_states(a: &LifecycleAction) -> Vec<LifecycleState> {
     use LifecycleState::*;
-    match (a.transition, a.origin.as_deref(), a.destination.as_deref()) {
-        (ActionTransition::Launching, _, Some("WarmPool")) => vec![WarmedPendingWait],
-        (ActionTransition::Launching, None, None) => vec![PendingWait, WarmedPendingWait],
-        (ActionTransition::Launching, _, _) => vec![PendingWait],
-        (ActionTransition::Terminating, Some("WarmPool"), _) => vec![WarmedTerminatingWait],
-        (ActionTransition::Terminating, _, Some("WarmPool")) => vec![WarmedPendingWait],
-        (ActionTransition::Terminating, None, None) => {
+    let (origin, destination) = (a.origin.as_deref(), a.destination.as_deref());
+    match a.transition {
+        HookTransition::WarmPoolEntry => vec![WarmedPendingWait],
+        HookTransition::Launching if origin.is_none() && destination.is_none() => {
+            vec![PendingWait, WarmedPendingWait]
+        }
+        HookTransition::Launching => vec![PendingWait],
+        HookTransition::WarmPoolExit => vec![WarmedTerminatingWait],
+        HookTransition::Terminating if destination == Some("WarmPool") => vec![WarmedPendingWait],
+        HookTransition::Terminating if origin.is_none() && destination.is_none() => {
             vec![TerminatingWait, WarmedPendingWait, WarmedTerminatingWait]
         }
-        (ActionTransition::Terminating, _, _) => vec![TerminatingWait],
+        HookTransition::Terminating => vec![TerminatingWait],
     }
 }

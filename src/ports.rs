@@ -16,7 +16,8 @@ pub use crate::core::act::{ActionRef, LifecycleResult, PortError, PortResult, Re
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupInstance {
     pub id: InstanceId,
-    pub lifecycle_state: String,
+    /// Parsed once, here at the edge.
+    pub lifecycle_state: LifecycleState,
     pub protected_from_scale_in: bool,
 }
 

@@ -52,7 +52,7 @@ fn world(min: u32, max: u32, desired: u32, instances: &[(&str, &str, bool, Probe
             .iter()
             .map(|(id, l, p, _)| GroupInstance {
                 id: InstanceId::from(*id),
-                lifecycle_state: l.to_string(),
+                lifecycle_state: LifecycleState::parse(l),
                 protected_from_scale_in: *p,
             })
             .collect(),

@@ -39,7 +39,7 @@ fn guard(
         retain_on_abandon: true,
         instances: vec![GroupInstance {
             id: "i-0a1b2c3d4e5f60718".into(),
-            lifecycle_state: state.into(),
+            lifecycle_state: LifecycleState::parse(state),
             protected_from_scale_in: false,
         }],
         hooks: vec![],

@@ -23,9 +23,11 @@ mod common;
 use common::bed::{Bed, GROUP};
 use common::*;
 use jibri_autoscaler::controller::{Outcome, TickReport};
+use jibri_autoscaler::core::plan::HookTransition;
 use jibri_autoscaler::core::plan::WarmPoolChange;
 use jibri_autoscaler::domain::InstanceId;
-use jibri_autoscaler::events::{parse_lifecycle, ActionTransition, Incoming};
+use jibri_autoscaler::domain::LifecycleState;
+use jibri_autoscaler::events::{parse_lifecycle, Incoming};
 use jibri_autoscaler::guard::GuardOutcome;
 use jibri_autoscaler::ports::AutoScaling;
 use jitsi_emulator::BusyStatus;
@@ -97,7 +99,7 @@ async fn put_and_describe_warm_pool_round_trip_through_the_adapters() {
     assert!(
         w.instances
             .iter()
-            .all(|i| i.lifecycle_state == "Warmed:Pending"),
+            .all(|i| i.lifecycle_state.as_str() == "Warmed:Pending"),
         "booting into the pool: {w:?}"
     );
     let mut warm_ids: Vec<InstanceId> = w.instances.iter().map(|i| i.id.clone()).collect();
@@ -112,7 +114,7 @@ async fn put_and_describe_warm_pool_round_trip_through_the_adapters() {
     assert!(
         w.instances
             .iter()
-            .all(|i| i.lifecycle_state == "Warmed:Stopped"),
+            .all(|i| i.lifecycle_state == LifecycleState::WarmedStopped),
         "{w:?}"
     );
     for id in &warm_ids {
@@ -377,7 +379,7 @@ async fn guard_lets_a_silent_instance_into_the_pool_and_holds_a_busy_one() {
         let parsed = parse_lifecycle(e).unwrap();
         assert!(matches!(
             &parsed[..],
-            [Incoming::Action(a)] if a.transition == ActionTransition::Launching
+            [Incoming::Action(a)] if a.transition == HookTransition::WarmPoolEntry
                 && a.destination.as_deref() == Some("WarmPool")
         ));
     }

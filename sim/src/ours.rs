@@ -15,9 +15,9 @@ use jibri_core::act::{
 };
 use jibri_core::config::{Config, ConfigError, FloorWindow};
 use jibri_core::domain::*;
-use jibri_core::guard::{decide, GuardDecision, Transition};
+use jibri_core::guard::{decide, GuardDecision, HookLimits};
 use jibri_core::jitsi::JicofoStats;
-use jibri_core::plan::{plan, Plan};
+use jibri_core::plan::{plan, HookTransition, Plan};
 use jibri_core::state::PoolState;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -565,9 +565,12 @@ pub fn guard(ev: &LifecycleEvent, w: &mut World, cfg: &Config, offset: u64) {
         return;
     };
     let (lifecycle, transition) = match (ev.terminating, ev.warm_entry) {
-        (true, _) => (LifecycleState::TerminatingWait, Transition::Terminating),
-        (false, true) => (LifecycleState::WarmedPendingWait, Transition::WarmPoolEntry),
-        (false, false) => (LifecycleState::PendingWait, Transition::Launching),
+        (true, _) => (LifecycleState::TerminatingWait, HookTransition::Terminating),
+        (false, true) => (
+            LifecycleState::WarmedPendingWait,
+            HookTransition::WarmPoolEntry,
+        ),
+        (false, false) => (LifecycleState::PendingWait, HookTransition::Launching),
     };
     let obs = InstanceObservation {
         protected_from_scale_in: false,
@@ -581,14 +584,7 @@ pub fn guard(ev: &LifecycleEvent, w: &mut World, cfg: &Config, offset: u64) {
         }
         let _ = w.heartbeat(&ev.instance);
     };
-    match decide(
-        transition,
-        &obs,
-        started,
-        cfg.max_hook_hold_s,
-        cfg.launch_max_wait_s,
-        now,
-    ) {
+    match decide(transition, &obs, started, HookLimits::of(cfg), now) {
         GuardDecision::Release { .. } => {
             if release(w, &obs, offset) {
                 let _ = w.complete(&ev.instance, HookResult::Continue);
@@ -610,11 +606,7 @@ pub fn guard(ev: &LifecycleEvent, w: &mut World, cfg: &Config, offset: u64) {
         GuardDecision::LaunchNotReady { .. } => {}
         GuardDecision::WarmContinue { .. } => {
             // The guard's one last look: the same rule as the plan's (`warm_verdict`).
-            let safe = block_on(still_safe_to_stop(
-                &WorldEffects::new(w),
-                &obs,
-                transition.hook_transition(),
-            ));
+            let safe = block_on(still_safe_to_stop(&WorldEffects::new(w), &obs, transition));
             if safe {
                 let _ = w.complete(&ev.instance, HookResult::Continue);
             } else {

@@ -80,7 +80,7 @@ impl Life {
             Life::Terminated => LifecycleState::Terminated,
             Life::WarmPending { .. } => LifecycleState::Other("Warmed:Pending".into()),
             Life::WarmPendingWait { .. } => LifecycleState::WarmedPendingWait,
-            Life::WarmStopped => LifecycleState::Other("Warmed:Stopped".into()),
+            Life::WarmStopped => LifecycleState::WarmedStopped,
         }
     }
 

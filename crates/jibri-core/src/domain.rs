@@ -62,6 +62,14 @@ pub enum LifecycleState {
     WarmedPendingWait,
     /// Warm pool: leaving the pool for termination, its terminate hook held.
     WarmedTerminatingWait,
+    /// Warm pool: an abandoned launch-into-the-pool action kept by the retain policy.
+    WarmedPendingRetained,
+    /// Warm pool: an abandoned terminate action kept by the retain policy.
+    WarmedTerminatingRetained,
+    /// Warm and ready to be started by a scale-out.
+    WarmedStopped,
+    WarmedRunning,
+    WarmedHibernated,
     /// Any other warm-pool, detaching or future state, kept verbatim.
     Other(String),
 }
@@ -81,6 +89,11 @@ impl LifecycleState {
             "Standby" => Self::Standby,
             "Warmed:Pending:Wait" => Self::WarmedPendingWait,
             "Warmed:Terminating:Wait" => Self::WarmedTerminatingWait,
+            "Warmed:Pending:Retained" => Self::WarmedPendingRetained,
+            "Warmed:Terminating:Retained" => Self::WarmedTerminatingRetained,
+            "Warmed:Stopped" => Self::WarmedStopped,
+            "Warmed:Running" => Self::WarmedRunning,
+            "Warmed:Hibernated" => Self::WarmedHibernated,
             other => Self::Other(other.to_string()),
         }
     }
@@ -99,6 +112,11 @@ impl LifecycleState {
             Self::Standby => "Standby",
             Self::WarmedPendingWait => "Warmed:Pending:Wait",
             Self::WarmedTerminatingWait => "Warmed:Terminating:Wait",
+            Self::WarmedPendingRetained => "Warmed:Pending:Retained",
+            Self::WarmedTerminatingRetained => "Warmed:Terminating:Retained",
+            Self::WarmedStopped => "Warmed:Stopped",
+            Self::WarmedRunning => "Warmed:Running",
+            Self::WarmedHibernated => "Warmed:Hibernated",
             Self::Other(s) => s,
         }
     }
@@ -119,8 +137,30 @@ impl LifecycleState {
     /// Warm and ready to be started by a scale-out (`Warmed:Stopped|Running|Hibernated`).
     pub fn is_warm_ready(&self) -> bool {
         matches!(
-            self.as_str(),
-            "Warmed:Stopped" | "Warmed:Running" | "Warmed:Hibernated"
+            self,
+            Self::WarmedStopped | Self::WarmedRunning | Self::WarmedHibernated
+        )
+    }
+
+    /// Kept by the group's retain policy after an abandoned action (`*:Retained`):
+    /// running, outside the desired capacity and the warm pool's count.
+    pub fn is_retained(&self) -> bool {
+        matches!(
+            self,
+            Self::TerminatingRetained
+                | Self::WarmedPendingRetained
+                | Self::WarmedTerminatingRetained
+        )
+    }
+
+    /// A lifecycle hook holds the instance (`*:Wait`).
+    pub fn is_wait(&self) -> bool {
+        matches!(
+            self,
+            Self::PendingWait
+                | Self::TerminatingWait
+                | Self::WarmedPendingWait
+                | Self::WarmedTerminatingWait
         )
     }
 }
@@ -334,4 +374,63 @@ pub struct Observation {
     pub warm_pool: Option<WarmPoolObservation>,
     /// The group's safety configuration as checked this tick: any drift forbids removals.
     pub config_drift: Vec<ConfigDrift>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SDK strings are parsed once at the edge: every state AWS documents round-trips, and
+    /// an unknown one is kept verbatim (never mistaken for a known one).
+    #[test]
+    fn lifecycle_states_round_trip_and_classify() {
+        let known = [
+            "Pending",
+            "Pending:Wait",
+            "Pending:Proceed",
+            "InService",
+            "Terminating:Wait",
+            "Terminating:Proceed",
+            "Terminating:Retained",
+            "Terminating",
+            "Terminated",
+            "Standby",
+            "Warmed:Pending:Wait",
+            "Warmed:Terminating:Wait",
+            "Warmed:Pending:Retained",
+            "Warmed:Terminating:Retained",
+            "Warmed:Stopped",
+            "Warmed:Running",
+            "Warmed:Hibernated",
+        ];
+        for s in known {
+            let l = LifecycleState::parse(s);
+            assert!(!matches!(l, LifecycleState::Other(_)), "{s}");
+            assert_eq!(l.as_str(), s);
+        }
+        assert_eq!(
+            LifecycleState::parse("Warmed:Pending"),
+            LifecycleState::Other("Warmed:Pending".into())
+        );
+        let retained: Vec<_> = known
+            .iter()
+            .filter(|s| LifecycleState::parse(s).is_retained())
+            .collect();
+        assert_eq!(
+            retained,
+            [
+                &"Terminating:Retained",
+                &"Warmed:Pending:Retained",
+                &"Warmed:Terminating:Retained"
+            ]
+        );
+        let wait: Vec<_> = known
+            .iter()
+            .filter(|s| LifecycleState::parse(s).is_wait())
+            .collect();
+        assert_eq!(wait.len(), 4);
+        assert!(wait.iter().all(|s| s.ends_with(":Wait")));
+        assert!(LifecycleState::parse("Warmed:Hibernated").is_warm_ready());
+        assert!(LifecycleState::parse("Warmed:Pending").is_warmed());
+    }
 }

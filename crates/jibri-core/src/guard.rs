@@ -7,26 +7,21 @@
 use crate::domain::{EpochSecs, InstanceObservation, Probe};
 use crate::plan::{launch_verdict, safe_to_release, warm_verdict, HookTransition, HookVerdict};
 
-/// Which transition a lifecycle action is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Transition {
-    Launching,
-    Terminating,
-    /// `Warmed:Pending:Wait`: CONTINUE stops the instance in the warm pool.
-    WarmPoolEntry,
-    /// `Warmed:Terminating:Wait`: a warm-pool instance is being terminated.
-    WarmPoolExit,
+/// How long a lifecycle action may be held: a terminate (or warm-pool) action until
+/// ABANDON, a launch action until its recorder must have answered healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HookLimits {
+    /// `MAX_HOOK_HOLD_S`.
+    pub max_hold_s: u64,
+    /// `LAUNCH_MAX_WAIT_S`.
+    pub launch_max_wait_s: u64,
 }
 
-impl Transition {
-    /// The plan's name for the same lifecycle action.
-    pub fn hook_transition(self) -> HookTransition {
-        match self {
-            Self::Launching => HookTransition::Launching,
-            Self::Terminating => HookTransition::Terminating,
-            Self::WarmPoolEntry => HookTransition::WarmPoolEntry,
-            Self::WarmPoolExit => HookTransition::WarmPoolExit,
+impl HookLimits {
+    pub fn of(cfg: &crate::config::Config) -> Self {
+        HookLimits {
+            max_hold_s: cfg.max_hook_hold_s,
+            launch_max_wait_s: cfg.launch_max_wait_s,
         }
     }
 }
@@ -52,22 +47,25 @@ pub enum GuardDecision {
 
 /// Decides a terminate or launch action. `action_started` is the event's time.
 pub fn decide(
-    transition: Transition,
+    transition: HookTransition,
     instance: &InstanceObservation,
     action_started: EpochSecs,
-    max_hold_s: u64,
-    launch_max_wait_s: u64,
+    limits: HookLimits,
     now: EpochSecs,
 ) -> GuardDecision {
+    let HookLimits {
+        max_hold_s,
+        launch_max_wait_s,
+    } = limits;
     let age = now.saturating_sub(action_started);
     match transition {
-        Transition::Launching => match launch_verdict(instance, age, launch_max_wait_s) {
+        HookTransition::Launching => match launch_verdict(instance, age, launch_max_wait_s) {
             (HookVerdict::Continue, _) => GuardDecision::LaunchReady,
             (HookVerdict::Abandon, why) => GuardDecision::Abandon { why },
             (_, why) => GuardDecision::LaunchNotReady { why },
         },
-        Transition::WarmPoolEntry | Transition::WarmPoolExit => {
-            match warm_verdict(instance, transition.hook_transition()) {
+        HookTransition::WarmPoolEntry | HookTransition::WarmPoolExit => {
+            match warm_verdict(instance, transition) {
                 (HookVerdict::Continue, why) => GuardDecision::WarmContinue { why },
                 (HookVerdict::Heartbeat, why) if age >= max_hold_s => GuardDecision::Abandon {
                     why: format!("held {age}s, {why}"),
@@ -78,7 +76,7 @@ pub fn decide(
                 (_, why) => GuardDecision::LaunchNotReady { why },
             }
         }
-        Transition::Terminating => match safe_to_release(instance) {
+        HookTransition::Terminating => match safe_to_release(instance) {
             Ok(()) => GuardDecision::Release {
                 why: "not recording".into(),
             },
@@ -103,6 +101,11 @@ mod tests {
     use crate::domain::LifecycleState;
     use crate::testkit::inst;
 
+    const LIMITS: HookLimits = HookLimits {
+        max_hold_s: 3600,
+        launch_max_wait_s: 900,
+    };
+
     fn t(probe: &str) -> InstanceObservation {
         inst("i-1", LifecycleState::TerminatingWait, probe)
     }
@@ -110,7 +113,7 @@ mod tests {
     #[test]
     fn idle_recorder_is_released() {
         assert!(matches!(
-            decide(Transition::Terminating, &t("idle"), 0, 3600, 900, 10),
+            decide(HookTransition::Terminating, &t("idle"), 0, LIMITS, 10),
             GuardDecision::Release { .. }
         ));
     }
@@ -120,7 +123,7 @@ mod tests {
         for p in ["expired", "unhealthy"] {
             assert!(
                 matches!(
-                    decide(Transition::Terminating, &t(p), 0, 3600, 900, 10),
+                    decide(HookTransition::Terminating, &t(p), 0, LIMITS, 10),
                     GuardDecision::Release { .. }
                 ),
                 "{p}"
@@ -130,7 +133,7 @@ mod tests {
 
     #[test]
     fn busy_recorder_is_held_and_drained() {
-        let d = decide(Transition::Terminating, &t("busy"), 0, 3600, 900, 10);
+        let d = decide(HookTransition::Terminating, &t("busy"), 0, LIMITS, 10);
         assert_eq!(
             d,
             GuardDecision::Hold {
@@ -143,7 +146,7 @@ mod tests {
     #[test]
     fn unknown_is_never_released() {
         for p in ["timeout", "refused", "garbage", "http500", "unprobed"] {
-            let d = decide(Transition::Terminating, &t(p), 0, 3600, 900, 10);
+            let d = decide(HookTransition::Terminating, &t(p), 0, LIMITS, 10);
             assert!(matches!(d, GuardDecision::Hold { .. }), "{p}: {d:?}");
         }
     }
@@ -153,7 +156,7 @@ mod tests {
         let mut i = t("idle");
         i.upload_pending = true;
         assert!(matches!(
-            decide(Transition::Terminating, &i, 0, 3600, 900, 10),
+            decide(HookTransition::Terminating, &i, 0, LIMITS, 10),
             GuardDecision::Hold { .. }
         ));
     }
@@ -163,13 +166,13 @@ mod tests {
         let mut i = t("refused");
         i.drain_requested = true;
         assert!(matches!(
-            decide(Transition::Terminating, &i, 0, 3600, 900, 10),
+            decide(HookTransition::Terminating, &i, 0, LIMITS, 10),
             GuardDecision::Release { .. }
         ));
         let mut i = t("timeout");
         i.drain_requested = true;
         assert!(matches!(
-            decide(Transition::Terminating, &i, 0, 3600, 900, 10),
+            decide(HookTransition::Terminating, &i, 0, LIMITS, 10),
             GuardDecision::Hold { drain: false, .. }
         ));
     }
@@ -177,7 +180,7 @@ mod tests {
     #[test]
     fn held_past_the_maximum_is_abandoned() {
         assert!(matches!(
-            decide(Transition::Terminating, &t("busy"), 0, 3600, 900, 3600),
+            decide(HookTransition::Terminating, &t("busy"), 0, LIMITS, 3600),
             GuardDecision::Abandon { .. }
         ));
     }
@@ -186,29 +189,29 @@ mod tests {
     fn launch_waits_for_a_healthy_idle_recorder() {
         let l = |p| inst("i-1", LifecycleState::PendingWait, p);
         assert_eq!(
-            decide(Transition::Launching, &l("idle"), 0, 3600, 900, 10),
+            decide(HookTransition::Launching, &l("idle"), 0, LIMITS, 10),
             GuardDecision::LaunchReady
         );
         assert!(matches!(
-            decide(Transition::Launching, &l("refused"), 0, 3600, 900, 10),
+            decide(HookTransition::Launching, &l("refused"), 0, LIMITS, 10),
             GuardDecision::LaunchNotReady { .. }
         ));
         assert!(matches!(
-            decide(Transition::Launching, &l("unhealthy"), 0, 3600, 900, 900),
+            decide(HookTransition::Launching, &l("unhealthy"), 0, LIMITS, 900),
             GuardDecision::Abandon { .. }
         ));
         // Booted during Pending:Wait and already recording: in service, never abandoned.
         assert_eq!(
-            decide(Transition::Launching, &l("busy"), 0, 3600, 900, 10),
+            decide(HookTransition::Launching, &l("busy"), 0, LIMITS, 10),
             GuardDecision::LaunchReady
         );
         assert_eq!(
-            decide(Transition::Launching, &l("busy"), 0, 3600, 900, 5000),
+            decide(HookTransition::Launching, &l("busy"), 0, LIMITS, 5000),
             GuardDecision::LaunchReady
         );
         // Unknown past the wait: in service (guarded by the terminate hook), not abandoned.
         assert_eq!(
-            decide(Transition::Launching, &l("timeout"), 0, 3600, 900, 900),
+            decide(HookTransition::Launching, &l("timeout"), 0, LIMITS, 900),
             GuardDecision::LaunchReady
         );
     }
@@ -218,31 +221,31 @@ mod tests {
         let w = |p| inst("i-1", LifecycleState::WarmedPendingWait, p);
         // Jibri not started in the pool (the recorder image waits for InService): in.
         assert!(matches!(
-            decide(Transition::WarmPoolEntry, &w("refused"), 0, 3600, 900, 10),
+            decide(HookTransition::WarmPoolEntry, &w("refused"), 0, LIMITS, 10),
             GuardDecision::WarmContinue { .. }
         ));
         assert!(matches!(
-            decide(Transition::WarmPoolEntry, &w("idle"), 0, 3600, 900, 10),
+            decide(HookTransition::WarmPoolEntry, &w("idle"), 0, LIMITS, 10),
             GuardDecision::WarmContinue { .. }
         ));
         // Recording (scale-in back into the pool, or a Jibri that started too early): held.
         assert!(matches!(
-            decide(Transition::WarmPoolEntry, &w("busy"), 0, 3600, 900, 10),
+            decide(HookTransition::WarmPoolEntry, &w("busy"), 0, LIMITS, 10),
             GuardDecision::Hold { drain: false, .. }
         ));
         let mut up = w("idle");
         up.upload_pending = true;
         assert!(matches!(
-            decide(Transition::WarmPoolEntry, &up, 0, 3600, 900, 10),
+            decide(HookTransition::WarmPoolEntry, &up, 0, LIMITS, 10),
             GuardDecision::Hold { .. }
         ));
         // Still booting (no answer): left to the sweep and the hook's timeout.
         assert!(matches!(
-            decide(Transition::WarmPoolEntry, &w("timeout"), 0, 3600, 900, 10),
+            decide(HookTransition::WarmPoolEntry, &w("timeout"), 0, LIMITS, 10),
             GuardDecision::LaunchNotReady { .. }
         ));
         assert!(matches!(
-            decide(Transition::WarmPoolEntry, &w("busy"), 0, 3600, 900, 3600),
+            decide(HookTransition::WarmPoolEntry, &w("busy"), 0, LIMITS, 3600),
             GuardDecision::Abandon { .. }
         ));
     }
@@ -253,7 +256,7 @@ mod tests {
         for p in ["refused", "idle"] {
             assert!(
                 matches!(
-                    decide(Transition::WarmPoolExit, &w(p), 0, 3600, 900, 10),
+                    decide(HookTransition::WarmPoolExit, &w(p), 0, LIMITS, 10),
                     GuardDecision::WarmContinue { .. }
                 ),
                 "{p}"
@@ -263,7 +266,7 @@ mod tests {
         for p in ["busy", "timeout", "http500", "garbage", "unprobed"] {
             assert!(
                 matches!(
-                    decide(Transition::WarmPoolExit, &w(p), 0, 3600, 900, 10),
+                    decide(HookTransition::WarmPoolExit, &w(p), 0, LIMITS, 10),
                     GuardDecision::Hold { drain: false, .. }
                 ),
                 "{p}"
@@ -273,13 +276,13 @@ mod tests {
         let mut stopped = w("timeout");
         stopped.stopped = true;
         assert!(matches!(
-            decide(Transition::WarmPoolExit, &stopped, 0, 3600, 900, 10),
+            decide(HookTransition::WarmPoolExit, &stopped, 0, LIMITS, 10),
             GuardDecision::WarmContinue { .. }
         ));
         // ...unless a recording is still waiting for its upload.
         stopped.upload_pending = true;
         assert!(matches!(
-            decide(Transition::WarmPoolExit, &stopped, 0, 3600, 900, 10),
+            decide(HookTransition::WarmPoolExit, &stopped, 0, LIMITS, 10),
             GuardDecision::Hold { .. }
         ));
     }

@@ -704,7 +704,7 @@ impl<'a> Tick<'a> {
                 self.held_hook(i);
                 continue;
             }
-            if i.lifecycle.as_str().ends_with(":Retained") {
+            if i.lifecycle.is_retained() {
                 // `Warmed:Pending:Retained` / `Warmed:Terminating:Retained`: an abandoned
                 // warm-pool action kept by the retain policy. Running, outside the pool's
                 // count: terminated once nothing records on it, like `Terminating:Retained`.
