@@ -69,6 +69,12 @@ bench: venv ## controller tick over 1,000 recorders (50 hung) on the test bed: w
 	@trap 'scripts/testbed.sh down' EXIT; JITSI_BIN=target/bench-opt/jitsi-emulator scripts/testbed.sh up --no-seed && \
 	set -a && source .testbed/env && set +a && target/bench-opt/examples/bench_tick
 
+.PHONY: size
+size: venv ## each Lambda's bootstrap size and cold start (cargo lambda build --release: arm64 where its standard library is installed, else x86-64; a Lambda runtime-API emulator on 127.0.0.1, median of 5)
+	@arch=arm64; rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$$' || { arch=x86-64; echo "size: no aarch64 standard library installed here: building x86-64 (the deploy target is arm64)"; }; \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --$$arch -p pool-controller -p termination-guard && \
+	LAMBDA_DIR="$${CARGO_TARGET_DIR:-target}/lambda" $(PYTHON) scripts/size.py $$arch pool-controller termination-guard
+
 .PHONY: chaos
 chaos: venv ## the fault matrix on the test bed: prints per row recordings cut, lost, wrong completions and the metric raised
 	@trap 'scripts/testbed.sh down' EXIT; scripts/testbed.sh up --no-jitsi && \

@@ -138,53 +138,75 @@ pub fn parse_records(event: &Value) -> Option<Vec<DeliveryRecord>> {
             .iter()
             .enumerate()
             .map(|(index, r)| {
-                let from_sqs = r.get("body").is_some();
-                let id = r
-                    .get("messageId")
-                    .or_else(|| r.pointer("/Sns/MessageId"))
-                    .and_then(Value::as_str)
-                    .map_or_else(|| format!("record-{index}"), str::to_string);
-                let single = serde_json::json!({ "Records": [r] });
-                let parsed = parse_lifecycle(&single).and_then(|mut v| {
-                    v.pop()
-                        .ok_or(EventError::Unrecognized("empty record".into()))
-                });
+                let (id, from_sqs, parsed) = match envelope(r) {
+                    Ok(e) => (e.id, e.from_sqs, parse_body(&e.body)),
+                    Err(err) => {
+                        // A record whose envelope is unreadable keeps the id it claims, for
+                        // the log line.
+                        let id = r
+                            .get("messageId")
+                            .or_else(|| r.pointer("/Sns/MessageId"))
+                            .and_then(Value::as_str)
+                            .map_or_else(|| format!("record-{index}"), str::to_string);
+                        (id, r.get("body").is_some(), Err(err))
+                    }
+                };
                 DeliveryRecord {
                     id,
                     from_sqs,
-                    parsed,
+                    parsed: parsed.map_err(|e| EventError::Record {
+                        index,
+                        source: Box::new(e),
+                    }),
                 }
             })
             .collect(),
     )
 }
 
+/// One record's envelope, read through `aws_lambda_events`' types.
+struct Envelope {
+    id: String,
+    from_sqs: bool,
+    body: String,
+}
+
+fn envelope(r: &Value) -> Result<Envelope, EventError> {
+    use aws_lambda_events::event::{sns::SnsRecord, sqs::SqsMessage};
+    if r.get("Sns").is_some() {
+        let rec: SnsRecord = serde_json::from_value(r.clone())
+            .map_err(|e| EventError::Unrecognized(format!("SNS record: {e}")))?;
+        return Ok(Envelope {
+            id: rec.sns.message_id,
+            from_sqs: false,
+            body: rec.sns.message,
+        });
+    }
+    if r.get("body").is_some() {
+        let m: SqsMessage = serde_json::from_value(r.clone())
+            .map_err(|e| EventError::Unrecognized(format!("SQS message: {e}")))?;
+        return Ok(Envelope {
+            id: m.message_id.unwrap_or_default(),
+            from_sqs: true,
+            body: m.body.unwrap_or_default(),
+        });
+    }
+    Err(EventError::Unrecognized(
+        "record has neither Sns.Message nor body".into(),
+    ))
+}
+
+/// A notification body carried by SNS or SQS.
+fn parse_body(body: &str) -> Result<Incoming, EventError> {
+    let inner: Value = serde_json::from_str(body)
+        .map_err(|e| EventError::Unrecognized(format!("message is not JSON: {e}")))?;
+    parse_detail(&inner, None)
+}
+
 /// Parses whatever reached the guard into the actions it carries (several for an SQS batch).
 pub fn parse_lifecycle(event: &Value) -> Result<Vec<Incoming>, EventError> {
-    if let Some(records) = event.get("Records").and_then(Value::as_array) {
-        let mut out = Vec::new();
-        for (index, r) in records.iter().enumerate() {
-            let wrap = |e: EventError| EventError::Record {
-                index,
-                source: Box::new(e),
-            };
-            let body = r
-                .pointer("/Sns/Message")
-                .or_else(|| r.get("body"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    wrap(EventError::Unrecognized(
-                        "record has neither Sns.Message nor body".into(),
-                    ))
-                })?;
-            let inner: Value = serde_json::from_str(body).map_err(|e| {
-                wrap(EventError::Unrecognized(format!(
-                    "message is not JSON: {e}"
-                )))
-            })?;
-            out.push(parse_detail(&inner, None).map_err(wrap)?);
-        }
-        return Ok(out);
+    if let Some(records) = parse_records(event) {
+        return records.into_iter().map(|r| r.parsed).collect();
     }
     match event.get("detail-type").and_then(Value::as_str) {
         Some("EC2 Instance-terminate Lifecycle Action")
@@ -388,8 +410,15 @@ mod tests {
     #[test]
     fn test_notification_via_sns_and_sqs() {
         let msg = aws_event("asg-test-notification.json").to_string();
-        let sns =
-            serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": {"Message": msg}}]});
+        // The whole SNS record as SNS delivers it (the envelope is read through
+        // aws_lambda_events' `SnsRecord`, which requires its fields), carrying the fixture.
+        let sample = format!(
+            "{}/events/test-notification-sns.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut sns: Value =
+            serde_json::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
+        sns["Records"][0]["Sns"]["Message"] = msg.clone().into();
         assert_eq!(
             parse_lifecycle(&sns).unwrap(),
             vec![Incoming::TestNotification {
@@ -464,5 +493,24 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
+    }
+
+    /// SNS and SQS envelopes are read through `aws_lambda_events`' types: a record that is
+    /// not what SNS or SQS delivers is malformed on its own, never the batch.
+    #[test]
+    fn a_truncated_envelope_is_malformed_on_its_own() {
+        let msg = aws_event("asg-test-notification.json").to_string();
+        let batch = serde_json::json!({"Records": [
+            {"EventSource": "aws:sns", "Sns": {"Message": msg}},
+            {"messageId": "m-2", "eventSource": "aws:sqs", "body": msg},
+        ]});
+        let records = parse_records(&batch).unwrap();
+        assert!(matches!(
+            &records[0].parsed,
+            Err(EventError::Record { index: 0, source }) if source.to_string().contains("SNS record")
+        ));
+        assert_eq!(records[1].id, "m-2");
+        assert!(records[1].from_sqs);
+        assert!(records[1].parsed.is_ok());
     }
 }

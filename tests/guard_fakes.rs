@@ -403,7 +403,10 @@ async fn an_sqs_batch_is_answered_per_record() {
 async fn an_sns_delivery_that_fails_is_an_error_for_a_retry() {
     let (g, aws, _) = guard(status(BusyStatus::Idle), "Terminating:Wait");
     let body = event("terminate-sqs.json")["Records"][0]["body"].clone();
-    let sns = serde_json::json!({ "Records": [{ "EventSource": "aws:sns", "Sns": { "MessageId": "m-1", "Message": body } }] });
+    // The whole SNS record as SNS delivers it, carrying the lifecycle notification.
+    let mut sns = event("test-notification-sns.json");
+    sns["Records"][0]["Sns"]["MessageId"] = "m-1".into();
+    sns["Records"][0]["Sns"]["Message"] = body;
     aws.fail_once(
         "DescribeInstances",
         PortError::Throttled {
