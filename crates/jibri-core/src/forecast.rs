@@ -18,6 +18,12 @@
 //! hours observed from their start are learned (an outage or a first tick mid-hour gives
 //! a partial count, which is dropped). Values are kept in thousandths (integers), so the
 //! state stays exactly comparable and its JSON small.
+//!
+//! A new pool leans on a [`Prior`] until its data replaces it: the minute profile's prior
+//! counts as **one day** of starts (the day profile's sum, at least `MINUTE_PRIOR_STARTS`),
+//! so on the first day it weighs as much as everything seen, after a week about a sixth;
+//! and an hour never learned takes the level of the most recent hour, the current one
+//! included once its count so far is significantly above that (a first day ramping up).
 
 use crate::domain::EpochSecs;
 use std::collections::BTreeMap;
@@ -27,8 +33,11 @@ const MILLI: f64 = 1000.0;
 /// Each hour folded into the minute profile multiplies it by this first (memory of about
 /// `1 / (1 - MINUTE_KEEP)` = 200 hours of activity).
 const MINUTE_KEEP: f64 = 0.995;
-/// A minute-of-hour profile with fewer starts than this is blended with a flat one.
-const MINUTE_PRIOR_STARTS: f64 = 20.0;
+/// The least weight of the minute-of-hour prior, in starts (a pool with no learned day).
+pub const MINUTE_PRIOR_STARTS: f64 = 20.0;
+/// The current hour's count replaces the stand-in level only when a level this likely
+/// (Poisson, at the stand-in's mean) would not reach it: a first day ramping up, not noise.
+const SURPRISE_PROBABILITY: f64 = 0.99;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -87,6 +96,10 @@ pub struct HourCount {
     pub first_tick_s: u32,
     pub starts: u32,
     pub new_conferences: u32,
+    /// Seconds into the hour of the last tick that counted (how much of the hour the
+    /// count covers).
+    #[serde(default)]
+    pub last_tick_s: u32,
 }
 
 pub fn hour_of_week(t: EpochSecs) -> u16 {
@@ -138,6 +151,7 @@ impl Demand {
             }
         }
         if let Some(h) = self.hour.as_mut() {
+            h.last_tick_s = (now - hour_start) as u32;
             h.starts = h.starts.saturating_add(starts);
             h.new_conferences = h.new_conferences.saturating_add(new_conferences);
         }
@@ -175,17 +189,55 @@ impl Demand {
     }
 
     /// Mean starts in the hour containing `t`: that hour of the week, else of the day,
-    /// else (a new pool's first day) the last hour learned.
-    pub fn hour_mean(&self, t: EpochSecs) -> Option<f64> {
+    /// else (a new pool's first day) the stand-in [`Demand::level`].
+    pub fn hour_mean(&self, t: EpochSecs, prior: Prior) -> Option<f64> {
         self.week
             .get(&hour_of_week(t))
             .or_else(|| self.day.get(&hour_of_day(t)))
-            .or(self.last_hour.as_ref())
             .map(|v| f64::from(*v) / MILLI)
+            .or_else(|| self.level(prior))
+    }
+
+    /// The stand-in for an hour never learned: the last hour learned, or the current hour
+    /// (its count so far over the share of an hour's starts its minutes hold) when that
+    /// count is significantly above what the last hour learned would give by now. Without
+    /// this a new pool meets its first busy hour at the level of the quiet one before.
+    pub fn level(&self, prior: Prior) -> Option<f64> {
+        let last = self.last_hour.map(|v| f64::from(v) / MILLI);
+        let current = self.hour.and_then(|h| {
+            // Only an hour counted from its start (as for learning it).
+            if h.first_tick_s > 120 || h.starts == 0 {
+                return None;
+            }
+            // Starts are attributed half a minute back: the minutes counted so far are the
+            // ones before the last tick's.
+            let minutes = ((h.last_tick_s.saturating_sub(30) / 60) as usize).min(59);
+            let share: f64 = (0..=minutes).map(|m| self.share(m, prior)).sum();
+            let seen = f64::from(h.starts);
+            let expected = last.unwrap_or(0.0) * share;
+            let surprising = seen
+                > f64::from(crate::spare::poisson_quantile(
+                    expected,
+                    SURPRISE_PROBABILITY,
+                    u32::MAX,
+                ));
+            (surprising && share > 0.0).then(|| seen / share)
+        });
+        match (last, current) {
+            (Some(l), Some(c)) => Some(l.max(c)),
+            (l, c) => l.or(c),
+        }
+    }
+
+    /// How many starts the prior's minute profile counts as: one day of this pool (the
+    /// learned day profile's sum), at least [`MINUTE_PRIOR_STARTS`].
+    pub fn prior_weight(&self) -> f64 {
+        let day: f64 = self.day.values().map(|v| f64::from(*v) / MILLI).sum();
+        day.max(MINUTE_PRIOR_STARTS)
     }
 
     /// Share of an hour's starts that fall in minute `m` (0..60): the learned profile,
-    /// blended with the prior's shape while few starts were seen.
+    /// blended with the prior's shape, which counts as one day of starts.
     fn share(&self, m: usize, prior: Prior) -> f64 {
         let p = prior.minute_share(m);
         if self.minute.len() != 60 {
@@ -193,7 +245,8 @@ impl Demand {
         }
         let total: f64 = self.minute.iter().map(|v| f64::from(*v) / MILLI).sum();
         let mine = f64::from(self.minute[m]) / MILLI;
-        (mine + MINUTE_PRIOR_STARTS * p) / (total + MINUTE_PRIOR_STARTS)
+        let w = self.prior_weight();
+        (mine + w * p) / (total + w)
     }
 
     /// Expected recording starts in `[from, from + window_s)`, or `None` when no hour in
@@ -211,7 +264,7 @@ impl Demand {
         while t < end {
             let minute_end = (t - t % 60 + 60).min(end);
             let fraction = (minute_end - t) as f64 / 60.0;
-            if let Some(mean) = self.hour_mean(t) {
+            if let Some(mean) = self.hour_mean(t, prior) {
                 known = true;
                 sum += mean * self.share(((t % 3600) / 60) as usize, prior) * fraction;
             }
@@ -280,7 +333,7 @@ mod tests {
         // Only Monday 09:00 was learned; 11:00 was never seen (by week or by day): the
         // last hour learned stands in.
         let eleven = nine + 2 * 3600;
-        assert_eq!(d.hour_mean(eleven), Some(20.0));
+        assert_eq!(d.hour_mean(eleven, Prior::Workday), Some(20.0));
         assert!(d.expected(eleven, 180, Prior::Workday) > d.expected(eleven, 180, Prior::Flat));
         // With no minute profile yet, the prior's shape alone: 36 % of the hour at :00-:02.
         let fresh = Demand {
@@ -303,6 +356,34 @@ mod tests {
         }
     }
 
+    /// Issue 15.1: a first day ramping up. The last hour learned (07:00, 9 starts) stands
+    /// in for 08:00 until 08:00's own count is significantly above it: 25 starts by 08:01
+    /// make 08:00 (and the hours after it, never seen) an hour of about 50; one start
+    /// changes nothing (noise, not a level).
+    #[test]
+    fn a_first_day_takes_the_current_hours_level_once_it_is_significant() {
+        let seven = MONDAY + 7 * 3600;
+        let mut d = Demand::default();
+        d.observe(seven, 0, 0, 0.3);
+        for k in 0..9 {
+            d.observe(seven + 120 + k * 360, 1, 0, 0.3);
+        }
+        let eight = seven + 3600;
+        let mut quiet = d.clone();
+        d.observe(eight, 0, 0, 0.3);
+        assert_eq!(d.level(Prior::Workday), Some(9.0));
+        d.observe(eight + 60, 25, 0, 0.3);
+        let busy = d.level(Prior::Workday).unwrap();
+        assert!(busy > 40.0, "{busy}");
+        assert_eq!(d.hour_mean(eight + 1800, Prior::Workday), Some(busy));
+        assert_eq!(d.hour_mean(eight + 3600, Prior::Workday), Some(busy));
+        quiet.observe(eight, 0, 0, 0.3);
+        quiet.observe(eight + 60, 1, 0, 0.3);
+        assert_eq!(quiet.level(Prior::Workday), Some(9.0));
+        // A learned hour keeps its own mean: the current count stands in only for unknown hours.
+        assert_eq!(d.hour_mean(seven + 86_400, Prior::Workday), Some(9.0));
+    }
+
     #[test]
     fn nothing_learned_means_no_forecast() {
         let d = Demand::default();
@@ -314,15 +395,22 @@ mod tests {
     fn learns_the_on_the_hour_burst_after_one_day() {
         let mut d = Demand::default();
         run(&mut d, MONDAY, 1, bursts);
-        // Tuesday 07:56 - 08:02: the 08:00 burst is ahead.
+        // Tuesday 07:56 - 08:02: the 08:00 burst is ahead. The prior counts as one day: after
+        // one day a flat prior still weighs half (20 × ~0.5), the workday prior agrees.
         let tue = MONDAY + 86_400;
-        let before = d
-            .expected(tue + 7 * 3600 + 56 * 60, 360, Prior::Flat)
-            .unwrap();
-        assert!(before > 15.0, "{before}");
+        let at = tue + 7 * 3600 + 56 * 60;
+        let before = d.expected(at, 360, Prior::Flat).unwrap();
+        assert!((9.0..12.0).contains(&before), "{before}");
+        let workday = d.expected(at, 360, Prior::Workday).unwrap();
+        assert!(workday > before + 1.0, "{workday}");
+        assert!(
+            (d.prior_weight() - 200.0).abs() < 1e-9,
+            "{}",
+            d.prior_weight()
+        );
         // 08:10 - 08:16: nothing expected there.
         let after = d
-            .expected(tue + 8 * 3600 + 10 * 60, 360, Prior::Flat)
+            .expected(tue + 8 * 3600 + 10 * 60, 360, Prior::Workday)
             .unwrap();
         assert!(after < 1.0, "{after}");
         // Night: learned as zero, not unknown.
@@ -350,7 +438,10 @@ mod tests {
     fn decay_follows_change() {
         let mut d = Demand::default();
         run(&mut d, MONDAY, 1, bursts);
-        let h8 = |d: &Demand| d.hour_mean(MONDAY + 7 * 86_400 + 8 * 3600).unwrap();
+        let h8 = |d: &Demand| {
+            d.hour_mean(MONDAY + 7 * 86_400 + 8 * 3600, Prior::Workday)
+                .unwrap()
+        };
         assert!((h8(&d) - 20.0).abs() < 1e-6);
         // The bursts stop: the same hour next week has less (weekly weight 0.3).
         run(&mut d, MONDAY + 86_400, 7, |_| 0);
