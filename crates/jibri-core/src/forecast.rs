@@ -38,6 +38,9 @@ pub const MINUTE_PRIOR_STARTS: f64 = 20.0;
 /// The current hour's count replaces the stand-in level only when a level this likely
 /// (Poisson, at the stand-in's mean) would not reach it: a first day ramping up, not noise.
 const SURPRISE_PROBABILITY: f64 = 0.99;
+/// The fewest starts an hour's level must rest on to be carried up to a busier hour of the
+/// prior's day (Poisson: below this the count's own error is above 45 %).
+const LEVEL_CARRY_STARTS: f64 = 5.0;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -57,32 +60,63 @@ pub struct Demand {
     pub last_hour: Option<u32>,
 }
 
-/// What a new pool assumes before its own data: the shape of an hour's starts over its
-/// minutes. People start meetings on the hour and the half hour in every time zone with
-/// whole-hour offsets, so the shape needs no calendar. The learned profile replaces it as
-/// starts arrive (the prior weighs as much as `MINUTE_PRIOR_STARTS` starts).
+/// What a new pool assumes before its own data. People start meetings on the hour and the
+/// half hour, in the hours people work: the workday prior bunches an office hour's starts
+/// at :00 and :30 and weighs the hours of the day (UTC) by a working day's shape; outside
+/// office hours starts are spread evenly (a few recordings at night are not meetings on the
+/// hour). The learned model replaces it as data arrives: the minute prior counts as one day
+/// of starts ([`Demand::prior_weight`]), and every hour of the day is learned after one day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Prior {
-    /// 36 % of an hour's starts in its first three minutes, 24 % in the three after :30,
-    /// the rest spread evenly.
+    /// Office hours 08:00-18:00 UTC: 36 % of an hour's starts in its first three minutes,
+    /// 24 % in the three after :30, the rest spread evenly; an office hour has about three
+    /// times the starts of 07:00 or 18:00 and ten times those of a night hour.
     #[default]
     Workday,
-    /// Every minute alike.
+    /// Every minute and every hour alike.
     Flat,
 }
 
+/// The workday prior's office hours (UTC hours of the day, inclusive).
+const OFFICE_HOURS: std::ops::RangeInclusive<u8> = 8..=17;
+
 impl Prior {
-    /// The prior share of an hour's starts in minute `m` (0..60); the 60 shares sum to 1.
-    pub fn minute_share(self, m: usize) -> f64 {
+    /// The prior share of an hour's starts in minute `m` (0..60) of the hour of the day
+    /// `hour`; the 60 shares of an hour sum to 1.
+    pub fn minute_share(self, m: usize, hour: u8) -> f64 {
         match self {
-            Prior::Flat => 1.0 / 60.0,
-            Prior::Workday => match m {
+            Prior::Workday if OFFICE_HOURS.contains(&hour) => match m {
                 0..=2 => 0.12,
                 30..=32 => 0.08,
                 _ => 0.40 / 54.0,
             },
+            Prior::Workday | Prior::Flat => 1.0 / 60.0,
         }
+    }
+
+    /// The prior's relative level of the hour of the day `hour` (UTC): how a new pool
+    /// carries the level of the hour it saw to an hour it has not seen.
+    pub fn hour_weight(self, hour: u8) -> f64 {
+        match self {
+            Prior::Flat => 1.0,
+            Prior::Workday if OFFICE_HOURS.contains(&hour) => 1.0,
+            Prior::Workday if hour == 7 || hour == 18 => 0.3,
+            Prior::Workday => 0.1,
+        }
+    }
+}
+
+/// A new pool's level seen in the hour of the day `from`, carried to the hour `to` by the
+/// prior's hour weights. A level of a few starts is noise: carried up to a busier hour it
+/// becomes a burst that never comes (a quiet night before 08:00), so only a level resting
+/// on `LEVEL_CARRY_STARTS` starts is carried up; any level is carried down.
+fn carry(level: f64, from: u8, to: u8, prior: Prior) -> f64 {
+    let ratio = prior.hour_weight(to) / prior.hour_weight(from);
+    if level >= LEVEL_CARRY_STARTS {
+        level * ratio
+    } else {
+        level * ratio.min(1.0)
     }
 }
 
@@ -189,63 +223,107 @@ impl Demand {
     }
 
     /// Mean starts in the hour containing `t`: that hour of the week, else of the day,
-    /// else (a new pool's first day) the stand-in [`Demand::level`].
+    /// else (a new pool's first day) the stand-in [`Demand::level`], carried to `t`'s hour
+    /// of the day by the prior's hour weights.
     pub fn hour_mean(&self, t: EpochSecs, prior: Prior) -> Option<f64> {
         self.week
             .get(&hour_of_week(t))
             .or_else(|| self.day.get(&hour_of_day(t)))
             .map(|v| f64::from(*v) / MILLI)
-            .or_else(|| self.level(prior))
+            .or_else(|| {
+                let (level, of) = self.level(prior)?;
+                // A level seen in no known hour of the day (no hour counted) is not carried.
+                Some(of.map_or(level, |of| carry(level, of, hour_of_day(t), prior)))
+            })
     }
 
-    /// The stand-in for an hour never learned: the last hour learned, or the current hour
-    /// (its count so far over the share of an hour's starts its minutes hold) when that
-    /// count is significantly above what the last hour learned would give by now. Without
-    /// this a new pool meets its first busy hour at the level of the quiet one before.
-    pub fn level(&self, prior: Prior) -> Option<f64> {
+    /// The stand-in for an hour never learned, and the hour of the day it was seen in: the
+    /// last hour learned, or the current hour (its count so far over the share of an hour's
+    /// starts its minutes hold) when that count is significantly above what the last hour
+    /// learned would give by now. Without this a new pool meets its first busy hour at the
+    /// level of the quiet one before.
+    pub fn level(&self, prior: Prior) -> Option<(f64, Option<u8>)> {
         let last = self.last_hour.map(|v| f64::from(v) / MILLI);
+        // The last hour learned is the one before the hour being counted.
+        let Some(last_of) = self.hour.map(|h| hour_of_day(h.start.saturating_sub(3600))) else {
+            return last.map(|l| (l, None));
+        };
         let current = self.hour.and_then(|h| {
             // Only an hour counted from its start (as for learning it).
             if h.first_tick_s > 120 || h.starts == 0 {
                 return None;
             }
+            let of = hour_of_day(h.start);
             // Starts are attributed half a minute back: the minutes counted so far are the
             // ones before the last tick's.
             let minutes = ((h.last_tick_s.saturating_sub(30) / 60) as usize).min(59);
-            let share: f64 = (0..=minutes).map(|m| self.share(m, prior)).sum();
+            let share: f64 = (0..=minutes).map(|m| self.share(m, of, prior)).sum();
             let seen = f64::from(h.starts);
-            let expected = last.unwrap_or(0.0) * share;
+            let expected =
+                last.unwrap_or(0.0) * share * prior.hour_weight(of) / prior.hour_weight(last_of);
             let surprising = seen
                 > f64::from(crate::spare::poisson_quantile(
                     expected,
                     SURPRISE_PROBABILITY,
                     u32::MAX,
                 ));
-            (surprising && share > 0.0).then(|| seen / share)
+            // A few starts are no level (a quiet night's hour): LEVEL_CARRY_STARTS at least.
+            (surprising && seen >= LEVEL_CARRY_STARTS && share > 0.0).then_some((seen / share, of))
         });
         match (last, current) {
-            (Some(l), Some(c)) => Some(l.max(c)),
-            (l, c) => l.or(c),
+            // The current hour, carried to the last hour's weight, is the larger level.
+            (Some(l), Some((c, of)))
+                if c / prior.hour_weight(of) > l / prior.hour_weight(last_of) =>
+            {
+                Some((c, Some(of)))
+            }
+            (Some(l), _) => Some((l, Some(last_of))),
+            (None, c) => c.map(|(c, of)| (c, Some(of))),
         }
     }
 
-    /// How many starts the prior's minute profile counts as: one day of this pool (the
-    /// learned day profile's sum), at least [`MINUTE_PRIOR_STARTS`].
-    pub fn prior_weight(&self) -> f64 {
-        let day: f64 = self.day.values().map(|v| f64::from(*v) / MILLI).sum();
+    /// How many starts the prior's minute profile counts as: one day of this pool, the day
+    /// it expects (each hour of the day learned, else the stand-in: the last hour learned
+    /// or the current hour's count so far, carried by the prior's hour weights), at least
+    /// [`MINUTE_PRIOR_STARTS`]. On a first day the prior weighs as much as the day ahead
+    /// (nine scattered starts before 08:00 do not outvote the bursts a working day brings);
+    /// after a week of data it weighs about a sixth.
+    pub fn prior_weight(&self, prior: Prior) -> f64 {
+        // No hour counted: nothing to carry from (the learned day alone).
+        let last = self.hour.and_then(|h| {
+            self.last_hour.map(|v| {
+                (
+                    f64::from(v) / MILLI,
+                    hour_of_day(h.start.saturating_sub(3600)),
+                )
+            })
+        });
+        let current = self
+            .hour
+            .map(|h| (f64::from(h.starts), hour_of_day(h.start)));
+        let day: f64 = (0..24u8)
+            .map(|h| match self.day.get(&h) {
+                Some(v) => f64::from(*v) / MILLI,
+                None => [last, current]
+                    .into_iter()
+                    .flatten()
+                    .map(|(level, of)| carry(level, of, h, prior))
+                    .fold(0.0, f64::max),
+            })
+            .sum();
         day.max(MINUTE_PRIOR_STARTS)
     }
 
     /// Share of an hour's starts that fall in minute `m` (0..60): the learned profile,
     /// blended with the prior's shape, which counts as one day of starts.
-    fn share(&self, m: usize, prior: Prior) -> f64 {
-        let p = prior.minute_share(m);
+    fn share(&self, m: usize, hour: u8, prior: Prior) -> f64 {
+        let p = prior.minute_share(m, hour);
         if self.minute.len() != 60 {
             return p;
         }
         let total: f64 = self.minute.iter().map(|v| f64::from(*v) / MILLI).sum();
         let mine = f64::from(self.minute[m]) / MILLI;
-        let w = self.prior_weight();
+        let w = self.prior_weight(prior);
         (mine + w * p) / (total + w)
     }
 
@@ -266,7 +344,8 @@ impl Demand {
             let fraction = (minute_end - t) as f64 / 60.0;
             if let Some(mean) = self.hour_mean(t, prior) {
                 known = true;
-                sum += mean * self.share(((t % 3600) / 60) as usize, prior) * fraction;
+                sum +=
+                    mean * self.share(((t % 3600) / 60) as usize, hour_of_day(t), prior) * fraction;
             }
             t = minute_end;
         }
@@ -351,15 +430,18 @@ mod tests {
             .unwrap();
         assert!(quiet < flat, "between bursts {quiet} < flat {flat}");
         for p in [Prior::Workday, Prior::Flat] {
-            let total: f64 = (0..60).map(|m| p.minute_share(m)).sum();
-            assert!((total - 1.0).abs() < 1e-9, "{p:?} sums to {total}");
+            for hour in [3, 9] {
+                let total: f64 = (0..60).map(|m| p.minute_share(m, hour)).sum();
+                assert!((total - 1.0).abs() < 1e-9, "{p:?} {hour} sums to {total}");
+            }
         }
     }
 
     /// Issue 15.1: a first day ramping up. The last hour learned (07:00, 9 starts) stands
-    /// in for 08:00 until 08:00's own count is significantly above it: 25 starts by 08:01
-    /// make 08:00 (and the hours after it, never seen) an hour of about 50; one start
-    /// changes nothing (noise, not a level).
+    /// in for 08:00, carried by the workday prior's hour weights (an office hour has about
+    /// three times the starts of 07:00), until 08:00's own count is significantly above it:
+    /// 25 starts by 08:01 make 08:00 (and the hours after it, never seen) an hour of about
+    /// 50; one start changes nothing (noise, not a level).
     #[test]
     fn a_first_day_takes_the_current_hours_level_once_it_is_significant() {
         let seven = MONDAY + 7 * 3600;
@@ -371,17 +453,44 @@ mod tests {
         let eight = seven + 3600;
         let mut quiet = d.clone();
         d.observe(eight, 0, 0, 0.3);
-        assert_eq!(d.level(Prior::Workday), Some(9.0));
+        assert_eq!(d.level(Prior::Workday), Some((9.0, Some(7))));
+        let carried = d.hour_mean(eight + 1800, Prior::Workday).unwrap();
+        assert!((carried - 30.0).abs() < 1e-9, "{carried}");
+        assert_eq!(d.hour_mean(eight + 1800, Prior::Flat), Some(9.0));
         d.observe(eight + 60, 25, 0, 0.3);
-        let busy = d.level(Prior::Workday).unwrap();
-        assert!(busy > 40.0, "{busy}");
+        let (busy, of) = d.level(Prior::Workday).unwrap();
+        assert!(busy > 40.0 && of == Some(8), "{busy} {of:?}");
         assert_eq!(d.hour_mean(eight + 1800, Prior::Workday), Some(busy));
         assert_eq!(d.hour_mean(eight + 3600, Prior::Workday), Some(busy));
         quiet.observe(eight, 0, 0, 0.3);
         quiet.observe(eight + 60, 1, 0, 0.3);
-        assert_eq!(quiet.level(Prior::Workday), Some(9.0));
+        assert_eq!(quiet.level(Prior::Workday), Some((9.0, Some(7))));
         // A learned hour keeps its own mean: the current count stands in only for unknown hours.
         assert_eq!(d.hour_mean(seven + 86_400, Prior::Workday), Some(9.0));
+        // The prior counts as the day this pool expects: ten office hours at 30 each, and more.
+        let w = d.prior_weight(Prior::Workday);
+        assert!((300.0..400.0).contains(&w), "{w}");
+    }
+
+    /// Issue 15.2: a quiet night. Two starts an hour at 03:00 are noise, not a level the
+    /// workday prior carries up tenfold to 09:00; and a night hour's starts are spread
+    /// evenly (no :00 burst expected at night).
+    #[test]
+    fn a_few_starts_at_night_are_not_carried_up_nor_bunched() {
+        let three = MONDAY + 3 * 3600;
+        let mut d = Demand::default();
+        d.observe(three, 0, 0, 0.3);
+        d.observe(three + 600, 1, 0, 0.3);
+        d.observe(three + 1500, 1, 0, 0.3);
+        d.observe(three + 3600, 0, 0, 0.3);
+        assert_eq!(d.hour_mean(MONDAY + 9 * 3600, Prior::Workday), Some(2.0));
+        assert_eq!(d.hour_mean(MONDAY + 5 * 3600, Prior::Workday), Some(2.0));
+        let at_five = d.expected(MONDAY + 5 * 3600, 180, Prior::Workday).unwrap();
+        let mid_hour = d
+            .expected(MONDAY + 5 * 3600 + 600, 180, Prior::Workday)
+            .unwrap();
+        assert!((at_five - mid_hour).abs() < 0.05, "{at_five} {mid_hour}");
+        assert!(at_five < 0.149, "one spare covers it: {at_five}");
     }
 
     #[test]
@@ -403,11 +512,8 @@ mod tests {
         assert!((9.0..12.0).contains(&before), "{before}");
         let workday = d.expected(at, 360, Prior::Workday).unwrap();
         assert!(workday > before + 1.0, "{workday}");
-        assert!(
-            (d.prior_weight() - 200.0).abs() < 1e-9,
-            "{}",
-            d.prior_weight()
-        );
+        let w = d.prior_weight(Prior::Workday);
+        assert!((w - 200.0).abs() < 1e-9, "{w}");
         // 08:10 - 08:16: nothing expected there.
         let after = d
             .expected(tue + 8 * 3600 + 10 * 60, 360, Prior::Workday)

@@ -145,7 +145,7 @@ pub fn spare_target(cfg: &Config, i: SpareInputs<'_>) -> SpareTarget {
         rate_per_min: rate * 60.0,
         floor,
         forecast,
-        prior_weight: i.demand.map(|d| d.prior_weight()),
+        prior_weight: i.demand.map(|d| d.prior_weight(cfg.forecast_prior)),
         lead: i.lead,
         horizon_s,
         reactive: reactive.max(floor),
