@@ -41,6 +41,8 @@ const SURPRISE_PROBABILITY: f64 = 0.99;
 /// The fewest starts an hour's level must rest on to be carried up to a busier hour of the
 /// prior's day (Poisson: below this the count's own error is above 45 %).
 const LEVEL_CARRY_STARTS: f64 = 5.0;
+/// Hours of the day (the prior weighs alike) a new pool's stand-in level averages over.
+const LEVEL_HOURS: u16 = 3;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -248,6 +250,7 @@ impl Demand {
         let Some(last_of) = self.hour.map(|h| hour_of_day(h.start.saturating_sub(3600))) else {
             return last.map(|l| (l, None));
         };
+        let last = last.map(|l| self.steady_level(l, last_of, prior));
         let current = self.hour.and_then(|h| {
             // Only an hour counted from its start (as for learning it).
             if h.first_tick_s > 120 || h.starts == 0 {
@@ -279,6 +282,33 @@ impl Demand {
             }
             (Some(l), _) => Some((l, Some(last_of))),
             (None, c) => c.map(|(c, of)| (c, Some(of))),
+        }
+    }
+
+    /// The last hour's level, or the mean of the last `LEVEL_HOURS` hours of the day learned
+    /// that the prior weighs alike (a night's hours; two office hours) when the last hour is
+    /// not significantly above that mean: an hour of 3 starts in a night of one an hour is
+    /// noise, and taken for the level it keeps two spares through the next hour.
+    fn steady_level(&self, last: f64, last_of: u8, prior: Prior) -> f64 {
+        let alike: Vec<f64> = (0..LEVEL_HOURS)
+            .map(|k| ((u16::from(last_of) + 24 - k) % 24) as u8)
+            .take_while(|h| prior.hour_weight(*h) == prior.hour_weight(last_of))
+            .map_while(|h| self.day.get(&h).map(|v| f64::from(*v) / MILLI))
+            .collect();
+        if alike.len() < 2 {
+            return last;
+        }
+        let mean = alike.iter().sum::<f64>() / alike.len() as f64;
+        let above = last
+            > f64::from(crate::spare::poisson_quantile(
+                mean,
+                SURPRISE_PROBABILITY,
+                u32::MAX,
+            ));
+        if above {
+            last
+        } else {
+            mean
         }
     }
 
@@ -491,6 +521,30 @@ mod tests {
             .unwrap();
         assert!((at_five - mid_hour).abs() < 0.05, "{at_five} {mid_hour}");
         assert!(at_five < 0.149, "one spare covers it: {at_five}");
+    }
+
+    /// Issue 15.2: a quiet night's level is the mean of its last hours, not the last hour's
+    /// noise (3, 0, 3 → 2 an hour, not 3); a last hour significantly above the mean is a
+    /// change and stands (0, 0, 9 → 9).
+    #[test]
+    fn a_new_pools_night_level_is_the_mean_of_its_last_hours() {
+        for (counts, level) in [([3u32, 0, 3], 2.0), ([0, 0, 9], 9.0), ([1, 1, 1], 1.0)] {
+            let mut d = Demand::default();
+            let mut t = MONDAY + 3600;
+            d.observe(t, 0, 0, 0.3);
+            for c in counts {
+                d.observe(t + 600, c, 0, 0.3);
+                t += 3600;
+                d.observe(t, 0, 0, 0.3);
+            }
+            assert_eq!(
+                d.level(Prior::Workday),
+                Some((level, Some(3))),
+                "{counts:?}"
+            );
+            // A flat prior weighs every hour alike: the same mean.
+            assert_eq!(d.level(Prior::Flat).map(|l| l.0), Some(level), "{counts:?}");
+        }
     }
 
     #[test]
