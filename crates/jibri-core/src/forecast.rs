@@ -19,11 +19,12 @@
 //! a partial count, which is dropped). Values are kept in thousandths (integers), so the
 //! state stays exactly comparable and its JSON small.
 //!
-//! A new pool leans on a [`Prior`] until its data replaces it: the minute profile's prior
-//! counts as **one day** of starts (the day profile's sum, at least `MINUTE_PRIOR_STARTS`),
-//! so on the first day it weighs as much as everything seen, after a week about a sixth;
-//! and an hour never learned takes the level of the most recent hour, the current one
-//! included once its count so far is significantly above that (a first day ramping up).
+//! A new pool leans on a [`Prior`] until its data replaces it (issue 15): the minute
+//! profile's prior counts as **one day** of starts (the day the pool expects, at least
+//! `MINUTE_PRIOR_STARTS`), so on the first day it weighs as much as everything seen and
+//! after a week roughly a sixth; an hour never learned takes a stand-in level (the mean of
+//! the last hours seen while they agree, the current hour once it is significantly busier)
+//! carried to it by the prior's hour-of-day shape; every hour is learned after one day.
 
 use crate::domain::EpochSecs;
 use std::collections::BTreeMap;
@@ -240,10 +241,11 @@ impl Demand {
     }
 
     /// The stand-in for an hour never learned, and the hour of the day it was seen in: the
-    /// last hour learned, or the current hour (its count so far over the share of an hour's
-    /// starts its minutes hold) when that count is significantly above what the last hour
-    /// learned would give by now. Without this a new pool meets its first busy hour at the
-    /// level of the quiet one before.
+    /// last hour learned (the mean of the last hours, see `steady_level`), or the current
+    /// hour (its count so far over the share of an hour's starts its minutes hold) when that
+    /// count, 5 starts or more, is significantly above what the last hour learned would
+    /// give by now. Without this a new pool meets its first busy hour at the level of the
+    /// quiet one before.
     pub fn level(&self, prior: Prior) -> Option<(f64, Option<u8>)> {
         let last = self.last_hour.map(|v| f64::from(v) / MILLI);
         // The last hour learned is the one before the hour being counted.
