@@ -18,6 +18,13 @@
 //! hours observed from their start are learned (an outage or a first tick mid-hour gives
 //! a partial count, which is dropped). Values are kept in thousandths (integers), so the
 //! state stays exactly comparable and its JSON small.
+//!
+//! A new pool leans on a [`Prior`] until its data replaces it (issue 15): the minute
+//! profile's prior counts as **one day** of starts (the day the pool expects, at least
+//! `MINUTE_PRIOR_STARTS`), so on the first day it weighs as much as everything seen and
+//! after a week roughly a sixth; an hour never learned takes a stand-in level (the mean of
+//! the last hours seen while they agree, the current hour once it is significantly busier)
+//! carried to it by the prior's hour-of-day shape; every hour is learned after one day.
 
 use crate::domain::EpochSecs;
 use std::collections::BTreeMap;
@@ -27,8 +34,16 @@ const MILLI: f64 = 1000.0;
 /// Each hour folded into the minute profile multiplies it by this first (memory of about
 /// `1 / (1 - MINUTE_KEEP)` = 200 hours of activity).
 const MINUTE_KEEP: f64 = 0.995;
-/// A minute-of-hour profile with fewer starts than this is blended with a flat one.
-const MINUTE_PRIOR_STARTS: f64 = 20.0;
+/// The least weight of the minute-of-hour prior, in starts (a pool with no learned day).
+pub const MINUTE_PRIOR_STARTS: f64 = 20.0;
+/// The current hour's count replaces the stand-in level only when a level this likely
+/// (Poisson, at the stand-in's mean) would not reach it: a first day ramping up, not noise.
+const SURPRISE_PROBABILITY: f64 = 0.99;
+/// The fewest starts an hour's level must rest on to be carried up to a busier hour of the
+/// prior's day (Poisson: below this the count's own error is above 45 %).
+const LEVEL_CARRY_STARTS: f64 = 5.0;
+/// Hours of the day (the prior weighs alike) a new pool's stand-in level averages over.
+const LEVEL_HOURS: u16 = 3;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -48,32 +63,63 @@ pub struct Demand {
     pub last_hour: Option<u32>,
 }
 
-/// What a new pool assumes before its own data: the shape of an hour's starts over its
-/// minutes. People start meetings on the hour and the half hour in every time zone with
-/// whole-hour offsets, so the shape needs no calendar. The learned profile replaces it as
-/// starts arrive (the prior weighs as much as `MINUTE_PRIOR_STARTS` starts).
+/// What a new pool assumes before its own data. People start meetings on the hour and the
+/// half hour, in the hours people work: the workday prior bunches an office hour's starts
+/// at :00 and :30 and weighs the hours of the day (UTC) by a working day's shape; outside
+/// office hours starts are spread evenly (a few recordings at night are not meetings on the
+/// hour). The learned model replaces it as data arrives: the minute prior counts as one day
+/// of starts ([`Demand::prior_weight`]), and every hour of the day is learned after one day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Prior {
-    /// 36 % of an hour's starts in its first three minutes, 24 % in the three after :30,
-    /// the rest spread evenly.
+    /// Office hours 08:00-18:00 UTC: 36 % of an hour's starts in its first three minutes,
+    /// 24 % in the three after :30, the rest spread evenly; an office hour has about three
+    /// times the starts of 07:00 or 18:00 and ten times those of a night hour.
     #[default]
     Workday,
-    /// Every minute alike.
+    /// Every minute and every hour alike.
     Flat,
 }
 
+/// The workday prior's office hours (UTC hours of the day, inclusive).
+const OFFICE_HOURS: std::ops::RangeInclusive<u8> = 8..=17;
+
 impl Prior {
-    /// The prior share of an hour's starts in minute `m` (0..60); the 60 shares sum to 1.
-    pub fn minute_share(self, m: usize) -> f64 {
+    /// The prior share of an hour's starts in minute `m` (0..60) of the hour of the day
+    /// `hour`; the 60 shares of an hour sum to 1.
+    pub fn minute_share(self, m: usize, hour: u8) -> f64 {
         match self {
-            Prior::Flat => 1.0 / 60.0,
-            Prior::Workday => match m {
+            Prior::Workday if OFFICE_HOURS.contains(&hour) => match m {
                 0..=2 => 0.12,
                 30..=32 => 0.08,
                 _ => 0.40 / 54.0,
             },
+            Prior::Workday | Prior::Flat => 1.0 / 60.0,
         }
+    }
+
+    /// The prior's relative level of the hour of the day `hour` (UTC): how a new pool
+    /// carries the level of the hour it saw to an hour it has not seen.
+    pub fn hour_weight(self, hour: u8) -> f64 {
+        match self {
+            Prior::Flat => 1.0,
+            Prior::Workday if OFFICE_HOURS.contains(&hour) => 1.0,
+            Prior::Workday if hour == 7 || hour == 18 => 0.3,
+            Prior::Workday => 0.1,
+        }
+    }
+}
+
+/// A new pool's level seen in the hour of the day `from`, carried to the hour `to` by the
+/// prior's hour weights. A level of a few starts is noise: carried up to a busier hour it
+/// becomes a burst that never comes (a quiet night before 08:00), so only a level resting
+/// on `LEVEL_CARRY_STARTS` starts is carried up; any level is carried down.
+fn carry(level: f64, from: u8, to: u8, prior: Prior) -> f64 {
+    let ratio = prior.hour_weight(to) / prior.hour_weight(from);
+    if level >= LEVEL_CARRY_STARTS {
+        level * ratio
+    } else {
+        level * ratio.min(1.0)
     }
 }
 
@@ -87,6 +133,10 @@ pub struct HourCount {
     pub first_tick_s: u32,
     pub starts: u32,
     pub new_conferences: u32,
+    /// Seconds into the hour of the last tick that counted (how much of the hour the
+    /// count covers).
+    #[serde(default)]
+    pub last_tick_s: u32,
 }
 
 pub fn hour_of_week(t: EpochSecs) -> u16 {
@@ -138,6 +188,7 @@ impl Demand {
             }
         }
         if let Some(h) = self.hour.as_mut() {
+            h.last_tick_s = (now - hour_start) as u32;
             h.starts = h.starts.saturating_add(starts);
             h.new_conferences = h.new_conferences.saturating_add(new_conferences);
         }
@@ -175,25 +226,137 @@ impl Demand {
     }
 
     /// Mean starts in the hour containing `t`: that hour of the week, else of the day,
-    /// else (a new pool's first day) the last hour learned.
-    pub fn hour_mean(&self, t: EpochSecs) -> Option<f64> {
+    /// else (a new pool's first day) the stand-in [`Demand::level`], carried to `t`'s hour
+    /// of the day by the prior's hour weights.
+    pub fn hour_mean(&self, t: EpochSecs, prior: Prior) -> Option<f64> {
         self.week
             .get(&hour_of_week(t))
             .or_else(|| self.day.get(&hour_of_day(t)))
-            .or(self.last_hour.as_ref())
             .map(|v| f64::from(*v) / MILLI)
+            .or_else(|| {
+                let (level, of) = self.level(prior)?;
+                // A level seen in no known hour of the day (no hour counted) is not carried.
+                Some(of.map_or(level, |of| carry(level, of, hour_of_day(t), prior)))
+            })
+    }
+
+    /// The stand-in for an hour never learned, and the hour of the day it was seen in: the
+    /// last hour learned (the mean of the last hours, see `steady_level`), or the current
+    /// hour (its count so far over the share of an hour's starts its minutes hold) when that
+    /// count, 5 starts or more, is significantly above what the last hour learned would
+    /// give by now. Without this a new pool meets its first busy hour at the level of the
+    /// quiet one before.
+    pub fn level(&self, prior: Prior) -> Option<(f64, Option<u8>)> {
+        let last = self.last_hour.map(|v| f64::from(v) / MILLI);
+        // The last hour learned is the one before the hour being counted.
+        let Some(last_of) = self.hour.map(|h| hour_of_day(h.start.saturating_sub(3600))) else {
+            return last.map(|l| (l, None));
+        };
+        let last = last.map(|l| self.steady_level(l, last_of, prior));
+        let current = self.hour.and_then(|h| {
+            // Only an hour counted from its start (as for learning it).
+            if h.first_tick_s > 120 || h.starts == 0 {
+                return None;
+            }
+            let of = hour_of_day(h.start);
+            // Starts are attributed half a minute back: the minutes counted so far are the
+            // ones before the last tick's.
+            let minutes = ((h.last_tick_s.saturating_sub(30) / 60) as usize).min(59);
+            let share: f64 = (0..=minutes).map(|m| self.share(m, of, prior)).sum();
+            let seen = f64::from(h.starts);
+            let expected =
+                last.unwrap_or(0.0) * share * prior.hour_weight(of) / prior.hour_weight(last_of);
+            let surprising = seen
+                > f64::from(crate::spare::poisson_quantile(
+                    expected,
+                    SURPRISE_PROBABILITY,
+                    u32::MAX,
+                ));
+            // A few starts are no level (a quiet night's hour): LEVEL_CARRY_STARTS at least.
+            (surprising && seen >= LEVEL_CARRY_STARTS && share > 0.0).then_some((seen / share, of))
+        });
+        match (last, current) {
+            // The current hour, carried to the last hour's weight, is the larger level.
+            (Some(l), Some((c, of)))
+                if c / prior.hour_weight(of) > l / prior.hour_weight(last_of) =>
+            {
+                Some((c, Some(of)))
+            }
+            (Some(l), _) => Some((l, Some(last_of))),
+            (None, c) => c.map(|(c, of)| (c, Some(of))),
+        }
+    }
+
+    /// The last hour's level, or the mean of the last `LEVEL_HOURS` hours of the day learned
+    /// that the prior weighs alike (a night's hours; two office hours) when the last hour is
+    /// not significantly above that mean: an hour of 3 starts in a night of one an hour is
+    /// noise, and taken for the level it keeps two spares through the next hour.
+    fn steady_level(&self, last: f64, last_of: u8, prior: Prior) -> f64 {
+        let alike: Vec<f64> = (0..LEVEL_HOURS)
+            .map(|k| ((u16::from(last_of) + 24 - k) % 24) as u8)
+            .take_while(|h| prior.hour_weight(*h) == prior.hour_weight(last_of))
+            .map_while(|h| self.day.get(&h).map(|v| f64::from(*v) / MILLI))
+            .collect();
+        if alike.len() < 2 {
+            return last;
+        }
+        let mean = alike.iter().sum::<f64>() / alike.len() as f64;
+        let above = last
+            > f64::from(crate::spare::poisson_quantile(
+                mean,
+                SURPRISE_PROBABILITY,
+                u32::MAX,
+            ));
+        if above {
+            last
+        } else {
+            mean
+        }
+    }
+
+    /// How many starts the prior's minute profile counts as: one day of this pool, the day
+    /// it expects (each hour of the day learned, else the stand-in: the last hour learned
+    /// or the current hour's count so far, carried by the prior's hour weights), at least
+    /// [`MINUTE_PRIOR_STARTS`]. On a first day the prior weighs as much as the day ahead
+    /// (nine scattered starts before 08:00 do not outvote the bursts a working day brings);
+    /// after a week of data it weighs about a sixth.
+    pub fn prior_weight(&self, prior: Prior) -> f64 {
+        // No hour counted: nothing to carry from (the learned day alone).
+        let last = self.hour.and_then(|h| {
+            self.last_hour.map(|v| {
+                (
+                    f64::from(v) / MILLI,
+                    hour_of_day(h.start.saturating_sub(3600)),
+                )
+            })
+        });
+        let current = self
+            .hour
+            .map(|h| (f64::from(h.starts), hour_of_day(h.start)));
+        let day: f64 = (0..24u8)
+            .map(|h| match self.day.get(&h) {
+                Some(v) => f64::from(*v) / MILLI,
+                None => [last, current]
+                    .into_iter()
+                    .flatten()
+                    .map(|(level, of)| carry(level, of, h, prior))
+                    .fold(0.0, f64::max),
+            })
+            .sum();
+        day.max(MINUTE_PRIOR_STARTS)
     }
 
     /// Share of an hour's starts that fall in minute `m` (0..60): the learned profile,
-    /// blended with the prior's shape while few starts were seen.
-    fn share(&self, m: usize, prior: Prior) -> f64 {
-        let p = prior.minute_share(m);
+    /// blended with the prior's shape, which counts as one day of starts.
+    fn share(&self, m: usize, hour: u8, prior: Prior) -> f64 {
+        let p = prior.minute_share(m, hour);
         if self.minute.len() != 60 {
             return p;
         }
         let total: f64 = self.minute.iter().map(|v| f64::from(*v) / MILLI).sum();
         let mine = f64::from(self.minute[m]) / MILLI;
-        (mine + MINUTE_PRIOR_STARTS * p) / (total + MINUTE_PRIOR_STARTS)
+        let w = self.prior_weight(prior);
+        (mine + w * p) / (total + w)
     }
 
     /// Expected recording starts in `[from, from + window_s)`, or `None` when no hour in
@@ -211,9 +374,10 @@ impl Demand {
         while t < end {
             let minute_end = (t - t % 60 + 60).min(end);
             let fraction = (minute_end - t) as f64 / 60.0;
-            if let Some(mean) = self.hour_mean(t) {
+            if let Some(mean) = self.hour_mean(t, prior) {
                 known = true;
-                sum += mean * self.share(((t % 3600) / 60) as usize, prior) * fraction;
+                sum +=
+                    mean * self.share(((t % 3600) / 60) as usize, hour_of_day(t), prior) * fraction;
             }
             t = minute_end;
         }
@@ -280,7 +444,7 @@ mod tests {
         // Only Monday 09:00 was learned; 11:00 was never seen (by week or by day): the
         // last hour learned stands in.
         let eleven = nine + 2 * 3600;
-        assert_eq!(d.hour_mean(eleven), Some(20.0));
+        assert_eq!(d.hour_mean(eleven, Prior::Workday), Some(20.0));
         assert!(d.expected(eleven, 180, Prior::Workday) > d.expected(eleven, 180, Prior::Flat));
         // With no minute profile yet, the prior's shape alone: 36 % of the hour at :00-:02.
         let fresh = Demand {
@@ -298,8 +462,90 @@ mod tests {
             .unwrap();
         assert!(quiet < flat, "between bursts {quiet} < flat {flat}");
         for p in [Prior::Workday, Prior::Flat] {
-            let total: f64 = (0..60).map(|m| p.minute_share(m)).sum();
-            assert!((total - 1.0).abs() < 1e-9, "{p:?} sums to {total}");
+            for hour in [3, 9] {
+                let total: f64 = (0..60).map(|m| p.minute_share(m, hour)).sum();
+                assert!((total - 1.0).abs() < 1e-9, "{p:?} {hour} sums to {total}");
+            }
+        }
+    }
+
+    /// Issue 15.1: a first day ramping up. The last hour learned (07:00, 9 starts) stands
+    /// in for 08:00, carried by the workday prior's hour weights (an office hour has about
+    /// three times the starts of 07:00), until 08:00's own count is significantly above it:
+    /// 25 starts by 08:01 make 08:00 (and the hours after it, never seen) an hour of about
+    /// 50; one start changes nothing (noise, not a level).
+    #[test]
+    fn a_first_day_takes_the_current_hours_level_once_it_is_significant() {
+        let seven = MONDAY + 7 * 3600;
+        let mut d = Demand::default();
+        d.observe(seven, 0, 0, 0.3);
+        for k in 0..9 {
+            d.observe(seven + 120 + k * 360, 1, 0, 0.3);
+        }
+        let eight = seven + 3600;
+        let mut quiet = d.clone();
+        d.observe(eight, 0, 0, 0.3);
+        assert_eq!(d.level(Prior::Workday), Some((9.0, Some(7))));
+        let carried = d.hour_mean(eight + 1800, Prior::Workday).unwrap();
+        assert!((carried - 30.0).abs() < 1e-9, "{carried}");
+        assert_eq!(d.hour_mean(eight + 1800, Prior::Flat), Some(9.0));
+        d.observe(eight + 60, 25, 0, 0.3);
+        let (busy, of) = d.level(Prior::Workday).unwrap();
+        assert!(busy > 40.0 && of == Some(8), "{busy} {of:?}");
+        assert_eq!(d.hour_mean(eight + 1800, Prior::Workday), Some(busy));
+        assert_eq!(d.hour_mean(eight + 3600, Prior::Workday), Some(busy));
+        quiet.observe(eight, 0, 0, 0.3);
+        quiet.observe(eight + 60, 1, 0, 0.3);
+        assert_eq!(quiet.level(Prior::Workday), Some((9.0, Some(7))));
+        // A learned hour keeps its own mean: the current count stands in only for unknown hours.
+        assert_eq!(d.hour_mean(seven + 86_400, Prior::Workday), Some(9.0));
+        // The prior counts as the day this pool expects: ten office hours at 30 each, and more.
+        let w = d.prior_weight(Prior::Workday);
+        assert!((300.0..400.0).contains(&w), "{w}");
+    }
+
+    /// Issue 15.2: a quiet night. Two starts an hour at 03:00 are noise, not a level the
+    /// workday prior carries up tenfold to 09:00; and a night hour's starts are spread
+    /// evenly (no :00 burst expected at night).
+    #[test]
+    fn a_few_starts_at_night_are_not_carried_up_nor_bunched() {
+        let three = MONDAY + 3 * 3600;
+        let mut d = Demand::default();
+        d.observe(three, 0, 0, 0.3);
+        d.observe(three + 600, 1, 0, 0.3);
+        d.observe(three + 1500, 1, 0, 0.3);
+        d.observe(three + 3600, 0, 0, 0.3);
+        assert_eq!(d.hour_mean(MONDAY + 9 * 3600, Prior::Workday), Some(2.0));
+        assert_eq!(d.hour_mean(MONDAY + 5 * 3600, Prior::Workday), Some(2.0));
+        let at_five = d.expected(MONDAY + 5 * 3600, 180, Prior::Workday).unwrap();
+        let mid_hour = d
+            .expected(MONDAY + 5 * 3600 + 600, 180, Prior::Workday)
+            .unwrap();
+        assert!((at_five - mid_hour).abs() < 0.05, "{at_five} {mid_hour}");
+        assert!(at_five < 0.149, "one spare covers it: {at_five}");
+    }
+
+    /// Issue 15.2: a quiet night's level is the mean of its last hours, not the last hour's
+    /// noise (3, 0, 3 → 2 an hour, not 3); a last hour significantly above the mean is a
+    /// change and stands (0, 0, 9 → 9).
+    #[test]
+    fn a_new_pools_night_level_is_the_mean_of_its_last_hours() {
+        for (counts, level) in [([3u32, 0, 3], 2.0), ([0, 0, 9], 9.0), ([1, 1, 1], 1.0)] {
+            let mut d = Demand::default();
+            let mut t = MONDAY + 3600;
+            d.observe(t, 0, 0, 0.3);
+            for c in counts {
+                d.observe(t + 600, c, 0, 0.3);
+                t += 3600;
+                d.observe(t, 0, 0, 0.3);
+            }
+            assert_eq!(
+                d.level(Prior::Workday),
+                Some((level, Some(3))),
+                "{counts:?}"
+            );
+            // A flat prior weighs every hour alike: the same mean.
+            assert_eq!(d.level(Prior::Flat).map(|l| l.0), Some(level), "{counts:?}");
         }
     }
 
@@ -314,15 +560,19 @@ mod tests {
     fn learns_the_on_the_hour_burst_after_one_day() {
         let mut d = Demand::default();
         run(&mut d, MONDAY, 1, bursts);
-        // Tuesday 07:56 - 08:02: the 08:00 burst is ahead.
+        // Tuesday 07:56 - 08:02: the 08:00 burst is ahead. The prior counts as one day: after
+        // one day a flat prior still weighs half (20 × ~0.5), the workday prior agrees.
         let tue = MONDAY + 86_400;
-        let before = d
-            .expected(tue + 7 * 3600 + 56 * 60, 360, Prior::Flat)
-            .unwrap();
-        assert!(before > 15.0, "{before}");
+        let at = tue + 7 * 3600 + 56 * 60;
+        let before = d.expected(at, 360, Prior::Flat).unwrap();
+        assert!((9.0..12.0).contains(&before), "{before}");
+        let workday = d.expected(at, 360, Prior::Workday).unwrap();
+        assert!(workday > before + 1.0, "{workday}");
+        let w = d.prior_weight(Prior::Workday);
+        assert!((w - 200.0).abs() < 1e-9, "{w}");
         // 08:10 - 08:16: nothing expected there.
         let after = d
-            .expected(tue + 8 * 3600 + 10 * 60, 360, Prior::Flat)
+            .expected(tue + 8 * 3600 + 10 * 60, 360, Prior::Workday)
             .unwrap();
         assert!(after < 1.0, "{after}");
         // Night: learned as zero, not unknown.
@@ -350,7 +600,10 @@ mod tests {
     fn decay_follows_change() {
         let mut d = Demand::default();
         run(&mut d, MONDAY, 1, bursts);
-        let h8 = |d: &Demand| d.hour_mean(MONDAY + 7 * 86_400 + 8 * 3600).unwrap();
+        let h8 = |d: &Demand| {
+            d.hour_mean(MONDAY + 7 * 86_400 + 8 * 3600, Prior::Workday)
+                .unwrap()
+        };
         assert!((h8(&d) - 20.0).abs() < 1e-6);
         // The bursts stop: the same hour next week has less (weekly weight 0.3).
         run(&mut d, MONDAY + 86_400, 7, |_| 0);

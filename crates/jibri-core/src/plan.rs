@@ -230,7 +230,7 @@ impl Plan {
     pub fn summary(&self) -> String {
         let ids = |v: &[InstanceId]| v.iter().map(|i| i.0.as_str()).collect::<Vec<_>>().join(",");
         let mut s = format!(
-            "plan group={} desired={}{} spare={} (rate {:.2}/min, forecast {} prior {}, lead {:.1}, floor {}, horizon {}s) busy={} idle={} launching={} unknown={} broken={} held={} retained={} refused={}",
+            "plan group={} desired={}{} spare={} (rate {:.2}/min, forecast {} prior {}{}, lead {:.1}, floor {}, horizon {}s) busy={} idle={} launching={} unknown={} broken={} held={} retained={} refused={}",
             self.group,
             self.desired_before,
             self.desired.map(|d| format!("->{d}")).unwrap_or_default(),
@@ -238,6 +238,8 @@ impl Plan {
             self.spare.rate_per_min,
             self.spare.forecast.map(|f| format!("{f:.1}")).unwrap_or_else(|| "-".into()),
             serde_json::to_value(self.forecast_prior).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            // The prior's weight, in starts (one day of this pool): `prior workday×20`.
+            self.spare.prior_weight.map(|w| format!("×{w:.0}")).unwrap_or_default(),
             self.spare.lead,
             self.spare.floor,
             self.spare.horizon_s,

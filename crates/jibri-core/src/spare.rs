@@ -56,6 +56,9 @@ pub struct SpareTarget {
     pub floor: u32,
     /// Starts the learned demand expects over the horizon (`None`: nothing learned / off).
     pub forecast: Option<f64>,
+    /// How many starts the prior's minute profile counts as (one day of this pool, see
+    /// [`crate::forecast::Demand::prior_weight`]); `None` with the forecast off.
+    pub prior_weight: Option<f64>,
     /// Starts expected from conferences that just appeared.
     pub lead: f64,
     /// Seconds the spare must cover: a boot latency plus one tick.
@@ -105,8 +108,13 @@ pub fn spare_target(cfg: &Config, i: SpareInputs<'_>) -> SpareTarget {
             // With a forecast, the rates count only the starts it did not expect: the
             // bursts it foresaw are covered by the forecast itself, and a rate raised by
             // them would keep their spares for a whole window after they passed.
+            // The latest start is not evidence of the rate: the window ends because of it
+            // (it is what made the count look high), and the recorder it took is replaced
+            // already (occupied + spare). Counted, one start in a quiet hour doubles the
+            // short window's rate and keeps two more spares for a window (issue 15.2).
             let rate_over = |window_s: u64| {
-                let seen = start_rate(i.history, i.now, window_s) * window_s as f64;
+                let seen =
+                    (start_rate(i.history, i.now, window_s) * window_s as f64 - 1.0).max(0.0);
                 let expected = i
                     .demand
                     .and_then(|d| {
@@ -137,6 +145,7 @@ pub fn spare_target(cfg: &Config, i: SpareInputs<'_>) -> SpareTarget {
         rate_per_min: rate * 60.0,
         floor,
         forecast,
+        prior_weight: i.demand.map(|d| d.prior_weight(cfg.forecast_prior)),
         lead: i.lead,
         horizon_s,
         reactive: reactive.max(floor),
@@ -245,6 +254,21 @@ mod tests {
     fn no_history_gives_the_minimum_spare() {
         let c = config_with(&[]).unwrap();
         assert_eq!(spare_target(&c, inputs(&[], 1_000_000)).target, 1);
+    }
+
+    /// Issue 15.2: one start in a quiet hour is not a rate. Counted, it made the short
+    /// window's rate 0.1/min (mean 0.5 over a boot: 3 spares for ten minutes).
+    #[test]
+    fn a_lone_start_in_a_quiet_hour_keeps_the_minimum_spare() {
+        let c = config_with(&[]).unwrap();
+        let now = 1_000_000 - 1_000_000 % 60;
+        for history in [vec![(now - 60, 1)], vec![(now - 3000, 1), (now - 60, 1)]] {
+            let t = spare_target(&c, inputs(&history, now));
+            assert_eq!((t.target, t.reactive), (1, 1), "{history:?}: {t:?}");
+        }
+        // Two starts within the short window are a rate again.
+        let t = spare_target(&c, inputs(&[(now - 300, 1), (now - 60, 1)], now));
+        assert!(t.target >= 2, "{t:?}");
     }
 
     #[test]

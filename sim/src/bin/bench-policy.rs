@@ -289,6 +289,8 @@ fn main() -> anyhow::Result<()> {
                 }
                 None => Ours::default_config(),
             };
+            // The log's run lives the same history as the table's rows (`--history`).
+            o.set_history(&args.history);
             o.log = Some(Vec::new());
             jibri_sim::run::run(&mut o, &work, &p);
             for line in o.log.unwrap_or_default() {
