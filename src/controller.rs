@@ -393,11 +393,14 @@ where
                 return;
             }
         }
-        let state_changed = next
-            != PoolState {
+        // Changed = what would be written differs (fields the core recomputes every tick
+        // and does not store do not count).
+        let stored = |s: &PoolState| serde_json::to_value(s).ok();
+        let state_changed = stored(&next)
+            != stored(&PoolState {
                 lease: None,
                 ..prev.clone()
-            };
+            });
         if report.plan.is_noop() {
             if state_changed {
                 match self.state.save(&group_name, &next, etag.as_deref()).await {

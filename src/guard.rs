@@ -136,16 +136,24 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         incoming: &Incoming,
         now: EpochSecs,
     ) -> Result<GuardOutcome, GuardError> {
-        let a = match incoming {
+        match incoming {
             Incoming::TestNotification { group } => {
                 tracing::info!(group, "autoscaling:TEST_NOTIFICATION acknowledged");
-                return Ok(GuardOutcome::Acknowledged {
+                Ok(GuardOutcome::Acknowledged {
                     why: "test notification".into(),
-                });
+                })
             }
-            Incoming::SpotInterruption(s) => return self.spot_interruption(s, now).await,
-            Incoming::Action(a) => a,
-        };
+            Incoming::SpotInterruption(s) => self.spot_interruption(s, now).await,
+            Incoming::Action(a) => self.action(a, now).await,
+        }
+    }
+
+    /// One lifecycle action: ours? live? then judged on what its recorder says now.
+    async fn action(
+        &self,
+        a: &LifecycleAction,
+        now: EpochSecs,
+    ) -> Result<GuardOutcome, GuardError> {
         // The local test bed's compressed clock (`CLOCK=event` only): the action's own time
         // is the time, so the drain tag it writes compares right with LaunchTime. In
         // production the wall clock.
@@ -154,49 +162,78 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         } else {
             now
         };
+        if let Some(ignored) = self.not_ours(a) {
+            return Ok(ignored);
+        }
+        let live = match self.live(a).await? {
+            Ok(live) => live,
+            Err(outcome) => return Ok(outcome),
+        };
+        if a.destination.as_deref() == Some("WarmPool") || a.origin.as_deref() == Some("WarmPool") {
+            tracing::info!(instance = %a.instance, origin = ?a.origin, destination = ?a.destination, "warm-pool lifecycle action");
+        }
+        let obs = Ec2Instance::observe(
+            Some(&live.ec2),
+            live.ec2.id.clone(),
+            held_state(a),
+            false,
+            self.recorders.probe(&live.addr).await,
+        );
+        let started = a.time.unwrap_or(now).min(now);
+        let decision = decide(a.transition, &obs, started, HookLimits::of(&self.cfg), now);
+        tracing::info!(instance = %a.instance, group = %a.group, probe = ?obs.probe, decision = ?decision, "guard decision");
+        self.carry_out(a, &live, &obs, decision, now).await
+    }
+
+    /// Another group's event, or another tool's hook on our group: never completed or
+    /// heartbeated by us, and no AWS call.
+    fn not_ours(&self, a: &LifecycleAction) -> Option<GuardOutcome> {
         if !self.cfg.groups.contains(&a.group) {
             tracing::info!(group = %a.group, instance = %a.instance, "event for a group this guard does not manage; ignored");
-            return Ok(GuardOutcome::Ignored {
+            return Some(GuardOutcome::Ignored {
                 why: format!("group {} not configured", a.group),
             });
         }
-        // Another tool's hook on the same group is never completed or heartbeated by us.
         if a.hook != self.cfg.terminate_hook_name && a.hook != self.cfg.launch_hook_name {
             tracing::warn!(hook = %a.hook, instance = %a.instance, terminate_hook = %self.cfg.terminate_hook_name, launch_hook = %self.cfg.launch_hook_name, "event of a lifecycle hook that is not ours; ignored");
-            return Ok(GuardOutcome::Ignored {
+            return Some(GuardOutcome::Ignored {
                 why: format!("hook {} is not ours", a.hook),
             });
         }
+        None
+    }
+
+    /// Threat: an event replayed (EventBridge retries for an hour, a DLQ redrive, an
+    /// operator invoking a sample) for an instance that is in service, or that moved on to
+    /// another action: draining it would stop a recorder the group still counts. The
+    /// instance (resolved from EC2, never from the event) must be in the wait state the
+    /// event speaks of and, with a token, the token must be the active action. `Err`: the
+    /// outcome, without a call to the recorder.
+    async fn live(&self, a: &LifecycleAction) -> Result<Result<Live, GuardOutcome>, GuardError> {
         let ec2 = self.ec2.describe(std::slice::from_ref(&a.instance)).await?;
         let Some(e) = ec2.into_iter().find(|e| e.id == a.instance) else {
             tracing::info!(instance = %a.instance, "instance no longer exists; nothing to guard");
-            return Ok(GuardOutcome::AlreadyCompleted {
+            return Ok(Err(GuardOutcome::AlreadyCompleted {
                 instance: a.instance.0.clone(),
-            });
+            }));
         };
         if let Some(g) = e.group.as_deref().filter(|g| *g != a.group) {
             tracing::warn!(instance = %a.instance, event_group = %a.group, instance_group = g, "event names another group than the instance's tag; ignored");
-            return Ok(GuardOutcome::Ignored {
+            return Ok(Err(GuardOutcome::Ignored {
                 why: format!("instance belongs to {g}"),
-            });
+            }));
         }
-        // Threat: an event replayed (EventBridge retries for an hour, a DLQ redrive, an
-        // operator invoking a sample) for an instance that is in service, or that moved on
-        // to another action. Draining it would stop a recorder the group still counts.
         let group = self.asg.describe_group(&a.group).await?;
         let state = self.lifecycle_state(a, &group).await?;
         let expected = expected_wait_states(a);
-        match &state {
-            Some(s) if expected.contains(s) => {}
-            other => {
-                let now_in = other
-                    .as_ref()
-                    .map_or("absent from the group", |s| s.as_str());
-                tracing::warn!(instance = %a.instance, state = now_in, expected = ?expected.iter().map(LifecycleState::as_str).collect::<Vec<_>>(), "the instance is not in the wait state this event speaks of (replayed, redriven or late event): no call to the recorder");
-                return Ok(GuardOutcome::Ignored {
-                    why: format!("instance is {now_in}, not in the event's wait state"),
-                });
-            }
+        if !state.as_ref().is_some_and(|s| expected.contains(s)) {
+            let now_in = state
+                .as_ref()
+                .map_or("absent from the group", |s| s.as_str());
+            tracing::warn!(instance = %a.instance, state = now_in, expected = ?expected.iter().map(LifecycleState::as_str).collect::<Vec<_>>(), "the instance is not in the wait state this event speaks of (replayed, redriven or late event): no call to the recorder");
+            return Ok(Err(GuardOutcome::Ignored {
+                why: format!("instance is {now_in}, not in the event's wait state"),
+            }));
         }
         let heartbeat_sent = a.token.is_some();
         if heartbeat_sent {
@@ -206,157 +243,107 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
                 Ok(()) => {}
                 Err(PortError::NoActiveAction { message, .. }) => {
                     tracing::warn!(instance = %a.instance, token = ?a.token, message, "the event's token is not the active lifecycle action: no call to the recorder");
-                    return Ok(GuardOutcome::Ignored {
+                    return Ok(Err(GuardOutcome::Ignored {
                         why: "lifecycle action token no longer active".into(),
-                    });
+                    }));
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        let addr = RecorderAddress {
-            id: e.id.clone(),
-            private_ip: e.private_ip.clone(),
+        Ok(Ok(Live {
+            addr: RecorderAddress {
+                id: e.id.clone(),
+                private_ip: e.private_ip.clone(),
+            },
+            ec2: e,
+            retain_on_abandon: group.retain_on_abandon,
+            heartbeat_sent,
+        }))
+    }
+
+    /// Carries the decision out, each removal after its last check.
+    async fn carry_out(
+        &self,
+        a: &LifecycleAction,
+        live: &Live,
+        obs: &InstanceObservation,
+        decision: GuardDecision,
+        now: EpochSecs,
+    ) -> Result<GuardOutcome, GuardError> {
+        let continued = || GuardOutcome::Continued {
+            instance: a.instance.0.clone(),
         };
-        // The state the action holds the instance in (a scale-in back into the warm pool
-        // waits in `Warmed:Pending:Wait` on the terminate hook).
-        let transition = a.transition;
-        let lifecycle = match transition {
-            HookTransition::WarmPoolEntry => LifecycleState::WarmedPendingWait,
-            HookTransition::Launching => LifecycleState::PendingWait,
-            HookTransition::WarmPoolExit => LifecycleState::WarmedTerminatingWait,
-            HookTransition::Terminating if a.destination.as_deref() == Some("WarmPool") => {
-                LifecycleState::WarmedPendingWait
-            }
-            HookTransition::Terminating => LifecycleState::TerminatingWait,
-        };
-        if a.destination.as_deref() == Some("WarmPool") || a.origin.as_deref() == Some("WarmPool") {
-            tracing::info!(instance = %a.instance, origin = ?a.origin, destination = ?a.destination, "warm-pool lifecycle action");
-        }
-        let obs = Ec2Instance::observe(
-            Some(&e),
-            e.id.clone(),
-            lifecycle,
-            false,
-            self.recorders.probe(&addr).await,
-        );
-        let started = a.time.unwrap_or(now).min(now);
-        let decision = decide(transition, &obs, started, HookLimits::of(&self.cfg), now);
-        tracing::info!(instance = %a.instance, group = %a.group, probe = ?obs.probe, decision = ?decision, "guard decision");
-        let action = a.action_ref();
-        let id = a.instance.0.clone();
-        let outcome = match decision {
+        let hold = |why: String, drain: bool| self.hold(a, live, drain, now, why);
+        match decision {
             GuardDecision::Release { .. } => {
-                let mut calls = Vec::new();
                 let effects = AwsEffects {
                     asg: &self.asg,
                     ec2: &self.ec2,
                     recorders: &self.recorders,
                 };
-                match release_after_recheck(&effects, &obs, now, &mut calls).await {
+                match release_after_recheck(&effects, obs, now, &mut Vec::new()).await {
                     Recheck::Release => {
-                        self.complete(
-                            &action,
-                            LifecycleResult::Continue,
-                            GuardOutcome::Continued { instance: id },
-                        )
-                        .await?
+                        self.complete(a, LifecycleResult::Continue, continued())
+                            .await
                     }
                     // The drain was asked for already: no second request here.
-                    Recheck::Keep(why) => {
-                        self.hold(a, &addr, heartbeat_sent, false, now, why).await?
-                    }
-                    Recheck::DrainFailed(f) => {
-                        // Released without a confirmed drain, a Jibri stays in Jicofo's
-                        // brewery until the OS stops it: a recording landing then is cut.
-                        // Held; the controller's sweep retries the drain every tick and
-                        // raises DrainFailed.
-                        self.hold(
-                            a,
-                            &addr,
-                            heartbeat_sent,
-                            false,
-                            now,
-                            format!("drain failed: {f}"),
-                        )
-                        .await?
-                    }
+                    Recheck::Keep(why) => hold(why, false).await,
+                    // Released without a confirmed drain, a Jibri stays in Jicofo's brewery
+                    // until the OS stops it: a recording landing then is cut. Held; the
+                    // controller's sweep retries the drain every tick and raises DrainFailed.
+                    Recheck::DrainFailed(f) => hold(format!("drain failed: {f}"), false).await,
                 }
             }
-            GuardDecision::Hold { why, drain } => {
-                self.hold(a, &addr, heartbeat_sent, drain, now, why).await?
-            }
+            GuardDecision::Hold { why, drain } => hold(why, drain).await,
             GuardDecision::Abandon { why }
-                if transition == HookTransition::Terminating && !group.retain_on_abandon =>
+                if a.transition == HookTransition::Terminating && !live.retain_on_abandon =>
             {
                 // Without retain, ABANDON terminates: never given to a recorder that may be
                 // recording. Held on; AWS's own hold limit is the last word.
-                tracing::error!(instance = %id, why, "not abandoning: the group has no TerminateHookAbandon=retain policy, so ABANDON would terminate a recorder that may be recording; heartbeating until AWS's hold limit (fix the group's instance lifecycle policy)");
-                self.hold(
-                    a,
-                    &addr,
-                    heartbeat_sent,
-                    false,
-                    now,
-                    format!("{why}; no retain policy, held"),
-                )
-                .await?
+                tracing::error!(instance = %a.instance, why, "not abandoning: the group has no TerminateHookAbandon=retain policy, so ABANDON would terminate a recorder that may be recording; heartbeating until AWS's hold limit (fix the group's instance lifecycle policy)");
+                hold(format!("{why}; no retain policy, held"), false).await
             }
             GuardDecision::Abandon { why } => {
-                let retained = group.retain_on_abandon;
-                self.complete(
-                    &action,
-                    LifecycleResult::Abandon,
-                    GuardOutcome::Abandoned {
-                        instance: id,
-                        why,
-                        retained,
-                    },
-                )
-                .await?
+                let abandoned = GuardOutcome::Abandoned {
+                    instance: a.instance.0.clone(),
+                    why,
+                    retained: live.retain_on_abandon,
+                };
+                self.complete(a, LifecycleResult::Abandon, abandoned).await
             }
             GuardDecision::LaunchReady => {
-                self.complete(
-                    &action,
-                    LifecycleResult::Continue,
-                    GuardOutcome::Continued { instance: id },
-                )
-                .await?
+                self.complete(a, LifecycleResult::Continue, continued())
+                    .await
             }
             GuardDecision::WarmContinue { .. } => {
                 // One last look: only what still reads as safe to stop goes.
-                let again = Ec2Instance::observe(
-                    Some(&e),
-                    e.id.clone(),
-                    obs.lifecycle.clone(),
-                    false,
-                    self.recorders.probe(&addr).await,
-                );
-                match warm_verdict(&again, transition) {
+                let again = InstanceObservation {
+                    probe: self.recorders.probe(&live.addr).await,
+                    ..obs.clone()
+                };
+                match warm_verdict(&again, a.transition) {
                     (HookVerdict::Continue, _) => {
-                        self.complete(
-                            &action,
-                            LifecycleResult::Continue,
-                            GuardOutcome::Continued { instance: id },
-                        )
-                        .await?
+                        self.complete(a, LifecycleResult::Continue, continued())
+                            .await
                     }
-                    (_, why) => self.hold(a, &addr, heartbeat_sent, false, now, why).await?,
+                    (_, why) => hold(why, false).await,
                 }
             }
-            GuardDecision::LaunchNotReady { why } => {
-                GuardOutcome::LaunchPending { instance: id, why }
-            }
-        };
-        Ok(outcome)
+            GuardDecision::LaunchNotReady { why } => Ok(GuardOutcome::LaunchPending {
+                instance: a.instance.0.clone(),
+                why,
+            }),
+        }
     }
 
     async fn complete(
         &self,
-        action: &ActionRef,
+        a: &LifecycleAction,
         result: LifecycleResult,
         ok: GuardOutcome,
     ) -> Result<GuardOutcome, GuardError> {
-        match self.asg.complete(action, result).await {
+        let action = a.action_ref();
+        match self.asg.complete(&action, result).await {
             Ok(()) => Ok(ok),
             Err(PortError::NoActiveAction { .. }) => {
                 tracing::info!(instance = %action.instance, "lifecycle action already completed (duplicate event)");
@@ -373,8 +360,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
     async fn hold(
         &self,
         a: &LifecycleAction,
-        addr: &RecorderAddress,
-        heartbeat_sent: bool,
+        live: &Live,
         drain: bool,
         now: EpochSecs,
         why: String,
@@ -382,7 +368,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         if drain {
             // The drain tag says "a drain was confirmed": set only after a 2xx, so that a
             // later refusal is read as an exited Jibri only when it really was drained.
-            match self.recorders.graceful_shutdown(addr).await {
+            match self.recorders.graceful_shutdown(&live.addr).await {
                 Ok(()) => {
                     if let Err(e) = self
                         .ec2
@@ -398,7 +384,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             }
         }
         let action = a.action_ref();
-        if heartbeat_sent {
+        if live.heartbeat_sent {
             return Ok(GuardOutcome::Held {
                 instance: a.instance.0.clone(),
                 why,
@@ -522,6 +508,30 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             }
         }
         Ok(None)
+    }
+}
+
+/// A lifecycle action found live: its instance as EC2 describes it, where its Jibri
+/// answers, the group's retain policy, and whether a heartbeat naming the event's token was
+/// sent (then the hold needs no other).
+struct Live {
+    ec2: Ec2Instance,
+    addr: RecorderAddress,
+    retain_on_abandon: bool,
+    heartbeat_sent: bool,
+}
+
+/// The state the action holds the instance in (a scale-in back into the warm pool waits in
+/// `Warmed:Pending:Wait` on the terminate hook).
+fn held_state(a: &LifecycleAction) -> LifecycleState {
+    match a.transition {
+        HookTransition::WarmPoolEntry => LifecycleState::WarmedPendingWait,
+        HookTransition::Launching => LifecycleState::PendingWait,
+        HookTransition::WarmPoolExit => LifecycleState::WarmedTerminatingWait,
+        HookTransition::Terminating if a.destination.as_deref() == Some("WarmPool") => {
+            LifecycleState::WarmedPendingWait
+        }
+        HookTransition::Terminating => LifecycleState::TerminatingWait,
     }
 }
 

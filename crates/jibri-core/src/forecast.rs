@@ -134,8 +134,10 @@ pub struct HourCount {
     pub starts: u32,
     pub new_conferences: u32,
     /// Seconds into the hour of the last tick that counted (how much of the hour the
-    /// count covers).
-    #[serde(default)]
+    /// count covers). Set by every tick's `observe` before the tick reads it, so it is
+    /// not stored: stored, it changed every tick and made a steady pool write its state
+    /// every minute.
+    #[serde(skip)]
     pub last_tick_s: u32,
 }
 
@@ -639,7 +641,13 @@ mod tests {
     fn state_round_trips_through_json() {
         let mut d = Demand::default();
         run(&mut d, MONDAY, 1, bursts);
-        let back: Demand = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        let mut back: Demand =
+            serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        // Everything is stored but the hour's tick coverage, which the next tick's observe
+        // sets before anything reads it: after it, the two are the same.
+        let next = MONDAY + 86_400;
+        back.observe(next, 0, 0, 0.3);
+        d.observe(next, 0, 0, 0.3);
         assert_eq!(back, d);
     }
 }
