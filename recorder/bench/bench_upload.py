@@ -4,13 +4,17 @@
 Uploads one file of BENCH_UPLOAD_MB MiB (default 2048) to the local AWS endpoint
 (AWS_ENDPOINT_URL, loopback only) with both tools, alternating, BENCH_UPLOAD_RUNS times
 each (default 2), and prints wall time, throughput and peak RSS of each, and the ratio.
-Both use CRC-32 full-object checksums (the test bed's moto computes CRC-64/NVME only with
-awscrt); jibri-finalize's run includes everything it does for a session: tag the
+Both use CRC-32 (the test bed's moto computes CRC-64/NVME only with awscrt):
+jibri-finalize a full-object checksum, `aws s3 cp` S3's default type for CRC-32 multipart
+uploads, a composite one (it sets none); jibri-finalize's run includes everything it does for a session: tag the
 instance, hash, upload, complete, read the checksum back, write the manifest, delete the
 local copy, untag. The data file is a hard link in a session directory, so deleting the
 uploaded copy leaves the benchmark's file in place.
 
-Peak RSS is the child's ru_maxrss (wait4), in MiB.
+Peak RSS is the child's ru_maxrss (wait4), in MiB. When the endpoint's process id is
+known (AWS_PID, as the test bed's .testbed/env exports it), each run also prints the CPU
+seconds the endpoint spent on it: when they come close to the wall time, the endpoint
+(moto, one Python process) is what limits, not the tool.
 """
 
 import json
@@ -55,14 +59,28 @@ def aws(*args: str) -> str:
     return out.stdout
 
 
+def endpoint_cpu() -> float | None:
+    """CPU seconds (user + system, all threads) of the endpoint's process, if known."""
+    try:
+        with open(f"/proc/{int(os.environ['AWS_PID'])}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (KeyError, ValueError, OSError):
+        return None
+
+
 def timed(cmd: list) -> tuple:
-    """(wall seconds, peak RSS MiB, exit status, stderr tail) of one child process."""
+    """(wall seconds, peak RSS MiB, exit status, stderr tail, endpoint CPU seconds or None)
+    of one child process."""
+    cpu0 = endpoint_cpu()
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = p.stderr.read()
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.monotonic() - t0
-    return wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), err.decode(errors="replace")[-3000:]
+    cpu1 = endpoint_cpu()
+    endpoint = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
+    return wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), err.decode(errors="replace")[-3000:], endpoint
 
 
 def make_data(path: Path, size: int) -> None:
@@ -109,18 +127,19 @@ def main() -> None:
                 session.mkdir(parents=True)
                 os.link(data, session / "recording.mp4")
                 cmd = [str(FINALIZE), "--config", str(conf), str(session)]
-            wall, rss, code, err = timed(cmd)
+            wall, rss, code, err, endpoint_s = timed(cmd)
             if code != 0:
                 sys.exit(f"bench-upload: {tool} failed ({code}):\n{err}")
             results[tool].append((wall, rss))
-            print(f"  run {i + 1}/{runs} {tool:15s} {wall:7.2f} s  {size / 1e6 / wall:7.1f} MB/s  peak RSS {rss:6.1f} MiB", flush=True)
+            busy = f"  endpoint CPU {endpoint_s:5.1f} s" if endpoint_s is not None else ""
+            print(f"  run {i + 1}/{runs} {tool:15s} {wall:7.2f} s  {size / 1e6 / wall:7.1f} MB/s  peak RSS {rss:6.1f} MiB{busy}", flush=True)
             # Free the endpoint's memory between runs (moto keeps objects in its process).
             aws("s3", "rm", "--recursive", "--quiet", f"s3://{bucket}/")
         if data.stat().st_nlink != 1:
             sys.exit("bench-upload: jibri-finalize left its hard link: the upload was not verified")
 
     print()
-    print(f"{size // MIB} MiB to {endpoint()} (local moto), median of {runs} run(s), CRC-32 full-object checksums:")
+    print(f"{size // MIB} MiB to {endpoint()} (local moto), median of {runs} run(s), CRC-32 checksums:")
     print(f"  {'tool':15s} {'seconds':>8s} {'MB/s':>8s} {'peak RSS MiB':>13s}")
     summary = {}
     for tool, rows in results.items():
@@ -130,9 +149,9 @@ def main() -> None:
         print(f"  {tool:15s} {wall:8.2f} {size / 1e6 / wall:8.1f} {rss:13.1f}")
     ratio = summary["jibri-finalize"][1] / summary["aws s3 cp"][1]
     print(f"  throughput ratio jibri-finalize / aws s3 cp = {ratio:.2f}")
-    verdict_speed = "meets" if ratio >= 1.0 else "MISSES"
+    verdict_speed = "meets" if ratio >= 1.2 else "MISSES"
     verdict_rss = "meets" if summary["jibri-finalize"][2] < 64 else "MISSES"
-    print(f"  target: ratio >= 1.0 ({verdict_speed}), jibri-finalize peak RSS < 64 MiB ({verdict_rss})")
+    print(f"  target: ratio >= 1.2 ({verdict_speed}), jibri-finalize peak RSS < 64 MiB ({verdict_rss})")
     (WORK / "results.json").write_text(json.dumps({"mib": size // MIB, "runs": runs, "tools": summary, "ratio": ratio}, indent=2))
     try:
         aws("s3api", "delete-bucket", "--bucket", bucket)

@@ -14,7 +14,7 @@
 use crate::core::checksum::{combine_parts, Checksum, ChecksumAlgorithm, Crc};
 use crate::core::layout::{self, SessionName};
 use crate::core::metadata::{self, RecordingInfo};
-use crate::core::parts::{is_multipart, plan_parts};
+use crate::core::parts::{is_multipart, plan_parts, PartPlan};
 use crate::core::retry::{FailureKind, Next, RetryPolicy};
 use crate::core::session::{
     self, FileAction, FileRecord, FileStamp, ListedPart, MultipartProgress, ObjectHead, PartDone,
@@ -22,7 +22,7 @@ use crate::core::session::{
 };
 use crate::pending::{Lock, PendingDir};
 use crate::ports::{
-    AwsError, AwsResult, CompletedPart, FileRange, InstanceTags, ObjectAttributes, ObjectStore,
+    AwsResult, CompletedPart, FileRange, InstanceTags, ObjectAttributes, ObjectStore,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
@@ -694,143 +694,141 @@ impl<S: ObjectStore> SessionCtx<S> {
         })
     }
 
+    /// A multipart upload: continue the recorded one or start one, send the parts it lacks,
+    /// complete it with the full-object checksum (create only), and verify the object.
     async fn upload_multipart(
         &self,
         file: &LocalFile,
         key: &str,
         resume: Option<MultipartProgress>,
     ) -> Result<FileDone, NotStored> {
-        let s = self.settings.clone();
-        let plan =
-            plan_parts(file.stamp.size, s.part_size).map_err(|e| format!("{}: {e}", file.rel))?;
-        let fail = |e: AwsError| format!("{}: {e}", file.rel);
-
-        // The upload to continue (with the parts S3 still lists), or a new one.
-        let mut listed: Option<HashMap<u32, ListedPart>> = None;
-        let mut progress = None;
-        if let Some(p) = resume {
-            let (k, id) = (key, p.upload_id.as_str());
-            match self
-                .retry("ListParts", || self.store.list_parts(k, id))
-                .await
-            {
-                Ok(parts) => {
-                    info!(file = %file.rel, parts_in_s3 = parts.len(), "resuming the multipart upload");
-                    listed = Some(parts.into_iter().map(|lp| (lp.number, lp)).collect());
-                    progress = Some(p);
-                }
-                Err(e) if matches!(e.kind, FailureKind::NoSuchUpload | FailureKind::NotFound) => {
-                    info!(file = %file.rel, "the unfinished upload is gone (aborted or expired); starting over");
-                }
-                Err(e) => {
-                    warn!(file = %file.rel, error = %e, "the upload's parts could not be listed; resuming from the recorded parts");
-                    progress = Some(p);
-                }
-            }
-        }
-        let progress = match progress {
-            Some(p) => p,
-            None => {
-                let attrs = self.attrs(&file.rel);
-                let id = self
-                    .retry("CreateMultipartUpload", || {
-                        self.store.create_upload(key, s.algorithm, &attrs)
-                    })
-                    .await
-                    .map_err(fail)?;
-                let p = MultipartProgress {
-                    upload_id: id,
-                    part_size: plan.part_size,
-                    algorithm: s.algorithm,
-                    stamp: file.stamp,
-                    parts: BTreeMap::new(),
-                };
-                let mut sink = lock(&self.sink);
-                sink.record
-                    .files
-                    .entry(file.rel.clone())
-                    .or_insert(FileRecord {
-                        multipart: None,
-                        stored: None,
-                    })
-                    .multipart = Some(p.clone());
-                sink.save(false);
-                p
+        let plan = plan_parts(file.stamp.size, self.settings.part_size)
+            .map_err(|e| format!("{}: {e}", file.rel))?;
+        let upload = match self.resume_upload(file, key, resume).await {
+            Some(upload) => upload,
+            None => self.start_upload(file, key, plan.part_size).await?,
+        };
+        let upload_id = upload.upload_id.clone();
+        let (parts, sent) = self.send_parts(file, key, upload, plan).await?;
+        let full = combine_parts(
+            self.settings.algorithm,
+            parts.iter().map(|p| (p.checksum, p.len)),
+        );
+        unchanged_since_hashed(file)?;
+        let version = self
+            .complete_multipart(file, key, &upload_id, &parts, &full)
+            .await?;
+        let stored = match self.verify_stored(file, key, version, &full).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                // The upload is completed (or gone): the next attempt starts a new one.
+                self.forget_upload(&file.rel);
+                return Err(e.into());
             }
         };
-        let upload_id = progress.upload_id.clone();
-        let recorded = Arc::new(progress.parts);
-        let listed = Arc::new(listed);
+        info!(file = %file.rel, key, bytes = file.stamp.size, parts = plan.count, checksum = %full, "stored and verified");
+        self.record_stored(file, stored);
+        Ok(FileDone { uploaded: sent })
+    }
 
+    /// The recorded upload to continue, with the parts S3 still lists (unlisted if S3
+    /// cannot say); `None` if there is none, or S3 no longer has it.
+    async fn resume_upload(
+        &self,
+        file: &LocalFile,
+        key: &str,
+        resume: Option<MultipartProgress>,
+    ) -> Option<OpenUpload> {
+        let p = resume?;
+        let id = p.upload_id.as_str();
+        let listed = match self
+            .retry("ListParts", || self.store.list_parts(key, id))
+            .await
+        {
+            Ok(parts) => {
+                info!(file = %file.rel, parts_in_s3 = parts.len(), "resuming the multipart upload");
+                Some(parts.into_iter().map(|lp| (lp.number, lp)).collect())
+            }
+            Err(e) if matches!(e.kind, FailureKind::NoSuchUpload | FailureKind::NotFound) => {
+                info!(file = %file.rel, "the unfinished upload is gone (aborted or expired); starting over");
+                return None;
+            }
+            Err(e) => {
+                warn!(file = %file.rel, error = %e, "the upload's parts could not be listed; resuming from the recorded parts");
+                None
+            }
+        };
+        Some(OpenUpload {
+            upload_id: p.upload_id,
+            recorded: p.parts,
+            listed,
+        })
+    }
+
+    /// A new multipart upload of the file, recorded in the session's marker.
+    async fn start_upload(
+        &self,
+        file: &LocalFile,
+        key: &str,
+        part_size: u64,
+    ) -> Result<OpenUpload, NotStored> {
+        let attrs = self.attrs(&file.rel);
+        let algorithm = self.settings.algorithm;
+        let upload_id = self
+            .retry("CreateMultipartUpload", || {
+                self.store.create_upload(key, algorithm, &attrs)
+            })
+            .await
+            .map_err(|e| format!("{}: {e}", file.rel))?;
+        let progress = MultipartProgress {
+            upload_id: upload_id.clone(),
+            part_size,
+            algorithm,
+            stamp: file.stamp,
+            parts: BTreeMap::new(),
+        };
+        let mut sink = lock(&self.sink);
+        sink.record
+            .files
+            .entry(file.rel.clone())
+            .or_insert(FileRecord {
+                multipart: None,
+                stored: None,
+            })
+            .multipart = Some(progress);
+        sink.save(false);
+        Ok(OpenUpload {
+            upload_id,
+            recorded: BTreeMap::new(),
+            listed: None,
+        })
+    }
+
+    /// Every part of the file, `CONCURRENCY` requests at a time with the session's other
+    /// files: in order, with the bytes sent now. The first failure stops the file's other
+    /// parts (it cannot complete in this attempt).
+    async fn send_parts(
+        &self,
+        file: &LocalFile,
+        key: &str,
+        upload: OpenUpload,
+        plan: PartPlan,
+    ) -> Result<(Vec<SentPart>, u64), NotStored> {
+        let upload = Arc::new(upload);
         let mut tasks = JoinSet::new();
         for n in 1..=plan.count {
-            let ctx = self.clone();
-            let (file, key, upload_id, recorded, listed) = (
-                file.clone(),
-                key.to_owned(),
-                upload_id.clone(),
-                recorded.clone(),
-                listed.clone(),
-            );
-            tasks.spawn(async move {
-                let (offset, len) = plan.range(n);
-                let _permit = ctx.permit().await.map_err(|e| (FailureKind::Rejected, e))?;
-                let sum = hash(&file.path, offset, len, ctx.settings.algorithm)
-                    .await
-                    .map_err(|e| (FailureKind::Rejected, e))?;
-                let in_s3 = match listed.as_ref() {
-                    Some(l) => PartsInS3::Listed(l.get(&n)),
-                    None => PartsInS3::Unlisted,
-                };
-                if session::part_reusable(recorded.get(&n), in_s3, &sum, len) {
-                    let etag = recorded.get(&n).map(|p| p.etag.clone()).unwrap_or_default();
-                    return Ok::<_, (FailureKind, String)>((n, etag, sum, len, false));
-                }
-                let range = FileRange {
-                    path: file.path.clone(),
-                    offset,
-                    len,
-                };
-                let etag = ctx
-                    .retry("UploadPart", || {
-                        ctx.store.upload_part(&key, &upload_id, n, &range, &sum)
-                    })
-                    .await
-                    .map_err(|e| (e.kind, format!("{}: part {n}: {e}", file.rel)))?;
-                lock(&ctx.sink).update(|r| {
-                    if let Some(mp) = r
-                        .files
-                        .get_mut(&file.rel)
-                        .and_then(|f| f.multipart.as_mut())
-                    {
-                        mp.parts.insert(
-                            n,
-                            PartDone {
-                                etag: etag.clone(),
-                                size: len,
-                                checksum: sum.base64(),
-                            },
-                        );
-                    }
-                });
-                Ok((n, etag, sum, len, true))
-            });
+            let (ctx, file, key, upload) =
+                (self.clone(), file.clone(), key.to_owned(), upload.clone());
+            tasks.spawn(async move { ctx.send_part(&file, &key, &upload, n, plan.range(n)).await });
         }
         let mut parts = Vec::with_capacity(plan.count as usize);
         let mut first_error: Option<(FailureKind, String)> = None;
-        let mut sent = 0u64;
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok(Ok((n, etag, sum, len, uploaded))) => {
-                    if uploaded {
-                        sent += len;
-                    }
-                    parts.push((n, etag, sum, len));
-                }
+                Ok(Ok(part)) => parts.push(part),
                 Ok(Err(e)) => {
                     if first_error.is_none() {
                         first_error = Some(e);
-                        // The file cannot complete in this attempt: stop sending its parts.
                         tasks.abort_all();
                     }
                 }
@@ -849,48 +847,104 @@ impl<S: ObjectStore> SessionCtx<S> {
             }
             return Err(message.into());
         }
-        parts.sort_by_key(|p| p.0);
-        let full = combine_parts(s.algorithm, parts.iter().map(|p| (p.2, p.3)));
+        parts.sort_by_key(|p| p.number);
+        let sent = parts.iter().filter(|p| p.sent).map(|p| p.len).sum();
+        Ok((parts, sent))
+    }
 
-        // The parts are the bytes read now; if the file changed meanwhile they are no
-        // snapshot of it. Keep it for the next attempt (which starts over, the stamp differs).
-        let now = std::fs::symlink_metadata(&file.path)
-            .map(|m| stamp_of(&m))
-            .map_err(|e| format!("{}: {e}", file.rel))?;
-        if now != file.stamp {
-            return Err(format!("{}: the file changed while it was uploaded", file.rel).into());
+    /// One part: hashed from disk, kept if the upload already has exactly these bytes,
+    /// else sent with its checksum (which S3 verifies) and recorded.
+    async fn send_part(
+        &self,
+        file: &LocalFile,
+        key: &str,
+        upload: &OpenUpload,
+        n: u32,
+        (offset, len): (u64, u64),
+    ) -> Result<SentPart, (FailureKind, String)> {
+        let _permit = self
+            .permit()
+            .await
+            .map_err(|e| (FailureKind::Rejected, e))?;
+        let sum = hash(&file.path, offset, len, self.settings.algorithm)
+            .await
+            .map_err(|e| (FailureKind::Rejected, e))?;
+        let in_s3 = match &upload.listed {
+            Some(l) => PartsInS3::Listed(l.get(&n)),
+            None => PartsInS3::Unlisted,
+        };
+        let recorded = upload.recorded.get(&n);
+        if session::part_reusable(recorded, in_s3, &sum, len) {
+            let etag = recorded.map(|p| p.etag.clone()).unwrap_or_default();
+            return Ok(SentPart::new(n, etag, sum, len, false));
         }
+        let range = FileRange {
+            path: file.path.clone(),
+            offset,
+            len,
+        };
+        let id = upload.upload_id.as_str();
+        let etag = self
+            .retry("UploadPart", || {
+                self.store.upload_part(key, id, n, &range, &sum)
+            })
+            .await
+            .map_err(|e| (e.kind, format!("{}: part {n}: {e}", file.rel)))?;
+        let done = PartDone {
+            etag: etag.clone(),
+            size: len,
+            checksum: sum.base64(),
+        };
+        lock(&self.sink).update(|r| {
+            if let Some(mp) = r
+                .files
+                .get_mut(&file.rel)
+                .and_then(|f| f.multipart.as_mut())
+            {
+                mp.parts.insert(n, done);
+            }
+        });
+        Ok(SentPart::new(n, etag, sum, len, true))
+    }
 
+    /// CompleteMultipartUpload, create only: the version of the object, if S3 names one.
+    async fn complete_multipart(
+        &self,
+        file: &LocalFile,
+        key: &str,
+        upload_id: &str,
+        parts: &[SentPart],
+        full: &Checksum,
+    ) -> Result<Option<String>, NotStored> {
         let completed: Vec<CompletedPart> = parts
             .iter()
-            .map(|(n, etag, sum, _)| CompletedPart {
-                number: *n,
-                etag: etag.clone(),
-                checksum: *sum,
+            .map(|p| CompletedPart {
+                number: p.number,
+                etag: p.etag.clone(),
+                checksum: p.checksum,
             })
             .collect();
         let done = self
             .retry("CompleteMultipartUpload", || {
-                self.store
-                    .complete_upload(key, &upload_id, &completed, &full)
+                self.store.complete_upload(key, upload_id, &completed, full)
             })
             .await;
-        let version = match done {
-            Ok(stored) => stored.version_id,
+        match done {
+            Ok(stored) => Ok(stored.version_id),
             // A retried Complete whose first attempt went through finds no upload: what
-            // counts is whether the object is there, which the check below says.
-            Err(e) if e.kind == FailureKind::NoSuchUpload => None,
+            // counts is whether the object is there, which the check after this says.
+            Err(e) if e.kind == FailureKind::NoSuchUpload => Ok(None),
             // The key is taken (the upload stays open): by this very file (a retried
             // Complete whose first attempt went through), or by another object.
             Err(e) if e.kind == FailureKind::AlreadyExists => {
-                let existing = self.existing(key, file.stamp.size, &full).await?;
-                if let Err(e) = self.store.abort_upload(key, &upload_id).await {
+                let existing = self.existing(key, file.stamp.size, full).await?;
+                if let Err(e) = self.store.abort_upload(key, upload_id).await {
                     debug!(key, error = %e, "could not abort the multipart upload");
                 }
                 self.forget_upload(&file.rel);
                 match existing {
-                    Existing::Ours(head) => head.version_id,
-                    Existing::Theirs => return Err(NotStored::KeyTaken),
+                    Existing::Ours(head) => Ok(head.version_id),
+                    Existing::Theirs => Err(NotStored::KeyTaken),
                 }
             }
             Err(e) => {
@@ -899,22 +953,56 @@ impl<S: ObjectStore> SessionCtx<S> {
                     // attempt starts a new upload rather than repeating this one.
                     self.forget_upload(&file.rel);
                 }
-                return Err(fail(e).into());
+                Err(format!("{}: {e}", file.rel).into())
             }
-        };
-        let verified = self.verify_stored(file, key, version, &full).await;
-        let stored = match verified {
-            Ok(stored) => stored,
-            Err(e) => {
-                // The upload is completed (or gone): the next attempt starts a new one.
-                self.forget_upload(&file.rel);
-                return Err(e.into());
-            }
-        };
-        info!(file = %file.rel, key, bytes = file.stamp.size, parts = plan.count, checksum = %full, "stored and verified");
-        self.record_stored(file, stored);
-        Ok(FileDone { uploaded: sent })
+        }
     }
+}
+
+/// A multipart upload being continued or just started.
+struct OpenUpload {
+    upload_id: String,
+    /// The parts the marker records as sent.
+    recorded: BTreeMap<u32, PartDone>,
+    /// The parts S3 lists for the upload, when it could say.
+    listed: Option<HashMap<u32, ListedPart>>,
+}
+
+/// A part of a multipart upload, in S3 now.
+struct SentPart {
+    number: u32,
+    etag: String,
+    checksum: Checksum,
+    len: u64,
+    /// Sent by this attempt (else kept from an earlier one).
+    sent: bool,
+}
+
+impl SentPart {
+    fn new(number: u32, etag: String, checksum: Checksum, len: u64, sent: bool) -> Self {
+        Self {
+            number,
+            etag,
+            checksum,
+            len,
+            sent,
+        }
+    }
+}
+
+/// The parts are the bytes read now; if the file changed meanwhile they are no snapshot
+/// of it. It is kept for the next attempt (which starts over: the stamp differs).
+fn unchanged_since_hashed(file: &LocalFile) -> Result<(), String> {
+    let now = std::fs::symlink_metadata(&file.path)
+        .map(|m| stamp_of(&m))
+        .map_err(|e| format!("{}: {e}", file.rel))?;
+    if now != file.stamp {
+        return Err(format!(
+            "{}: the file changed while it was uploaded",
+            file.rel
+        ));
+    }
+    Ok(())
 }
 
 enum Marked {
@@ -1402,64 +1490,19 @@ impl<S: ObjectStore, T: InstanceTags> Uploader<S, T> {
     /// Uploads, verifies, writes the manifest, deletes: one attempt at one session.
     async fn upload_session(&self, sink: &Sink) -> Outcome {
         let started = Instant::now();
-        let (session, dir, prefix) = {
-            let mut s = lock(sink);
-            s.record.attempts += 1;
-            s.save(false);
-            (
-                s.record.session.clone(),
-                PathBuf::from(&s.record.dir),
-                s.record.key_prefix.clone(),
-            )
-        };
-        let scan_dir = dir.clone();
-        let scanned = match tokio::task::spawn_blocking(move || scan(&scan_dir)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return self.failed(sink, format!("reading {}: {e}", dir.display())),
-            Err(e) => return self.failed(sink, e.to_string()),
-        };
-        let Some(Scan {
+        let (session, dir, prefix) = begin_attempt(sink);
+        let Scan {
             files,
             subdirs,
             skipped,
-        }) = scanned
-        else {
-            let s = lock(sink);
-            if s.record.manifest.is_some() {
-                // Uploaded and deleted by an earlier run that stopped before dropping the marker.
-                let bytes = s
-                    .record
-                    .files
-                    .values()
-                    .filter_map(|f| f.stored.as_ref())
-                    .map(|(o, _)| o.size)
-                    .sum();
-                return Outcome::Uploaded {
-                    files: s.record.files.len(),
-                    bytes,
-                };
-            }
-            error!(session, dir = %dir.display(), "the session directory is gone before it was uploaded: nothing left to protect");
-            return Outcome::Gone;
+        } = match self.scan_session(sink, &session, &dir).await {
+            Ok(scan) => scan,
+            Err(outcome) => return outcome,
         };
         for p in &skipped {
             warn!(path = %p.display(), "not a regular file: not uploaded, left in place");
         }
-        // Files recorded but no longer on disk: fine if stored (deleted after an earlier
-        // manifest), lost otherwise.
-        {
-            let mut s = lock(sink);
-            let local: std::collections::HashSet<&str> =
-                files.iter().map(|f| f.rel.as_str()).collect();
-            s.record.files.retain(|rel, f| {
-                let keep = local.contains(rel.as_str()) || f.stored.is_some();
-                if !keep {
-                    warn!(file = %rel, "a file recorded as pending has disappeared before it was uploaded");
-                }
-                keep
-            });
-        }
-
+        forget_vanished(sink, &files);
         let info_dir = dir.clone();
         let info = tokio::task::spawn_blocking(move || read_recording_info(&info_dir))
             .await
@@ -1470,129 +1513,45 @@ impl<S: ObjectStore, T: InstanceTags> Uploader<S, T> {
             metadata::object_metadata(info.as_ref(), &self.settings.instance_id, &session),
         );
         let _flusher = Flusher::start(sink);
-        let mut tasks = JoinSet::new();
-        let mut errors = Vec::new();
-        for file in files.iter().cloned() {
-            let key = match layout::object_key(&prefix, &file.components) {
-                Ok(k) => k,
-                Err(e) => {
-                    // One unusable name never holds up the rest of the session: this file
-                    // stays on disk and pending (so does the session, with its tag), the
-                    // others are uploaded now.
-                    error!(session, file = %file.rel, error = %e, "this file cannot be uploaded under its name: skipped and kept; rename it and the next run uploads it");
-                    lock(sink).update(|r| {
-                        r.files.entry(file.rel.clone()).or_insert(FileRecord {
-                            multipart: None,
-                            stored: None,
-                        });
-                    });
-                    errors.push(format!("{}: {e}", file.rel));
-                    continue;
-                }
-            };
-            let ctx = ctx.clone();
-            tasks.spawn(async move { ctx.upload_file(file, key).await });
-        }
-        let mut sent = 0u64;
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok(done)) => sent += done.uploaded,
-                Ok(Err(e)) => errors.push(e),
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        if !errors.is_empty() {
-            errors.sort();
-            let more = if errors.len() > 3 {
-                format!(" (and {} more)", errors.len() - 3)
-            } else {
-                String::new()
-            };
-            return self.failed(
-                sink,
-                format!("{}{more}", errors[..errors.len().min(3)].join("; ")),
-            );
-        }
-
+        let sent = match upload_files(&ctx, &session, &prefix, &files).await {
+            Ok(sent) => sent,
+            Err(e) => return self.failed(sink, e),
+        };
         // Every file is in S3: the manifest, last.
         if sent > 0 || lock(sink).record.manifest.is_none() {
             if let Err(e) = self.write_manifest(&ctx, info.as_ref()).await {
                 return self.failed(sink, e);
             }
         }
-
         // Only now, and only what is verified and unchanged, is deleted.
-        let mut kept = Vec::new();
-        {
-            let s = lock(sink);
-            for f in &files {
-                let now = std::fs::symlink_metadata(&f.path)
-                    .map(|m| stamp_of(&m))
-                    .ok();
-                match now {
-                    Some(stamp) if session::may_delete(s.record.files.get(&f.rel), stamp) => {
-                        if let Err(e) = std::fs::remove_file(&f.path) {
-                            kept.push(format!("{}: could not be deleted: {e}", f.rel));
-                        }
-                    }
-                    Some(_) => kept.push(format!(
-                        "{}: changed after it was verified; uploading it again next time",
-                        f.rel
-                    )),
-                    None => {}
-                }
-            }
+        if let Err(e) = delete_verified(sink, &files) {
+            return self.failed(sink, e);
         }
-        if !kept.is_empty() {
-            {
-                let mut s = lock(sink);
-                for f in &files {
-                    if let Some(r) = s.record.files.get_mut(&f.rel) {
-                        if std::fs::symlink_metadata(&f.path)
-                            .map(|m| stamp_of(&m) != f.stamp)
-                            .unwrap_or(false)
-                        {
-                            r.stored = None;
-                        }
-                    }
-                }
-                s.record.manifest = None;
-            }
-            return self.failed(sink, kept.join("; "));
-        }
-        let mut dirs = subdirs;
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for d in dirs.iter().chain(std::iter::once(&dir)) {
-            if let Err(e) = std::fs::remove_dir(d) {
-                debug!(dir = %d.display(), error = %e, "directory left in place");
-            }
-        }
-        let (count, bytes) = {
-            let s = lock(sink);
-            (
-                s.record.files.len(),
-                s.record
-                    .files
-                    .values()
-                    .filter_map(|f| f.stored.as_ref())
-                    .map(|(o, _)| o.size)
-                    .sum::<u64>(),
-            )
+        remove_dirs(subdirs, &dir);
+        uploaded(sink, &session, sent, started)
+    }
+
+    /// The session directory's files, or the attempt's outcome if it cannot be read or is
+    /// gone.
+    async fn scan_session(&self, sink: &Sink, session: &str, dir: &Path) -> Result<Scan, Outcome> {
+        let scan_dir = dir.to_path_buf();
+        let scanned = match tokio::task::spawn_blocking(move || scan(&scan_dir)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(self.failed(sink, format!("reading {}: {e}", dir.display()))),
+            Err(e) => return Err(self.failed(sink, e.to_string())),
         };
-        let secs = started.elapsed().as_secs_f64();
-        info!(
-            session,
-            files = count,
-            bytes,
-            sent,
-            seconds = format!("{secs:.1}"),
-            mb_per_s = format!("{:.1}", sent as f64 / 1e6 / secs.max(1e-3)),
-            "session uploaded, verified and deleted locally"
-        );
-        Outcome::Uploaded {
-            files: count,
-            bytes,
-        }
+        scanned.ok_or_else(|| {
+            let s = lock(sink);
+            if s.record.manifest.is_some() {
+                // Uploaded and deleted by an earlier run that stopped before dropping the marker.
+                return Outcome::Uploaded {
+                    files: s.record.files.len(),
+                    bytes: stored_bytes(&s.record),
+                };
+            }
+            error!(session, dir = %dir.display(), "the session directory is gone before it was uploaded: nothing left to protect");
+            Outcome::Gone
+        })
     }
 
     fn failed(&self, sink: &Sink, error: String) -> Outcome {
@@ -1684,6 +1643,174 @@ impl<S: ObjectStore, T: InstanceTags> Uploader<S, T> {
         s.save(true);
         info!(key, files = m.files.len(), "manifest written");
         Ok(())
+    }
+}
+
+/// Counts the attempt; the session's name, directory and key prefix.
+fn begin_attempt(sink: &Sink) -> (String, PathBuf, String) {
+    let mut s = lock(sink);
+    s.record.attempts += 1;
+    s.save(false);
+    (
+        s.record.session.clone(),
+        PathBuf::from(&s.record.dir),
+        s.record.key_prefix.clone(),
+    )
+}
+
+/// Files recorded but no longer on disk: fine if stored (deleted after an earlier
+/// manifest), lost otherwise.
+fn forget_vanished(sink: &Sink, files: &[LocalFile]) {
+    let mut s = lock(sink);
+    let local: std::collections::HashSet<&str> = files.iter().map(|f| f.rel.as_str()).collect();
+    s.record.files.retain(|rel, f| {
+        let keep = local.contains(rel.as_str()) || f.stored.is_some();
+        if !keep {
+            warn!(file = %rel, "a file recorded as pending has disappeared before it was uploaded");
+        }
+        keep
+    });
+}
+
+/// Uploads every file of the session at once (the requests share the session's
+/// `CONCURRENCY` permits): the bytes sent now, or what failed.
+async fn upload_files<S: ObjectStore>(
+    ctx: &SessionCtx<S>,
+    session: &str,
+    prefix: &str,
+    files: &[LocalFile],
+) -> Result<u64, String> {
+    let mut tasks = JoinSet::new();
+    let mut errors = Vec::new();
+    for file in files.iter().cloned() {
+        let key = match layout::object_key(prefix, &file.components) {
+            Ok(k) => k,
+            Err(e) => {
+                // One unusable name never holds up the rest of the session: this file
+                // stays on disk and pending (so does the session, with its tag), the
+                // others are uploaded now.
+                error!(session, file = %file.rel, error = %e, "this file cannot be uploaded under its name: skipped and kept; rename it and the next run uploads it");
+                lock(&ctx.sink).update(|r| {
+                    r.files.entry(file.rel.clone()).or_insert(FileRecord {
+                        multipart: None,
+                        stored: None,
+                    });
+                });
+                errors.push(format!("{}: {e}", file.rel));
+                continue;
+            }
+        };
+        let ctx = ctx.clone();
+        tasks.spawn(async move { ctx.upload_file(file, key).await });
+    }
+    let mut sent = 0u64;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(done)) => sent += done.uploaded,
+            Ok(Err(e)) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        return Ok(sent);
+    }
+    errors.sort();
+    let more = if errors.len() > 3 {
+        format!(" (and {} more)", errors.len() - 3)
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "{}{more}",
+        errors[..errors.len().min(3)].join("; ")
+    ))
+}
+
+/// Deletes the local files whose objects are verified and that are unchanged since; if
+/// any is kept, the session is not done: a changed file is uploaded again and the
+/// manifest rewritten next time.
+fn delete_verified(sink: &Sink, files: &[LocalFile]) -> Result<(), String> {
+    let mut kept = Vec::new();
+    {
+        let s = lock(sink);
+        for f in files {
+            let now = std::fs::symlink_metadata(&f.path)
+                .map(|m| stamp_of(&m))
+                .ok();
+            match now {
+                Some(stamp) if session::may_delete(s.record.files.get(&f.rel), stamp) => {
+                    if let Err(e) = std::fs::remove_file(&f.path) {
+                        kept.push(format!("{}: could not be deleted: {e}", f.rel));
+                    }
+                }
+                Some(_) => kept.push(format!(
+                    "{}: changed after it was verified; uploading it again next time",
+                    f.rel
+                )),
+                None => {}
+            }
+        }
+    }
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let mut s = lock(sink);
+    for f in files {
+        if let Some(r) = s.record.files.get_mut(&f.rel) {
+            if std::fs::symlink_metadata(&f.path)
+                .map(|m| stamp_of(&m) != f.stamp)
+                .unwrap_or(false)
+            {
+                r.stored = None;
+            }
+        }
+    }
+    s.record.manifest = None;
+    Err(kept.join("; "))
+}
+
+/// Removes the emptied session directory, deepest first (what is not empty stays).
+fn remove_dirs(mut subdirs: Vec<PathBuf>, dir: &Path) {
+    subdirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for d in subdirs
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(std::iter::once(dir))
+    {
+        if let Err(e) = std::fs::remove_dir(d) {
+            debug!(dir = %d.display(), error = %e, "directory left in place");
+        }
+    }
+}
+
+fn stored_bytes(record: &SessionRecord) -> u64 {
+    record
+        .files
+        .values()
+        .filter_map(|f| f.stored.as_ref())
+        .map(|(o, _)| o.size)
+        .sum()
+}
+
+/// The outcome of a session uploaded, verified and deleted, logged with its throughput.
+fn uploaded(sink: &Sink, session: &str, sent: u64, started: Instant) -> Outcome {
+    let (count, bytes) = {
+        let s = lock(sink);
+        (s.record.files.len(), stored_bytes(&s.record))
+    };
+    let secs = started.elapsed().as_secs_f64();
+    info!(
+        session,
+        files = count,
+        bytes,
+        sent,
+        seconds = format!("{secs:.1}"),
+        mb_per_s = format!("{:.1}", sent as f64 / 1e6 / secs.max(1e-3)),
+        "session uploaded, verified and deleted locally"
+    );
+    Outcome::Uploaded {
+        files: count,
+        bytes,
     }
 }
 
