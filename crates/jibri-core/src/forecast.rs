@@ -641,8 +641,7 @@ mod tests {
     fn state_round_trips_through_json() {
         let mut d = Demand::default();
         run(&mut d, MONDAY, 1, bursts);
-        let mut back: Demand =
-            serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        let mut back: Demand = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
         // Everything is stored but the hour's tick coverage, which the next tick's observe
         // sets before anything reads it: after it, the two are the same.
         let next = MONDAY + 86_400;

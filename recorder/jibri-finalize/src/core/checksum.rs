@@ -165,53 +165,15 @@ pub fn combine_parts(
         .fold(empty(algorithm), |acc, (c, len)| combine(acc, c, len))
 }
 
-// Base64 stays here (40 lines, round-trip tested): `aws_smithy_types::base64` would be a
-// second new dependency of this crate, and this change adds one (`crc-fast`).
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding (what S3 uses in `x-amz-checksum-*`).
+/// Standard base64 with padding (what S3 uses in `x-amz-checksum-*`), from the SDK's own
+/// `aws_smithy_types` (already compiled for the S3 client).
 pub fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    aws_smithy_types::base64::encode(data)
 }
 
+/// `None` for anything that is not standard padded base64.
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.as_bytes();
-    if !s.len().is_multiple_of(4) {
-        return None;
-    }
-    let val = |c: u8| B64.iter().position(|&x| x == c).map(|p| p as u32);
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    for (i, chunk) in s.chunks(4).enumerate() {
-        let last = i == s.len() / 4 - 1;
-        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            return None;
-        }
-        let mut n = 0u32;
-        for (j, &c) in chunk.iter().enumerate() {
-            let v = if j >= 4 - pad { 0 } else { val(c)? };
-            n = (n << 6) | v;
-        }
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..3 - pad]);
-    }
-    Some(out)
+    aws_smithy_types::base64::decode(s).ok()
 }
 
 #[cfg(test)]
