@@ -178,102 +178,18 @@ impl Config {
                 "at least one Auto Scaling group name is required",
             ));
         }
-        let jicofo_stats_urls = r.list("JICOFO_STATS_URLS")?;
-        for u in &jicofo_stats_urls {
-            check_http_url("JICOFO_STATS_URLS", u)?;
-        }
-        let jibri_health_url = r.string("JIBRI_HEALTH_URL")?;
-        check_template("JIBRI_HEALTH_URL", &jibri_health_url)?;
-        let jibri_internal_url = r.string("JIBRI_INTERNAL_URL")?;
-        check_template("JIBRI_INTERNAL_URL", &jibri_internal_url)?;
-        let spare = match r.string("SPARE_MODE")?.as_str() {
-            "fixed" => SpareMode::Fixed(r.num("SPARE_FIXED", 0, 1000)? as u32),
-            "adaptive" => {
-                let min = r.num("SPARE_MIN", 0, 1000)? as u32;
-                let max = r.num("SPARE_MAX", 0, 1000)? as u32;
-                if max < min {
-                    return Err(err("SPARE_MAX", format!("{max} is below SPARE_MIN {min}")));
-                }
-                let probability = r.float("SPARE_PROBABILITY")?;
-                if !(probability > 0.0 && probability < 1.0) {
-                    return Err(err("SPARE_PROBABILITY", "must be strictly between 0 and 1"));
-                }
-                SpareMode::Adaptive {
-                    min,
-                    max,
-                    probability,
-                }
-            }
-            other => {
-                return Err(err(
-                    "SPARE_MODE",
-                    format!("{other:?} is neither `fixed` nor `adaptive`"),
-                ))
-            }
-        };
-        let rate_short_window_s = r.num("RATE_SHORT_WINDOW_S", 60, 86_400)?;
-        let rate_long_window_s = r.num("RATE_LONG_WINDOW_S", 60, 7 * 86_400)?;
-        if rate_long_window_s < rate_short_window_s {
-            return Err(err(
-                "RATE_LONG_WINDOW_S",
-                "must not be shorter than RATE_SHORT_WINDOW_S",
-            ));
-        }
-        let max_hook_hold_s = r.num("MAX_HOOK_HOLD_S", 60, AWS_MAX_HOOK_HOLD_S)?;
-        let heartbeat_interval_s = r.num("HEARTBEAT_INTERVAL_S", 10, 7200)?;
-        let metrics_sink = match r.string("METRICS_SINK")?.as_str() {
-            "emf" => MetricsSinkKind::Emf,
-            "cloudwatch" => MetricsSinkKind::CloudWatch,
-            other => {
-                return Err(err(
-                    "METRICS_SINK",
-                    format!("{other:?} is neither `emf` nor `cloudwatch`"),
-                ))
-            }
-        };
-        let state_bucket = Some(r.string("STATE_BUCKET")?).filter(|b| !b.is_empty());
+        let (jicofo_stats_urls, jibri_health_url, jibri_internal_url) = endpoints(&r)?;
+        let (rate_short_window_s, rate_long_window_s) = rate_windows(&r)?;
+        let (warm_pool_managed, warm_pool_min, warm_pool_max) = warm_pool(&r)?;
+        // RECORDINGS_PREFIX is only checked here (the uploader writes there).
+        let (state_prefix, _) = prefixes(&r)?;
         let forecast_alpha = r.float("FORECAST_ALPHA")?;
         if !(forecast_alpha > 0.0 && forecast_alpha <= 1.0) {
             return Err(err("FORECAST_ALPHA", "must be in (0, 1]"));
         }
-        let warm_pool_managed = match r.string("WARM_POOL_MODE")?.as_str() {
-            "off" => false,
-            "managed" => true,
-            other => {
-                return Err(err(
-                    "WARM_POOL_MODE",
-                    format!("{other:?} is neither `off` nor `managed`"),
-                ))
-            }
-        };
-        let warm_pool_min = r.num("WARM_POOL_MIN", 0, 10_000)? as u32;
-        let warm_pool_max = r.num("WARM_POOL_MAX", 0, 10_000)? as u32;
-        if warm_pool_max < warm_pool_min {
-            return Err(err(
-                "WARM_POOL_MAX",
-                format!("{warm_pool_max} is below WARM_POOL_MIN {warm_pool_min}"),
-            ));
-        }
-        let state_prefix = r.string("STATE_PREFIX")?;
-        let recordings_prefix = r.string("RECORDINGS_PREFIX")?;
-        // Threat: a state prefix inside the recordings (or the other way round) makes the
-        // controller read a recording as its state, or overwrite one with it.
-        if state_prefix.starts_with(&recordings_prefix)
-            || recordings_prefix.starts_with(&state_prefix)
-        {
-            return Err(err(
-                "STATE_PREFIX",
-                format!("{state_prefix:?} and RECORDINGS_PREFIX {recordings_prefix:?} overlap: one is a prefix of the other"),
-            ));
-        }
         let unknown_max_share = r.float("UNKNOWN_MAX_SHARE")?;
         if !(0.0..=1.0).contains(&unknown_max_share) {
             return Err(err("UNKNOWN_MAX_SHARE", "must be in [0, 1]"));
-        }
-        for var in ["TERMINATE_HOOK_NAME", "LAUNCH_HOOK_NAME"] {
-            if r.string(var)?.is_empty() {
-                return Err(err(var, "must not be empty"));
-            }
         }
         Ok(Config {
             groups,
@@ -283,23 +199,20 @@ impl Config {
             probe_timeout: Duration::from_millis(r.num("PROBE_TIMEOUT_MS", 50, 60_000)?),
             probe_concurrency: r.num("PROBE_CONCURRENCY", 1, 1024)? as usize,
             max_body_bytes: r.num("MAX_BODY_BYTES", 1024, 16 << 20)? as usize,
-            spare,
+            spare: spare_mode(&r)?,
             spare_floors: parse_floors(&r.string("SPARE_FLOOR_SCHEDULE")?)?,
             boot_latency_s: r.num("BOOT_LATENCY_S", 1, 3600)?,
             warm_boot_latency_s: r.num("WARM_BOOT_LATENCY_S", 1, 3600)?,
             boot_latency_learn: r.switch("BOOT_LATENCY_LEARN")?,
             forecast: r.switch("FORECAST")?,
             forecast_alpha,
-            forecast_prior: match r.string("FORECAST_PRIOR")?.as_str() {
-                "workday" => crate::forecast::Prior::Workday,
-                "flat" => crate::forecast::Prior::Flat,
-                other => {
-                    return Err(err(
-                        "FORECAST_PRIOR",
-                        format!("{other:?} is neither `workday` nor `flat`"),
-                    ))
-                }
-            },
+            forecast_prior: r.choice(
+                "FORECAST_PRIOR",
+                &[
+                    ("workday", crate::forecast::Prior::Workday),
+                    ("flat", crate::forecast::Prior::Flat),
+                ],
+            )?,
             leading_signals: r.switch("LEADING_SIGNALS")?,
             warm_pool_managed,
             warm_pool_min,
@@ -311,39 +224,27 @@ impl Config {
             scale_in_max_per_tick: r.num("SCALE_IN_MAX_PER_TICK", 0, 1000)? as u32,
             unhealthy_grace_s: r.num("UNHEALTHY_GRACE_S", 0, 86_400)?,
             unknown_max_share,
-            terminate_hook_name: r.string("TERMINATE_HOOK_NAME")?,
+            terminate_hook_name: r.nonempty("TERMINATE_HOOK_NAME")?,
             ec2_termination_protection: r.switch("EC2_TERMINATION_PROTECTION")?,
-            launch_hook_name: r.string("LAUNCH_HOOK_NAME")?,
-            event_clock: match r.string("CLOCK")?.as_str() {
-                "wall" => false,
-                "event" => true,
-                other => {
-                    return Err(err(
-                        "CLOCK",
-                        format!("{other:?} is neither `wall` nor `event`"),
-                    ))
-                }
-            },
+            launch_hook_name: r.nonempty("LAUNCH_HOOK_NAME")?,
+            event_clock: r.choice("CLOCK", &[("wall", false), ("event", true)])?,
             replace_max_per_tick: r.num("REPLACE_MAX_PER_TICK", 0, 1000)? as u32,
-            heartbeat_interval_s,
-            max_hook_hold_s,
+            heartbeat_interval_s: r.num("HEARTBEAT_INTERVAL_S", 10, 7200)?,
+            max_hook_hold_s: r.num("MAX_HOOK_HOLD_S", 60, AWS_MAX_HOOK_HOLD_S)?,
             launch_max_wait_s: r.num("LAUNCH_MAX_WAIT_S", 30, 7200)?,
-            metrics_sink,
+            metrics_sink: r.choice(
+                "METRICS_SINK",
+                &[
+                    ("emf", MetricsSinkKind::Emf),
+                    ("cloudwatch", MetricsSinkKind::CloudWatch),
+                ],
+            )?,
             metrics_namespace: r.string("METRICS_NAMESPACE")?,
-            state_bucket,
+            state_bucket: Some(r.string("STATE_BUCKET")?).filter(|b| !b.is_empty()),
             state_prefix,
             dry_run: r.boolean("DRY_RUN")?,
             tick_budget: Duration::from_millis(r.num("TICK_BUDGET_MS", 1000, 900_000)?),
-            log_json: match r.string("LOG_FORMAT")?.as_str() {
-                "json" => true,
-                "text" => false,
-                other => {
-                    return Err(err(
-                        "LOG_FORMAT",
-                        format!("{other:?} is neither `json` nor `text`"),
-                    ))
-                }
-            },
+            log_json: r.choice("LOG_FORMAT", &[("json", true), ("text", false)])?,
         })
     }
 
@@ -428,6 +329,86 @@ fn parse_floors(s: &str) -> Result<Vec<FloorWindow>, ConfigError> {
     Ok(out)
 }
 
+/// Jicofo's stats URLs and the recorders' URL templates, each checked.
+fn endpoints<F: Fn(&str) -> Option<String>>(
+    r: &Reader<'_, F>,
+) -> Result<(Vec<String>, String, String), ConfigError> {
+    let jicofo_stats_urls = r.list("JICOFO_STATS_URLS")?;
+    for u in &jicofo_stats_urls {
+        check_http_url("JICOFO_STATS_URLS", u)?;
+    }
+    let health = r.string("JIBRI_HEALTH_URL")?;
+    check_template("JIBRI_HEALTH_URL", &health)?;
+    let internal = r.string("JIBRI_INTERNAL_URL")?;
+    check_template("JIBRI_INTERNAL_URL", &internal)?;
+    Ok((jicofo_stats_urls, health, internal))
+}
+
+fn spare_mode<F: Fn(&str) -> Option<String>>(r: &Reader<'_, F>) -> Result<SpareMode, ConfigError> {
+    if !r.choice("SPARE_MODE", &[("fixed", false), ("adaptive", true)])? {
+        return Ok(SpareMode::Fixed(r.num("SPARE_FIXED", 0, 1000)? as u32));
+    }
+    let min = r.num("SPARE_MIN", 0, 1000)? as u32;
+    let max = r.num("SPARE_MAX", 0, 1000)? as u32;
+    if max < min {
+        return Err(err("SPARE_MAX", format!("{max} is below SPARE_MIN {min}")));
+    }
+    let probability = r.float("SPARE_PROBABILITY")?;
+    if !(probability > 0.0 && probability < 1.0) {
+        return Err(err("SPARE_PROBABILITY", "must be strictly between 0 and 1"));
+    }
+    Ok(SpareMode::Adaptive {
+        min,
+        max,
+        probability,
+    })
+}
+
+fn rate_windows<F: Fn(&str) -> Option<String>>(
+    r: &Reader<'_, F>,
+) -> Result<(u64, u64), ConfigError> {
+    let short = r.num("RATE_SHORT_WINDOW_S", 60, 86_400)?;
+    let long = r.num("RATE_LONG_WINDOW_S", 60, 7 * 86_400)?;
+    if long < short {
+        return Err(err(
+            "RATE_LONG_WINDOW_S",
+            "must not be shorter than RATE_SHORT_WINDOW_S",
+        ));
+    }
+    Ok((short, long))
+}
+
+fn warm_pool<F: Fn(&str) -> Option<String>>(
+    r: &Reader<'_, F>,
+) -> Result<(bool, u32, u32), ConfigError> {
+    let managed = r.choice("WARM_POOL_MODE", &[("off", false), ("managed", true)])?;
+    let min = r.num("WARM_POOL_MIN", 0, 10_000)? as u32;
+    let max = r.num("WARM_POOL_MAX", 0, 10_000)? as u32;
+    if max < min {
+        return Err(err(
+            "WARM_POOL_MAX",
+            format!("{max} is below WARM_POOL_MIN {min}"),
+        ));
+    }
+    Ok((managed, min, max))
+}
+
+/// Threat: a state prefix inside the recordings (or the other way round) makes the
+/// controller read a recording as its state, or overwrite one with it.
+fn prefixes<F: Fn(&str) -> Option<String>>(
+    r: &Reader<'_, F>,
+) -> Result<(String, String), ConfigError> {
+    let state = r.string("STATE_PREFIX")?;
+    let recordings = r.string("RECORDINGS_PREFIX")?;
+    if state.starts_with(&recordings) || recordings.starts_with(&state) {
+        return Err(err(
+            "STATE_PREFIX",
+            format!("{state:?} and RECORDINGS_PREFIX {recordings:?} overlap: one is a prefix of the other"),
+        ));
+    }
+    Ok((state, recordings))
+}
+
 struct Reader<'a, F: Fn(&str) -> Option<String>> {
     get: &'a F,
 }
@@ -479,6 +460,28 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             "off" => Ok(false),
             other => Err(err(name, format!("{other:?} is neither `on` nor `off`"))),
         }
+    }
+
+    /// One of a fixed set of words (`{other:?} is neither `a` nor `b``).
+    fn choice<T: Copy>(&self, name: &'static str, options: &[(&str, T)]) -> Result<T, ConfigError> {
+        let v = self.string(name)?;
+        if let Some((_, t)) = options.iter().find(|(word, _)| *word == v) {
+            return Ok(*t);
+        }
+        let words: Vec<String> = options.iter().map(|(w, _)| format!("`{w}`")).collect();
+        let list = match words.as_slice() {
+            [a, b] => format!("neither {a} nor {b}"),
+            _ => format!("not one of {}", words.join(", ")),
+        };
+        Err(err(name, format!("{v:?} is {list}")))
+    }
+
+    fn nonempty(&self, name: &'static str) -> Result<String, ConfigError> {
+        let v = self.string(name)?;
+        if v.is_empty() {
+            return Err(err(name, "must not be empty"));
+        }
+        Ok(v)
     }
 
     fn boolean(&self, name: &'static str) -> Result<bool, ConfigError> {
