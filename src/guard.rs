@@ -154,14 +154,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         a: &LifecycleAction,
         now: EpochSecs,
     ) -> Result<GuardOutcome, GuardError> {
-        // The local test bed's compressed clock (`CLOCK=event` only): the action's own time
-        // is the time, so the drain tag it writes compares right with LaunchTime. In
-        // production the wall clock.
-        let now = if self.cfg.event_clock {
-            a.time.unwrap_or(now)
-        } else {
-            now
-        };
+        let now = self.clock(a.time, now);
         if let Some(ignored) = self.not_ours(a) {
             return Ok(ignored);
         }
@@ -366,22 +359,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         why: String,
     ) -> Result<GuardOutcome, GuardError> {
         if drain {
-            // The drain tag says "a drain was confirmed": set only after a 2xx, so that a
-            // later refusal is read as an exited Jibri only when it really was drained.
-            match self.recorders.graceful_shutdown(&live.addr).await {
-                Ok(()) => {
-                    if let Err(e) = self
-                        .ec2
-                        .mark_drain_requested(std::slice::from_ref(&a.instance), now)
-                        .await
-                    {
-                        tracing::warn!(instance = %a.instance, error = %e, "tagging drain-requested failed");
-                    }
-                }
-                Err(f) => {
-                    tracing::warn!(instance = %a.instance, failure = %f, "gracefulShutdown failed; the controller's sweep retries it")
-                }
-            }
+            self.drain_and_mark(&live.addr, now).await;
         }
         let action = a.action_ref();
         if live.heartbeat_sent {
@@ -416,11 +394,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         s: &SpotInterruption,
         now: EpochSecs,
     ) -> Result<GuardOutcome, GuardError> {
-        let now = if self.cfg.event_clock {
-            s.time.unwrap_or(now)
-        } else {
-            now
-        };
+        let now = self.clock(s.time, now);
         let id = s.instance.0.clone();
         let Some(at) = s
             .time
@@ -459,22 +433,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             private_ip: e.private_ip.clone(),
         };
         let busy = e.upload_pending || self.recorders.probe(&addr).await.is_busy();
-        let drained = match self.recorders.graceful_shutdown(&addr).await {
-            Ok(()) => {
-                if let Err(err) = self
-                    .ec2
-                    .mark_drain_requested(std::slice::from_ref(&s.instance), now)
-                    .await
-                {
-                    tracing::warn!(instance = %s.instance, error = %err, "tagging drain-requested failed");
-                }
-                true
-            }
-            Err(f) => {
-                tracing::warn!(instance = %s.instance, failure = %f, "gracefulShutdown on the Spot warning failed: a recording may still land in the last two minutes");
-                false
-            }
-        };
+        let drained = self.drain_and_mark(&addr, now).await;
         if busy {
             tracing::error!(instance = %s.instance, action = %s.action, interruption_at = at + 120, "Spot interruption of a recorder that is recording or uploading: EC2 takes it in two minutes and no hook can refuse (README: paths not covered); run recorders on On-Demand capacity to avoid this");
         } else {
@@ -485,6 +444,35 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             busy,
             drained,
         })
+    }
+
+    /// The local test bed's compressed clock (`CLOCK=event` only): the event's own time is
+    /// the time, so the drain tag written compares right with LaunchTime. In production
+    /// the wall clock.
+    fn clock(&self, event_time: Option<EpochSecs>, wall: EpochSecs) -> EpochSecs {
+        match event_time {
+            Some(t) if self.cfg.event_clock => t,
+            _ => wall,
+        }
+    }
+
+    /// `gracefulShutdown`, then the drain tag. The tag says "a drain was confirmed": set
+    /// only after a 2xx, so that a later refusal is read as an exited Jibri only when it
+    /// really was drained. A failure is logged (the controller's sweep retries held ones).
+    async fn drain_and_mark(&self, addr: &RecorderAddress, now: EpochSecs) -> bool {
+        match self.recorders.graceful_shutdown(addr).await {
+            Ok(()) => {
+                let ids = std::slice::from_ref(&addr.id);
+                if let Err(e) = self.ec2.mark_drain_requested(ids, now).await {
+                    tracing::warn!(instance = %addr.id, error = %e, "tagging drain-requested failed");
+                }
+                true
+            }
+            Err(f) => {
+                tracing::warn!(instance = %addr.id, failure = %f, "gracefulShutdown failed: a recording may still land on it; retried by the controller's sweep where a hook holds it");
+                false
+            }
+        }
     }
 
     /// The instance's lifecycle state now: in the group, else in its warm pool.
