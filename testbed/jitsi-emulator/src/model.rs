@@ -201,10 +201,22 @@ impl Recorder {
         self.address
     }
 
-    /// Whether its own listener should accept connections: it has an address, its Jibri runs
-    /// and no `refused` fault is injected (a process that is not there refuses at connect).
+    /// Whether its own listener should accept connections: it has an address and its Jibri
+    /// runs (a process that is not there refuses at connect), unless a fault says otherwise:
+    /// `refused` closes it; a fault that answers in its own way (`hang`, `http500`, `garbage`,
+    /// `huge`, `reset`) applies even after the Jibri exited, as on the path-routed listener
+    /// (something still holds the port: a stuck process, a proxy).
     pub fn listens(&self) -> bool {
-        self.address.is_some() && !self.gone && self.fault.kind != FaultKind::Refused
+        self.address.is_some()
+            && match self.fault.kind {
+                FaultKind::Refused => false,
+                FaultKind::None | FaultKind::Slow => !self.gone,
+                FaultKind::Hang
+                | FaultKind::Http500
+                | FaultKind::Garbage
+                | FaultKind::Huge
+                | FaultKind::Reset => true,
+            }
     }
 
     pub fn health(&self) -> HealthStatus {

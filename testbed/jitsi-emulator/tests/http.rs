@@ -1284,6 +1284,11 @@ async fn a_recorder_with_an_address_listens_there_while_its_jibri_runs_and_refus
         connect_refused(addr).await,
         "an exited Jibri refuses at connect"
     );
+    // A fault that answers in its own way applies even to an exited Jibri (the port is held).
+    b.emu.set_recorder_fault("i-a", FaultKind::Http500).unwrap();
+    assert_eq!(b.http.get(&health).send().await.unwrap().status(), 500);
+    b.emu.set_recorder_fault("i-a", FaultKind::None).unwrap();
+    assert!(connect_refused(addr).await);
 
     // A restarted Jibri binds again.
     b.emu.restart("i-a").unwrap();
