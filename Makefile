@@ -70,7 +70,9 @@ bench: venv ## controller tick over 1,000 recorders (50 hung) on the test bed: w
 	set -a && source .testbed/env && set +a && target/bench-opt/examples/bench_tick
 
 .PHONY: chaos
+# --workspace, as `make test` builds: `-p jibri-autoscaler` alone resolves features differently
+# and rebuilds the AWS SDK.
 chaos: venv ## the fault matrix on the test bed: prints per row recordings cut, lost, wrong completions and the metric raised
 	@trap 'scripts/testbed.sh down' EXIT; scripts/testbed.sh up --no-jitsi && \
 	set -a && source .testbed/env && set +a && \
-	cargo test --locked -p jibri-autoscaler --test chaos_testbed -- --nocapture
+	cargo test --workspace --locked --test chaos_testbed -- --nocapture
