@@ -76,7 +76,9 @@ size: venv ## each Lambda's bootstrap size and cold start (cargo lambda build --
 	LAMBDA_DIR="$${CARGO_TARGET_DIR:-target}/lambda" $(PYTHON) scripts/size.py $$arch pool-controller termination-guard
 
 .PHONY: chaos
+# --workspace, as `make test` builds: `-p jibri-autoscaler` alone resolves features differently
+# and rebuilds the AWS SDK.
 chaos: venv ## the fault matrix on the test bed: prints per row recordings cut, lost, wrong completions and the metric raised
 	@trap 'scripts/testbed.sh down' EXIT; scripts/testbed.sh up --no-jitsi && \
 	set -a && source .testbed/env && set +a && \
-	cargo test --locked -p jibri-autoscaler --test chaos_testbed -- --nocapture
+	cargo test --workspace --locked --test chaos_testbed -- --nocapture

@@ -123,13 +123,32 @@ async fn main() {
         .filter_map(|i| i.instance_id().map(String::from))
         .collect();
     assert_eq!(ids.len(), N);
+    // Each Jibri listens at its instance's private IP (127.0.0.0/8 on the test bed).
+    let mut private_ips: BTreeMap<String, String> = BTreeMap::new();
+    let mut pages = aws_sdk_ec2::Client::new(&sdk)
+        .describe_instances()
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for i in page
+            .expect("DescribeInstances")
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+        {
+            if let (Some(id), Some(ip)) = (i.instance_id(), i.private_ip_address()) {
+                private_ips.insert(id.to_owned(), ip.to_owned());
+            }
+        }
+    }
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     for (n, id) in ids.iter().enumerate() {
         let status = if n % 2 == 0 { "BUSY" } else { "IDLE" };
+        let ip = &private_ips[id];
         put(
             &http,
             format!("{jitsi}/control/recorders/{id}"),
-            format!("{{\"status\":\"{status}\"}}"),
+            format!("{{\"status\":\"{status}\",\"address\":\"{ip}\"}}"),
         )
         .await;
         if n % (N / HUNG) == 1 {
@@ -146,16 +165,20 @@ async fn main() {
         t0.elapsed().as_secs_f64()
     );
 
+    let jibri_port = jitsi
+        .rsplit(':')
+        .next()
+        .expect("JITSI_EMULATOR_URL has a port");
     let vars: BTreeMap<String, String> = [
         ("ASG_NAMES", "bench-pool".to_string()),
         ("JICOFO_STATS_URLS", format!("{jitsi}/jicofo/default/stats")),
         (
             "JIBRI_HEALTH_URL",
-            format!("{jitsi}/jibri/{{instance_id}}/jibri/api/v1.0/health"),
+            format!("http://{{private_ip}}:{jibri_port}/jibri/api/v1.0/health"),
         ),
         (
             "JIBRI_INTERNAL_URL",
-            format!("{jitsi}/jibri/{{instance_id}}/jibri/api/internal/v1.0"),
+            format!("http://{{private_ip}}:{jibri_port}/jibri/api/internal/v1.0"),
         ),
         ("PROBE_TIMEOUT_MS", PROBE_TIMEOUT_MS.to_string()),
         ("DRY_RUN", "true".to_string()),

@@ -206,7 +206,10 @@ class Bed:
         r = self.recorder(instance)
         if r is not None and (r["gone"] or r["exit_pending"]):
             self.control("POST", f"recorders/{instance}/restart")  # a fresh Jibri process
-        status, body = self.control("PUT", f"recorders/{instance}", {"status": state.upper()})
+        # Its address is the instance's private IP (127.N.x.y on the test bed): the emulator
+        # listens there as this instance's Jibri, which the guard dials as in production.
+        address = self.ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["PrivateIpAddress"]
+        status, body = self.control("PUT", f"recorders/{instance}", {"status": state.upper(), "address": address})
         if status != 200:
             fail(f"could not set {instance}'s recorder {state}: {status} {body}")
 

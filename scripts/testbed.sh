@@ -87,8 +87,11 @@ AWS_SECRET_ACCESS_KEY=testing
 AWS_REGION=us-east-1
 ASG_NAMES=jibri-pool
 JICOFO_STATS_URLS=http://127.0.0.1:$jitsi_port/jicofo/default/stats
-JIBRI_HEALTH_URL=http://127.0.0.1:$jitsi_port/jibri/{instance_id}/jibri/api/v1.0/health
-JIBRI_INTERNAL_URL=http://127.0.0.1:$jitsi_port/jibri/{instance_id}/jibri/api/internal/v1.0
+# Production-shaped: the test bed hands instances private IPs in 127.N.0.0/16 (a test-bed
+# deviation, testbed/aws/lifecycle_ext/moto_patches.py) and the emulator listens at each
+# one on its own port while that Jibri runs (an exited Jibri refuses at connect).
+JIBRI_HEALTH_URL=http://{private_ip}:$jitsi_port/jibri/api/v1.0/health
+JIBRI_INTERNAL_URL=http://{private_ip}:$jitsi_port/jibri/api/internal/v1.0
 STATE_BUCKET=jibri-autoscaler-state
 LOG_FORMAT=text
 # The test bed's clock runs compressed: ticks take the schedule event's time (never in production).

@@ -78,17 +78,22 @@ async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>,
     Ok(body)
 }
 
-/// Maps a transport error to a probe failure. Refused and reset both mean "nothing
-/// listens": after a graceful shutdown, that is a Jibri that finished and exited.
+/// Maps a transport error to a probe failure. Only a refusal at connect time (ECONNREFUSED:
+/// nothing listens on the port) means the Jibri is not running, which after a confirmed
+/// drain is a Jibri that finished and exited. A reset, an abort or an EOF after the
+/// connection was made (a process dying mid-answer, a middlebox, a half-written response)
+/// says nothing of whether a recording runs: unknown (`Transport`), which is busy.
 fn classify(e: reqwest::Error) -> ProbeFailure {
     if e.is_timeout() {
         return ProbeFailure::Timeout;
     }
+    // reqwest names connect-phase errors; only there is a refusal a refusal.
+    let connecting = e.is_connect();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             match io.kind() {
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset => {
+                std::io::ErrorKind::ConnectionRefused if connecting => {
                     return ProbeFailure::Refused
                 }
                 std::io::ErrorKind::TimedOut => return ProbeFailure::Timeout,
@@ -146,42 +151,122 @@ impl Jicofo for JitsiHttp {
 mod tests {
     use super::*;
     use crate::domain::InstanceId;
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A connection reset after the request was read (a process dying, a middlebox) says
-    /// nothing of whether the Jibri exited: it must read as unknown (busy), never as the
-    /// connect-time refusal of an exited Jibri. Fails today: `classify` maps ECONNRESET to
-    /// `Refused` because the test bed's emulator models an exited Jibri that way (issue 14
-    /// item 2, open; the fault matrix prints it as a known gap, row 11).
-    #[tokio::test]
-    #[ignore = "issue 14 item 2, open: ECONNRESET is read as Refused"]
-    async fn a_reset_mid_answer_is_unknown_never_refused() {
+    fn client(port: u16) -> JitsiHttp {
+        JitsiHttp::with(
+            &format!("http://127.0.0.1:{port}/health"),
+            &format!("http://127.0.0.1:{port}"),
+            Duration::from_secs(2),
+            4096,
+        )
+        .unwrap()
+    }
+
+    fn recorder() -> RecorderAddress {
+        RecorderAddress {
+            id: InstanceId::from("i-1"),
+            private_ip: None,
+        }
+    }
+
+    /// A server that reads the request, then does `then` with the connection.
+    async fn one_answer(
+        then: impl FnOnce(
+                tokio::net::TcpStream,
+            ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+            + Send
+            + 'static,
+    ) -> u16 {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
             if let Ok((mut s, _)) = listener.accept().await {
                 let mut buf = [0u8; 512];
                 let _ = s.read(&mut buf).await;
-                let _ = s.set_zero_linger();
-                drop(s); // RST
+                then(s).await;
             }
         });
-        let http = JitsiHttp::with(
-            &format!("http://127.0.0.1:{port}/health"),
-            &format!("http://127.0.0.1:{port}"),
-            Duration::from_secs(2),
-            4096,
-        )
-        .unwrap();
-        let p = http
-            .probe(&RecorderAddress {
-                id: InstanceId::from("i-1"),
-                private_ip: None,
+        port
+    }
+
+    /// A connection reset after the request was read (a process dying, a middlebox) says
+    /// nothing of whether the Jibri exited: unknown (busy), never the connect-time refusal
+    /// of an exited Jibri (issue 14 item 2).
+    #[tokio::test]
+    async fn a_reset_mid_answer_is_unknown_never_refused() {
+        let port = one_answer(|s| {
+            Box::pin(async move {
+                let _ = s.set_zero_linger();
+                drop(s); // RST
             })
-            .await;
+        })
+        .await;
+        let http = client(port);
+        let p = http.probe(&recorder()).await;
         assert!(
-            matches!(p, Probe::Failed(ref f) if *f != ProbeFailure::Refused),
+            matches!(p, Probe::Failed(ProbeFailure::Transport(_))),
             "{p:?}"
+        );
+        let port = one_answer(|s| {
+            Box::pin(async move {
+                let _ = s.set_zero_linger();
+                drop(s);
+            })
+        })
+        .await;
+        let d = client(port).graceful_shutdown(&recorder()).await;
+        assert!(matches!(d, Err(ProbeFailure::Transport(_))), "{d:?}");
+    }
+
+    /// A server that closes after half its headers (EOF mid-answer): unknown, never refused.
+    #[tokio::test]
+    async fn an_eof_mid_answer_is_unknown_never_refused() {
+        let port = one_answer(|mut s| {
+            Box::pin(async move {
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+                    .await;
+                let _ = s.shutdown().await; // FIN, headers never finished
+            })
+        })
+        .await;
+        let p = client(port).probe(&recorder()).await;
+        assert!(
+            matches!(p, Probe::Failed(ProbeFailure::Transport(_))),
+            "{p:?}"
+        );
+        // And a body cut short of its Content-Length.
+        let port = one_answer(|mut s| {
+            Box::pin(async move {
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"status\":")
+                    .await;
+                let _ = s.shutdown().await;
+            })
+        })
+        .await;
+        let p = client(port).probe(&recorder()).await;
+        assert!(
+            matches!(p, Probe::Failed(ProbeFailure::Transport(_))),
+            "{p:?}"
+        );
+    }
+
+    /// Nothing listening (an exited Jibri): refused at connect, the one failure that says so.
+    #[tokio::test]
+    async fn a_refusal_at_connect_is_refused() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        }; // closed again: nothing listens there
+        assert_eq!(
+            client(port).probe(&recorder()).await,
+            Probe::Failed(ProbeFailure::Refused)
+        );
+        assert_eq!(
+            client(port).graceful_shutdown(&recorder()).await,
+            Err(ProbeFailure::Refused)
         );
     }
 }

@@ -24,7 +24,7 @@
 //! the tag protects it); **unreachable** = recording underneath, its Jibri API hung
 //! (`hang`: no answer until the probe timeout) after it answered once (in `Pending:Wait`
 //! rows: never answered). Row 11 makes the API fail only after a drain was confirmed, with
-//! a connection reset (the emulator's `refused` fault) or a hang; row 12 uses a 500, a
+//! a connection reset after the request was read (the emulator's `reset` fault) or a hang; row 12 uses a 500, a
 //! garbage body and a 10 MB body instead of a hang. Extras (idle spares for scale-in
 //! pressure, replacements) count in the idle row, hung extras in the unreachable row.
 //!
@@ -488,7 +488,7 @@ impl World {
                 && self.emu().recorder(id).is_none()
                 && (state == "InService" || state == "Pending:Wait")
             {
-                self.emu().add_recorder(id).unwrap();
+                self.bed.add_jibri(id).await;
             }
         }
         let tracked: Vec<String> = self
@@ -1083,11 +1083,11 @@ async fn row_drain_fails(refused: bool) -> RowResult {
         l.local_addr().unwrap().port()
     };
     let internal = if refused {
-        format!("http://127.0.0.1:{closed}/jibri/{{instance_id}}/jibri/api/internal/v1.0")
+        format!("http://{{private_ip}}:{closed}/jibri/api/internal/v1.0")
     } else {
         format!(
-            "{}/jibri/{{instance_id}}/jibri/api/internal/v1.0",
-            port3333.url()
+            "http://{{private_ip}}:{}/jibri/api/internal/v1.0",
+            port3333.jibri_port()
         )
     };
     let label = if refused {
@@ -1098,7 +1098,15 @@ async fn row_drain_fails(refused: bool) -> RowResult {
     let mut w = World::new(group(6), &[("JIBRI_INTERNAL_URL", &internal)], label).await;
     w.allowed_errors.push("gracefulShutdown(".into());
     for id in w.ids().await {
-        port3333.add_recorder(&id).unwrap();
+        port3333
+            .set_recorder(
+                &id,
+                RecorderUpdate {
+                    address: Some(common::bed::private_ip(&w.ec2, &id).await),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
         port3333.set_recorder_fault(&id, FaultKind::Hang).unwrap();
     }
     // Scale-in on the first tick: idle recorders 3 (idle + 2 extras), spare 1.
@@ -1197,6 +1205,9 @@ async fn row_unknown_en_masse() -> RowResult {
     .await;
     w.allowed_errors.push("DescribeInstances".into());
     w.allowed_errors.push("outage".into());
+    // Without DescribeInstances the product knows no private IP, so a drain cannot be
+    // addressed (the Jibri templates are `{private_ip}` ones, as in production).
+    w.allowed_errors.push("): no address".into());
     w.assign(true).await;
     let ids = w.ids().await;
     let extras: Vec<String> = ids
@@ -1604,21 +1615,10 @@ async fn row_launch(mode: Launch) -> RowResult {
     w.finish(f, "").await
 }
 
-/// Cells the product does not pass yet, printed with the reason instead of failing the
-/// matrix; each has a test of its own that fails today (`#[ignore]`d) and an open issue.
-/// Row 11: a connection reset after a confirmed drain is read as an exited Jibri
-/// (`src/http.rs` `classify` maps ECONNRESET to `Refused`). A faithful fix needs the test
-/// bed's Jitsi emulator to model an exited Jibri as a connect-time refusal (today it
-/// resets after reading the request), i.e. a listener per recorder: issue 14 item 2, open.
-const KNOWN_GAPS: &[(&str, &str, &str)] = &[(
-    "11",
-    "busy",
-    "KNOWN GAP (issue 14 item 2, open): a reset after a confirmed drain is read as an exited Jibri; see src/http.rs classify",
-)];
-
 /// Row 11: A held recorder's API fails after its drain was confirmed (its drain tag is set):
-/// it resets connections (busy, uploading) or hangs (unreachable). A reset is not proof
-/// that the Jibri exited (issue 14, item 2): it may still be recording.
+/// it resets connections after reading the request (busy, uploading: the emulator's `reset`
+/// fault) or hangs (unreachable). A reset is not proof that the Jibri exited (issue 14,
+/// item 2): it may still be recording; only a refusal at connect is.
 async fn row_api_lost_after_drain() -> RowResult {
     let mut w = World::new(
         group(4),
@@ -1642,9 +1642,9 @@ async fn row_api_lost_after_drain() -> RowResult {
         w.id(Cond::Uploading),
         w.id(Cond::Unreachable),
     );
-    w.emu().set_recorder_fault(&b, FaultKind::Refused).unwrap();
+    w.emu().set_recorder_fault(&b, FaultKind::Reset).unwrap();
     if w.emu().recorder(&u).is_some_and(|r| !r.gone) {
-        w.emu().set_recorder_fault(&u, FaultKind::Refused).unwrap();
+        w.emu().set_recorder_fault(&u, FaultKind::Reset).unwrap();
     }
     w.emu().set_recorder_fault(&x, FaultKind::Hang).unwrap();
     w.tick().await;
@@ -1933,7 +1933,7 @@ async fn harness_self_check() -> (BTreeMap<Cond, Tally>, Vec<String>) {
     let _ = jitsi
         .graceful_shutdown(&RecorderAddress {
             id: InstanceId(extra.clone()),
-            private_ip: None,
+            private_ip: Some(common::bed::private_ip(&w.ec2, &extra).await),
         })
         .await;
     w.account_not_live(&extra, calls_before, wire_before);
@@ -2078,12 +2078,7 @@ async fn fault_matrix_cuts_nothing_loses_nothing_completes_nothing_wrongly() {
                 r.raised,
                 outcome
             ));
-            let gap = KNOWN_GAPS
-                .iter()
-                .find(|(row, cond, _)| r.row.starts_with(row) && *cond == c.name());
-            if let (Some((_, _, why)), true) = (gap, t.cut + t.lost + t.wrong > 0) {
-                table.push_str(&format!("|  | ^ known gap | | | | {why} |\n"));
-            } else if t.cut + t.lost + t.wrong > 0 {
+            if t.cut + t.lost + t.wrong > 0 {
                 failures.push(format!(
                     "row {} / {}: cut {} lost {} wrong {}: {}",
                     r.row,

@@ -6,8 +6,9 @@
 //! Recorders: an instance's Jibri runs while its instance is in the group (`InService`,
 //! `Pending:Wait`); an instance that settles in the pool (`Warmed:Stopped`) is stopped, so
 //! its Jibri is gone. A warm instance still on its way in (`Warmed:Pending:Wait`) keeps
-//! whatever Jibri the test gave it. Instances have fake 10.x addresses, never dialed: the
-//! Jibri URL templates map `{instance_id}` to the emulator on 127.0.0.1.
+//! whatever Jibri the test gave it. The
+//! Jibri URL templates are production-shaped (`{private_ip}`: the test bed's instances get
+//! 127.0.0.0/8 addresses, where the emulator listens while each Jibri runs).
 //!
 //! Where the test bed differs from AWS in ways that matter here (testbed/aws/README.md,
 //! "Warm pools"):
@@ -364,9 +365,9 @@ async fn guard_lets_a_silent_instance_into_the_pool_and_holds_a_busy_one() {
         ["Warmed:Pending:Wait", "Warmed:Pending:Wait"]
     );
     let (silent, busy) = (warm[0].0.clone(), warm[1].0.clone());
-    // `silent` has no Jibri (the emulator resets the connection: nothing listens);
+    // `silent` has no Jibri (nothing listens at its address: refused at connect);
     // `busy`'s Jibri started early and took a recording.
-    bed.emu.add_recorder(&busy).unwrap();
+    bed.add_jibri(&busy).await;
     bed.emu.start_recording(&busy).unwrap();
 
     let events = bed.lifecycle_events(from).await;

@@ -1,8 +1,9 @@
 //! The end-to-end bed of `pool_testbed.rs` and `warm_pool_testbed.rs`: one moto account
 //! with a state bucket and the group, an in-process Jitsi emulator whose recorders follow
 //! the group, and the product's controller and guard on the real AWS adapters. The Jibri
-//! URL templates map `{instance_id}` to the emulator on 127.0.0.1 (instances' 10.x
-//! addresses are never dialed).
+//! URL templates are production-shaped, `http://{private_ip}:PORT/...`: the test bed hands
+//! instances private IPs in 127.N.0.0/16 and the emulator listens at each one while its
+//! Jibri runs (an exited Jibri refuses at connect, as on a real instance).
 
 use super::*;
 use jibri_autoscaler::aws::{AwsAutoScaling, AwsEc2, S3StateStore};
@@ -25,6 +26,9 @@ pub type RealController =
 pub struct Bed {
     pub asg: aws_sdk_autoscaling::Client,
     pub ec2: aws_sdk_ec2::Client,
+    /// The harness's own EC2 client (never intercepted or failed by a test) for what the
+    /// harness looks up, such as each instance's private IP.
+    pub harness_ec2: aws_sdk_ec2::Client,
     pub s3: aws_sdk_s3::Client,
     pub control: Control,
     pub emu: EmulatorHandle,
@@ -51,7 +55,7 @@ impl Bed {
             .expect("CreateBucket");
         create_group(&asg, &ec2, &group).await;
         let emu = Emulator::start("127.0.0.1:0").await.expect("emulator");
-        let url = emu.url();
+        let port = emu.jibri_port();
         let mut m: BTreeMap<String, String> = [
             ("ASG_NAMES", GROUP.to_string()),
             (
@@ -60,11 +64,11 @@ impl Bed {
             ),
             (
                 "JIBRI_HEALTH_URL",
-                format!("{url}/jibri/{{instance_id}}/jibri/api/v1.0/health"),
+                format!("http://{{private_ip}}:{port}/jibri/api/v1.0/health"),
             ),
             (
                 "JIBRI_INTERNAL_URL",
-                format!("{url}/jibri/{{instance_id}}/jibri/api/internal/v1.0"),
+                format!("http://{{private_ip}}:{port}/jibri/api/internal/v1.0"),
             ),
             ("PROBE_TIMEOUT_MS", "400".to_string()),
             ("SPARE_MODE", "fixed".to_string()),
@@ -84,6 +88,7 @@ impl Bed {
         }
         let bed = Bed {
             asg,
+            harness_ec2: ec2.clone(),
             ec2,
             s3,
             control: Control::new(&account),
@@ -199,7 +204,7 @@ impl Bed {
         for (id, state, _) in &group {
             if self.emu.recorder(id).is_none() && (state == "InService" || state == "Pending:Wait")
             {
-                self.emu.add_recorder(id).unwrap();
+                self.add_jibri(id).await;
             }
         }
         for r in self.emu.state().recorders {
@@ -215,6 +220,20 @@ impl Bed {
                 let _ = self.emu.delete_recorder(&r.id);
             }
         }
+    }
+
+    /// A Jibri on `id`'s instance (idle, healthy), listening at its private IP.
+    pub async fn add_jibri(&self, id: &str) {
+        let address = private_ip(&self.harness_ec2, id).await;
+        self.emu
+            .set_recorder(
+                id,
+                jitsi_emulator::RecorderUpdate {
+                    address: Some(address),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
     }
 
     pub async fn ids(&self) -> Vec<String> {
@@ -245,4 +264,19 @@ impl Bed {
             .map(|i| i.1)
             .unwrap_or_else(|| "gone".into())
     }
+}
+
+/// The instance's private IP (in 127.0.0.0/8 on the test bed).
+pub async fn private_ip(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
+    let out = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .expect("DescribeInstances");
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find_map(|i| i.private_ip_address().map(str::to_owned))
+        .unwrap_or_else(|| panic!("{id} has no private IP"))
 }

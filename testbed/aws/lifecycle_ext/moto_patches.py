@@ -22,6 +22,8 @@ Patched:
                          delete_auto_scaling_group, notify_terminate_instances,
                          delete_lifecycle_hook, describe_auto_scaling_instances
   FakeScalingPolicy      execute
+  ec2 instances module   random_private_ip (instances launched without a subnet)
+  VPCBackend             create_default_vpc (the default VPC's CIDR)
   AutoScalingResponse    call_action, create_auto_scaling_group,
                          update_auto_scaling_group, set_desired_capacity,
                          put_lifecycle_hook, put_warm_pool, describe_warm_pool,
@@ -33,6 +35,9 @@ Patched:
 from __future__ import annotations
 
 import functools
+import ipaddress
+import os
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -79,10 +84,74 @@ def apply(lifecycle_engine: LifecycleEngine) -> None:
     if _APPLIED:
         return
     _APPLIED = True
+    _patch_private_ips()
     _patch_group()
     _patch_backend()
     _patch_policy()
     _patch_responses()
+
+
+# --- Private IPs on loopback ----------------------------------------------------------
+# TEST-BED DEVIATION FROM AWS: AWS never hands out loopback private IPs. Here every
+# instance gets one in 127.N.0.0/16 (instead of moto's random 10.x for an instance
+# without a subnet, and the default VPC's 172.31.0.0/16), so that the Jitsi emulator
+# can listen at each instance's private IP as its Jibri would, and close that port when
+# the Jibri exits: the product then dials `http://{private_ip}:PORT/...` as in
+# production and sees a real connect-time refusal (ECONNREFUSED) for an exited Jibri,
+# never a reset. Linux routes all of 127.0.0.0/8 to lo, so nothing leaves the machine.
+# N is drawn per server start (or TESTBED_PRIVATE_NET=N) so that concurrent test beds on
+# one machine rarely share a range; the emulators also bind distinct ports.
+
+
+def _private_net() -> ipaddress.IPv4Network:
+    raw = os.environ.get("TESTBED_PRIVATE_NET")
+    n = int(raw) if raw else random.randint(1, 254)
+    if not 1 <= n <= 254:
+        raise ValueError(f"TESTBED_PRIVATE_NET must be 1..254, not {raw!r}")
+    return ipaddress.IPv4Network(f"127.{n}.0.0/16")
+
+
+PRIVATE_NET: ipaddress.IPv4Network | None = None
+_USED_PRIVATE_IPS: set[str] = set()
+
+
+def _loopback_private_ip() -> str:
+    """A private IP in PRIVATE_NET no instance of this server was given yet."""
+    assert PRIVATE_NET is not None
+    hosts = PRIVATE_NET.num_addresses - 2
+    for _ in range(hosts):
+        ip = str(PRIVATE_NET.network_address + random.randint(1, hosts))
+        if ip not in _USED_PRIVATE_IPS:
+            _USED_PRIVATE_IPS.add(ip)
+            return ip
+    raise RuntimeError(f"test bed: no free private IP left in {PRIVATE_NET}")
+
+
+def _patch_private_ips() -> None:
+    global PRIVATE_NET
+    from moto.ec2.models import instances as ec2_instances
+    from moto.ec2.models import vpcs as ec2_vpcs
+    from moto.ec2.exceptions import DefaultVpcAlreadyExists
+
+    PRIVATE_NET = _private_net()
+    original = ec2_instances.random_private_ip
+
+    def random_private_ip(cidr: str | None = None, ipv6: bool = False) -> str:
+        if cidr is None and not ipv6:
+            return _loopback_private_ip()
+        return original(cidr, ipv6)
+
+    ec2_instances.random_private_ip = random_private_ip
+
+    def create_default_vpc(self: Any) -> Any:
+        if self.describe_vpcs(filters={"is-default": ["true"]}):
+            raise DefaultVpcAlreadyExists
+        vpc = self.create_vpc(cidr_block=str(PRIVATE_NET), is_default=True)
+        for zone in self.describe_availability_zones():
+            self.create_default_subnet(zone.name)
+        return vpc
+
+    ec2_vpcs.VPCBackend.create_default_vpc = create_default_vpc
 
 
 # --- AWS error texts --------------------------------------------------------------

@@ -26,8 +26,14 @@ pub enum FaultKind {
     Garbage,
     /// Answer `200` with the normal body behind 10 MiB of JSON whitespace, streamed (chunked).
     Huge,
-    /// Reset the connection (RST) as soon as the request is read.
+    /// Nothing listens: a recorder's own listener is closed while this is set, so a connect is
+    /// refused (ECONNREFUSED), as for a Jibri that is not running. On the path-routed
+    /// listener (and for Jicofo shards), which cannot refuse per server, the connection is
+    /// reset as soon as the request is read.
     Refused,
+    /// Reset the connection (RST) as soon as the request is read: a process that dies while
+    /// answering, or a middlebox. Says nothing about whether the Jibri still runs.
+    Reset,
 }
 
 impl FaultKind {
@@ -41,6 +47,7 @@ impl FaultKind {
             FaultKind::Garbage => "garbage",
             FaultKind::Huge => "huge",
             FaultKind::Refused => "refused",
+            FaultKind::Reset => "reset",
         }
     }
 }
@@ -122,6 +129,7 @@ mod tests {
             FaultKind::Garbage,
             FaultKind::Huge,
             FaultKind::Refused,
+            FaultKind::Reset,
         ] {
             let json = format!("\"{}\"", kind.as_str());
             assert_eq!(serde_json::from_str::<FaultKind>(&json).unwrap(), kind);

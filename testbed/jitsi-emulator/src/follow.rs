@@ -1,6 +1,8 @@
 //! Following an EC2 Auto Scaling group on the local AWS test bed (moto): every ~500 ms a plain
 //! Query-API `DescribeAutoScalingGroups`, parsed just enough to get each instance's id and
-//! `LifecycleState`. Only loopback endpoints are dialled; never the instances' private IPs.
+//! `LifecycleState`, and an EC2 `DescribeInstances` of the instances not seen before for their
+//! private IPs (the test bed hands out 127.0.0.0/8 ones; the emulator listens there as each
+//! instance's Jibri). Only loopback endpoints are dialled.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -167,6 +169,77 @@ pub async fn describe_group(
     parse_describe_groups(&text, &config.group)
 }
 
+/// The private IPs of `ids`, by one EC2 `DescribeInstances` (Query API, `InstanceId.N`). An
+/// instance without one is left out.
+pub async fn describe_private_ips(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    config: &FollowConfig,
+    ids: &[&str],
+) -> Result<Vec<(String, String)>, String> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut body = String::from("Action=DescribeInstances&Version=2016-11-15");
+    for (n, id) in ids.iter().enumerate() {
+        body.push_str(&format!("&InstanceId.{}={}", n + 1, form_escape(id)));
+    }
+    let auth = format!(
+        "AWS4-HMAC-SHA256 Credential=test/20260101/{}/ec2/aws4_request, SignedHeaders=host, Signature=0",
+        config.region()
+    );
+    let mut req = client
+        .post(url.clone())
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )
+        .header("authorization", auth)
+        .body(body);
+    if let Some(account) = &config.account {
+        req = req.header("x-moto-account-id", account.as_str());
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| format!("DescribeInstances: {e}"))?;
+    let status = resp.status();
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| format!("DescribeInstances body: {e}"))?;
+    if !status.is_success() {
+        return Err(format!(
+            "DescribeInstances: HTTP {status}: {}",
+            text.chars().take(200).collect::<String>()
+        ));
+    }
+    parse_private_ips(&text)
+}
+
+/// `(instanceId, privateIpAddress)` of each instance in a `DescribeInstancesResponse`: the
+/// instance's own `privateIpAddress` is the first one after its `instanceId` (EC2's shape
+/// order; the network interfaces, which repeat it, come later).
+pub fn parse_private_ips(xml: &str) -> Result<Vec<(String, String)>, String> {
+    if !xml.contains("<DescribeInstancesResponse") {
+        return Err(format!(
+            "not a DescribeInstancesResponse: {}",
+            xml.chars().take(200).collect::<String>()
+        ));
+    }
+    let mut out = Vec::new();
+    for chunk in xml.split("<instanceId>").skip(1) {
+        let Some(end) = chunk.find("</instanceId>") else {
+            continue;
+        };
+        let id = chunk[..end].trim().to_owned();
+        if let Some(ip) = element(chunk, "privateIpAddress") {
+            out.push((id, ip.trim().to_owned()));
+        }
+    }
+    Ok(out)
+}
+
 /// The text of the first `<tag>...</tag>` in `s`.
 fn element<'a>(s: &'a str, tag: &str) -> Option<&'a str> {
     let open = format!("<{tag}>");
@@ -210,6 +283,7 @@ pub fn parse_describe_groups(xml: &str, group: &str) -> Result<Vec<GroupInstance
         out.push(GroupInstance {
             id: id.trim().to_owned(),
             lifecycle_state: state.trim().to_owned(),
+            private_ip: None,
         });
     }
     Ok(out)
@@ -235,11 +309,13 @@ mod tests {
             vec![
                 GroupInstance {
                     id: "i-5ca72a3db3d710311".into(),
-                    lifecycle_state: "InService".into()
+                    lifecycle_state: "InService".into(),
+                    private_ip: None,
                 },
                 GroupInstance {
                     id: "i-88692f713c910ef9d".into(),
-                    lifecycle_state: "InService".into()
+                    lifecycle_state: "InService".into(),
+                    private_ip: None,
                 },
             ]
         );
@@ -282,6 +358,23 @@ mod tests {
         let mut c = FollowConfig::new("http://127.0.0.1:1", "g");
         c.account = Some("12\r\nX: y".into());
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn private_ips_are_read_per_instance_not_from_its_interfaces() {
+        let xml = "<DescribeInstancesResponse><reservationSet><item><instancesSet>\
+            <item><instanceId>i-1</instanceId><privateIpAddress>127.9.0.5</privateIpAddress>\
+            <networkInterfaceSet><item><privateIpAddress>127.9.0.5</privateIpAddress></item></networkInterfaceSet></item>\
+            <item><instanceId>i-2</instanceId><privateIpAddress>127.9.3.7</privateIpAddress></item>\
+            </instancesSet></item></reservationSet></DescribeInstancesResponse>";
+        assert_eq!(
+            parse_private_ips(xml).unwrap(),
+            vec![
+                ("i-1".to_owned(), "127.9.0.5".to_owned()),
+                ("i-2".to_owned(), "127.9.3.7".to_owned())
+            ]
+        );
+        assert!(parse_private_ips("<ErrorResponse/>").is_err());
     }
 
     #[test]

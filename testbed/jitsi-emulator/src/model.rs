@@ -13,10 +13,11 @@
 //!   healthy and idle; a recording request with none available fails and is counted.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fault::Fault;
+use crate::fault::{Fault, FaultKind};
 
 /// The shard every recorder joins unless told otherwise; `GET /jicofo/stats` reads it.
 pub const DEFAULT_SHARD: &str = "default";
@@ -156,6 +157,9 @@ pub struct Recorder {
     /// Bumped whenever a finalize starts or the recorder is reset, so stale finalize timers are
     /// recognised and ignored.
     pub(crate) generation: u64,
+    /// Its instance's private IP (in 127.0.0.0/8 on the test bed): while its Jibri runs, the
+    /// emulator listens there as the real process would, and refuses at connect once it exited.
+    pub(crate) address: Option<Ipv4Addr>,
 }
 
 impl Recorder {
@@ -176,6 +180,7 @@ impl Recorder {
             calls: RecorderCalls::default(),
             followed: false,
             generation: 0,
+            address: None,
         }
     }
 
@@ -189,6 +194,29 @@ impl Recorder {
 
     pub fn is_gone(&self) -> bool {
         self.gone
+    }
+
+    /// The private IP its Jibri listens on, if it has one.
+    pub fn address(&self) -> Option<Ipv4Addr> {
+        self.address
+    }
+
+    /// Whether its own listener should accept connections: it has an address and its Jibri
+    /// runs (a process that is not there refuses at connect), unless a fault says otherwise:
+    /// `refused` closes it; a fault that answers in its own way (`hang`, `http500`, `garbage`,
+    /// `huge`, `reset`) applies even after the Jibri exited, as on the path-routed listener
+    /// (something still holds the port: a stuck process, a proxy).
+    pub fn listens(&self) -> bool {
+        self.address.is_some()
+            && match self.fault.kind {
+                FaultKind::Refused => false,
+                FaultKind::None | FaultKind::Slow => !self.gone,
+                FaultKind::Hang
+                | FaultKind::Http500
+                | FaultKind::Garbage
+                | FaultKind::Huge
+                | FaultKind::Reset => true,
+            }
     }
 
     pub fn health(&self) -> HealthStatus {
@@ -240,6 +268,7 @@ impl Recorder {
             fault: self.fault,
             calls: self.calls,
             followed: self.followed,
+            address: self.address.map(|a| a.to_string()),
         }
     }
 }
@@ -268,6 +297,9 @@ pub struct RecorderView {
     pub fault: Fault,
     pub calls: RecorderCalls,
     pub followed: bool,
+    /// The private IP its Jibri listens on (the bed's Jibri port), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// `PUT /control/recorders/{id}`: every field optional; absent fields keep their value (or the
@@ -290,6 +322,10 @@ pub struct RecorderUpdate {
     pub finalize_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    /// Its instance's private IP, which must be in 127.0.0.0/8: its Jibri then also listens at
+    /// `address:{jibri port}` as a real one does (and refuses at connect once it exited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// One Jicofo recording session, as Jicofo tracks it (`JibriSession`).
@@ -435,6 +471,9 @@ pub struct FinalizeTimer {
 pub struct GroupInstance {
     pub id: String,
     pub lifecycle_state: String,
+    /// Its `PrivateIpAddress` from EC2 (`DescribeInstances`), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<String>,
 }
 
 /// What one synchronisation with the Auto Scaling group changed.
@@ -684,6 +723,11 @@ impl World {
                 return Err(ModelError::Invalid("environment must not be empty".into()));
             }
         }
+        let address = update
+            .address
+            .as_deref()
+            .map(loopback_address)
+            .transpose()?;
         let created = !self.recorders.contains_key(id);
         if !created && update.status.is_some() && self.recorders.get(id).is_some_and(|r| r.gone) {
             return Err(ModelError::Gone(id.to_owned()));
@@ -717,6 +761,9 @@ impl World {
         }
         if let Some(env) = &update.environment {
             r.environment = env.clone();
+        }
+        if address.is_some() {
+            r.address = address;
         }
         let still_in = r.in_brewery() && r.shard == old_shard;
         if was_in && !still_in {
@@ -1051,12 +1098,23 @@ impl World {
             if validate_name("instance id", &inst.id).is_err() {
                 continue;
             }
+            // An address outside 127.0.0.0/8 is never listened on (nor dialled).
+            let address = inst
+                .private_ip
+                .as_deref()
+                .and_then(|ip| loopback_address(ip).ok());
             match self.recorders.get_mut(&inst.id) {
-                Some(r) => r.followed = true,
+                Some(r) => {
+                    r.followed = true;
+                    if r.address.is_none() {
+                        r.address = address;
+                    }
+                }
                 None if inst.lifecycle_state == "InService" => {
                     self.ensure_shard(shard);
                     let mut r = Recorder::new(&inst.id, shard);
                     r.followed = true;
+                    r.address = address;
                     self.recorders.insert(inst.id.clone(), r);
                     sync.added.push(inst.id.clone());
                 }
@@ -1074,6 +1132,17 @@ impl World {
             sync.removed.push(id);
         }
         Ok(sync)
+    }
+}
+
+/// Parses a recorder address; only IPv4 in 127.0.0.0/8 is accepted (network rule: the
+/// emulator listens on loopback only).
+pub fn loopback_address(s: &str) -> Result<Ipv4Addr> {
+    match s.parse::<Ipv4Addr>() {
+        Ok(ip) if ip.octets()[0] == 127 => Ok(ip),
+        _ => Err(ModelError::Invalid(format!(
+            "address {s:?} must be an IPv4 address in 127.0.0.0/8"
+        ))),
     }
 }
 
@@ -1629,6 +1698,7 @@ mod tests {
         let inst = |id: &str, state: &str| GroupInstance {
             id: id.into(),
             lifecycle_state: state.into(),
+            private_ip: None,
         };
         let sync = w
             .sync_with_group(

@@ -1,9 +1,12 @@
 //! The HTTP side: one hyper server on 127.0.0.0/8 serving Jicofo (`/jicofo/...`), every Jibri
-//! (`/jibri/{id}/...`) and the control API (`/control/...`), each connection in its own task.
+//! (`/jibri/{id}/...`) and the control API (`/control/...`), and one listener per recorder that
+//! has an address (its instance's private IP, in 127.0.0.0/8) at that address and the main
+//! port, open exactly while its Jibri runs; each connection in its own task.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::pending;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,6 +54,14 @@ struct Follower {
     view: Arc<Mutex<FollowView>>,
 }
 
+/// One recorder's own listener: the socket is dropped (closed) synchronously by whoever takes
+/// it out of `socket`, so that a Jibri that exited refuses the very next connect.
+struct RecorderListener {
+    address: Ipv4Addr,
+    socket: Arc<Mutex<Option<TcpListener>>>,
+    task: JoinHandle<()>,
+}
+
 /// State shared by the accept loop, every connection, timers and handles.
 pub(crate) struct Shared {
     world: Mutex<World>,
@@ -58,6 +69,9 @@ pub(crate) struct Shared {
     runtime: tokio::runtime::Handle,
     shutdown: watch::Sender<bool>,
     follower: Mutex<Option<Follower>>,
+    /// The port every recorder's own listener binds on its address (the main port).
+    jibri_port: u16,
+    listeners: Mutex<BTreeMap<String, RecorderListener>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,6 +110,76 @@ impl Shared {
         result
     }
 
+    /// Opens or closes each recorder's own listener to match the world: open while its Jibri
+    /// runs (and no `refused` fault), closed otherwise, so a connect to an exited Jibri is
+    /// refused by the kernel (ECONNREFUSED) exactly as on a real instance. Called after every
+    /// change to the world.
+    pub(crate) fn sync_listeners(self: &Arc<Self>) {
+        let wanted: BTreeMap<String, Ipv4Addr> = self
+            .world()
+            .recorders()
+            .filter(|r| r.listens())
+            .filter_map(|r| r.address().map(|a| (r.id().to_owned(), a)))
+            .collect();
+        let mut listeners = lock(&self.listeners);
+        let stale: Vec<String> = listeners
+            .iter()
+            .filter(|(id, l)| wanted.get(*id) != Some(&l.address))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            if let Some(l) = listeners.remove(&id) {
+                let address = l.address;
+                close_listener(l);
+                self.log(|| format!("jibri {id}: {address}:{} closed", self.jibri_port));
+            }
+        }
+        for (id, address) in wanted {
+            if listeners.contains_key(&id) {
+                continue;
+            }
+            match self.bind_recorder(&id, address) {
+                Ok(l) => {
+                    listeners.insert(id, l);
+                }
+                Err(e) => self.log(|| {
+                    format!(
+                        "jibri {id}: cannot listen on {address}:{}: {e} (connects are refused)",
+                        self.jibri_port
+                    )
+                }),
+            }
+        }
+    }
+
+    fn bind_recorder(
+        self: &Arc<Self>,
+        id: &str,
+        address: Ipv4Addr,
+    ) -> std::io::Result<RecorderListener> {
+        let _entered = self.runtime.enter();
+        let std_listener = std::net::TcpListener::bind((address, self.jibri_port))?;
+        std_listener.set_nonblocking(true)?;
+        let socket = Arc::new(Mutex::new(Some(TcpListener::from_std(std_listener)?)));
+        let task = self.runtime.spawn(recorder_accept_loop(
+            Arc::clone(&socket),
+            Arc::clone(self),
+            Arc::<str>::from(id),
+        ));
+        Ok(RecorderListener {
+            address,
+            socket,
+            task,
+        })
+    }
+
+    fn close_all_listeners(&self) {
+        let all = std::mem::take(&mut *lock(&self.listeners));
+        for (_, l) in all {
+            close_listener(l);
+        }
+    }
+
     fn schedule_finalize(self: &Arc<Self>, timer: Option<FinalizeTimer>) {
         let Some(timer) = timer else { return };
         let shared = Arc::clone(self);
@@ -106,6 +190,7 @@ impl Shared {
                     if shared.world().finish_finalize_timer(&timer) {
                         shared.log(|| format!("recorder {}: finalize finished", timer.recorder));
                     }
+                    shared.sync_listeners();
                 }
                 _ = stopped(&mut shutdown) => {}
             }
@@ -138,11 +223,12 @@ impl Shared {
     }
 
     pub(crate) fn set_recorder(
-        &self,
+        self: &Arc<Self>,
         id: &str,
         update: &RecorderUpdate,
     ) -> Result<(RecorderView, bool), ModelError> {
         let result = self.world().upsert_recorder(id, update);
+        self.sync_listeners();
         let what = match &result {
             Ok((_, true)) => "created",
             _ => "updated",
@@ -156,8 +242,9 @@ impl Shared {
         )
     }
 
-    pub(crate) fn delete_recorder(&self, id: &str) -> Result<(), ModelError> {
+    pub(crate) fn delete_recorder(self: &Arc<Self>, id: &str) -> Result<(), ModelError> {
         let result = self.world().delete_recorder(id);
+        self.sync_listeners();
         self.logged(&format!("recorder {id}: deleted"), result)
     }
 
@@ -172,6 +259,7 @@ impl Shared {
             w.stop_recording(id)
                 .map(|timer| (timer, w.recorder(id).map(|r| r.view())))
         };
+        self.sync_listeners();
         let result = result.and_then(|(timer, view)| {
             self.schedule_finalize(timer);
             view.ok_or_else(|| ModelError::UnknownRecorder(id.to_owned()))
@@ -179,22 +267,25 @@ impl Shared {
         self.logged(&format!("recorder {id}: stop-recording"), result)
     }
 
-    pub(crate) fn finish_finalize(&self, id: &str) -> Result<RecorderView, ModelError> {
+    pub(crate) fn finish_finalize(self: &Arc<Self>, id: &str) -> Result<RecorderView, ModelError> {
         let result = self.world().finish_finalize(id);
+        self.sync_listeners();
         self.logged(&format!("recorder {id}: finish-finalize"), result)
     }
 
-    pub(crate) fn restart(&self, id: &str) -> Result<RecorderView, ModelError> {
+    pub(crate) fn restart(self: &Arc<Self>, id: &str) -> Result<RecorderView, ModelError> {
         let result = self.world().restart(id);
+        self.sync_listeners();
         self.logged(&format!("recorder {id}: restart"), result)
     }
 
     pub(crate) fn set_recorder_fault(
-        &self,
+        self: &Arc<Self>,
         id: &str,
         fault: Fault,
     ) -> Result<RecorderView, ModelError> {
         let result = self.world().set_recorder_fault(id, fault);
+        self.sync_listeners();
         self.logged(
             &format!("recorder {id}: fault {}", fault.kind.as_str()),
             result,
@@ -240,6 +331,7 @@ impl Shared {
     pub(crate) fn reset(&self) {
         self.stop_following();
         self.world().reset();
+        self.close_all_listeners();
         self.log(|| "reset".to_owned());
     }
 
@@ -266,14 +358,37 @@ impl Shared {
                 .shard
                 .clone()
                 .unwrap_or_else(|| DEFAULT_SHARD.to_owned());
+            // An instance keeps its private IP for life: each is asked for once.
+            let mut private_ips: BTreeMap<String, String> = BTreeMap::new();
             loop {
-                let polled = follow::describe_group(&client, &url, &config).await;
+                let polled = match follow::describe_group(&client, &url, &config).await {
+                    Ok(mut instances) => {
+                        let unknown: Vec<&str> = instances
+                            .iter()
+                            .filter(|i| !private_ips.contains_key(&i.id))
+                            .map(|i| i.id.as_str())
+                            .collect();
+                        match follow::describe_private_ips(&client, &url, &config, &unknown).await {
+                            Ok(found) => {
+                                private_ips.extend(found);
+                                for i in &mut instances {
+                                    i.private_ip = private_ips.get(&i.id).cloned();
+                                }
+                                Ok(instances)
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Err(e) => Err(e),
+                };
                 {
                     let mut v = lock(&task_view);
                     v.polls += 1;
                     match polled {
                         Ok(instances) => {
-                            match shared.world().sync_with_group(&instances, &shard) {
+                            let synced = shared.world().sync_with_group(&instances, &shard);
+                            shared.sync_listeners();
+                            match synced {
                                 Ok(sync) => {
                                     for id in &sync.added {
                                         shared.log(|| {
@@ -362,6 +477,8 @@ impl Emulator {
             runtime: tokio::runtime::Handle::current(),
             shutdown,
             follower: Mutex::new(None),
+            jibri_port: local.port(),
+            listeners: Mutex::new(BTreeMap::new()),
         });
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Ok(EmulatorHandle {
@@ -404,9 +521,18 @@ impl EmulatorHandle {
         format!("{}/jicofo/{shard}", self.url())
     }
 
-    /// Base URL of one Jibri: append `/jibri/api/v1.0/health` or `/jibri/api/internal/v1.0/...`.
+    /// Base URL of one Jibri on the path-routed listener: append `/jibri/api/v1.0/health` or
+    /// `/jibri/api/internal/v1.0/...`. A Jibri that exited answers here with a connection reset
+    /// (one shared listener cannot refuse per recorder); see [`EmulatorHandle::jibri_port`].
     pub fn jibri_url(&self, id: &str) -> String {
         format!("{}/jibri/{id}", self.url())
+    }
+
+    /// The port each recorder with an address listens on at that address while its Jibri runs
+    /// (the production shape: `http://{private_ip}:{jibri_port}/jibri/api/v1.0/health`); once
+    /// its Jibri exited, a connect there is refused.
+    pub fn jibri_port(&self) -> u16 {
+        self.shared.jibri_port
     }
 
     /// All shards, recorders and the follower, as `GET /control/state` shows them.
@@ -501,6 +627,7 @@ impl EmulatorHandle {
     /// Stops accepting, drops every connection (hung ones included), timers and the follower.
     pub async fn shutdown(&self) {
         self.shared.stop_following();
+        self.shared.close_all_listeners();
         self.shared.shutdown.send_replace(true);
         let accept = lock(&self.accept).take();
         if let Some(accept) = accept {
@@ -515,7 +642,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    tokio::spawn(serve_connection(stream, Arc::clone(&shared)));
+                    tokio::spawn(serve_connection(stream, Arc::clone(&shared), None));
                 }
                 Err(e) => {
                     // Typically EMFILE: back off rather than spin.
@@ -526,6 +653,40 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             _ = stopped(&mut shutdown) => return,
         }
     }
+}
+
+/// Accepts on one recorder's own listener until it is taken away (closed).
+async fn recorder_accept_loop(
+    socket: Arc<Mutex<Option<TcpListener>>>,
+    shared: Arc<Shared>,
+    id: Arc<str>,
+) {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        let accepted = std::future::poll_fn(|cx| match lock(&socket).as_ref() {
+            None => Poll::Ready(None),
+            Some(l) => l.poll_accept(cx).map(Some),
+        });
+        tokio::select! {
+            accepted = accepted => match accepted {
+                None => return,
+                Some(Ok((stream, _peer))) => {
+                    tokio::spawn(serve_connection(stream, Arc::clone(&shared), Some(Arc::clone(&id))));
+                }
+                Some(Err(e)) => {
+                    shared.log(|| format!("jibri {id}: accept: {e}"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Closes a recorder's listener now (the kernel refuses the next connect), then ends its task.
+fn close_listener(l: RecorderListener) {
+    drop(lock(&l.socket).take());
+    l.task.abort();
 }
 
 /// Per-connection switch a handler flips to have the connection reset (RST) instead of answered.
@@ -592,7 +753,9 @@ impl AsyncWrite for ResettableStream {
     }
 }
 
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+/// Serves one connection: on the main listener (`recorder` None) every path, on a recorder's
+/// own listener only that Jibri's paths, as `/jibri/api/...`.
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, recorder: Option<Arc<str>>) {
     let _ = stream.set_nodelay(true);
     let ctl = Arc::new(ConnCtl {
         reset: AtomicBool::new(false),
@@ -607,7 +770,8 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
     let service = service_fn(move |req| {
         let shared = Arc::clone(&service_shared);
         let ctl = Arc::clone(&service_ctl);
-        async move { Ok::<_, Infallible>(handle(req, shared, ctl).await) }
+        let recorder = recorder.clone();
+        async move { Ok::<_, Infallible>(handle(req, shared, ctl, recorder).await) }
     });
     let conn = http1::Builder::new().serve_connection(io, service);
     let mut shutdown = shared.shutdown.subscribe();
@@ -632,6 +796,7 @@ async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
     ctl: Arc<ConnCtl>,
+    recorder: Option<Arc<str>>,
 ) -> Response<EmuBody> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
@@ -645,12 +810,17 @@ async fn handle(
     };
     let path = parts.uri.path();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let outcome = match segments.split_first() {
-        Some((&"control", rest)) => {
+    let outcome = match (&recorder, segments.split_first()) {
+        (Some(id), _) => {
+            let mut rest = vec![&**id];
+            rest.extend_from_slice(&segments);
+            jibri(&shared, &parts.method, &rest).await
+        }
+        (None, Some((&"control", rest))) => {
             Outcome::Respond(control::handle(&shared, &parts.method, rest, &body))
         }
-        Some((&"jibri", rest)) => jibri(&shared, &parts.method, rest).await,
-        Some((&"jicofo", rest)) => jicofo(&shared, &parts.method, rest).await,
+        (None, Some((&"jibri", rest))) => jibri(&shared, &parts.method, rest).await,
+        (None, Some((&"jicofo", rest))) => jicofo(&shared, &parts.method, rest).await,
         _ => Outcome::Respond(text(StatusCode::NOT_FOUND, "not found")),
     };
     match outcome {
@@ -672,7 +842,9 @@ async fn apply_fault(fault: Fault, huge_tail: impl FnOnce() -> String) -> Option
             None
         }
         FaultKind::Hang => Some(Outcome::Hang),
-        FaultKind::Refused => Some(Outcome::Reset),
+        // `refused` closes a recorder's own listener (see `Shared::sync_listeners`); what still
+        // reaches the path-routed listener, or a connection accepted just before, is reset.
+        FaultKind::Refused | FaultKind::Reset => Some(Outcome::Reset),
         FaultKind::Http500 => Some(Outcome::Respond(text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Internal Server Error",
@@ -773,6 +945,8 @@ async fn jibri(shared: &Arc<Shared>, method: &Method, rest: &[&str]) -> Outcome 
             let result = w.graceful_shutdown(id);
             let exited = w.recorder(id).is_some_and(|r| r.is_gone());
             drop(w);
+            // An idle Jibri exits before the answer is read: its port is closed by then.
+            shared.sync_listeners();
             shared.log(|| match (result, exited) {
                 (Err(e), _) => format!("jibri {id}: gracefulShutdown: {e}"),
                 (Ok(()), true) => format!("jibri {id}: gracefulShutdown: idle, exited"),
@@ -785,6 +959,7 @@ async fn jibri(shared: &Arc<Shared>, method: &Method, rest: &[&str]) -> Outcome 
         Some(JibriEndpoint::Shutdown) => {
             let result = w.shutdown(id);
             drop(w);
+            shared.sync_listeners();
             shared.log(|| {
                 format!(
                     "jibri {id}: shutdown: {}",

@@ -1024,10 +1024,17 @@ async fn fake_autoscaling(xml: Arc<Mutex<String>>, seen: Arc<Mutex<Vec<SeenReque
                                 .await
                                 .map(|b| b.to_bytes())
                                 .unwrap_or_default();
+                            let body = String::from_utf8_lossy(&body).into_owned();
+                            if body.starts_with("Action=DescribeInstances&") {
+                                // EC2's answer: each instance asked for, on a loopback IP.
+                                return Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                    http_body_util::Full::new(bytes::Bytes::from(ec2_xml(&body))),
+                                ));
+                            }
                             seen.lock().unwrap().push(SeenRequest {
                                 authorization,
                                 account,
-                                body: String::from_utf8_lossy(&body).into_owned(),
+                                body,
                             });
                             let xml = xml.lock().unwrap().clone();
                             Ok::<_, std::convert::Infallible>(hyper::Response::new(
@@ -1043,6 +1050,24 @@ async fn fake_autoscaling(xml: Arc<Mutex<String>>, seen: Arc<Mutex<Vec<SeenReque
         }
     });
     url
+}
+
+/// A `DescribeInstancesResponse` for the `InstanceId.N` of a request body: instance N on
+/// 127.78.0.N.
+fn ec2_xml(body: &str) -> String {
+    let items: String = body
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k.strip_prefix("InstanceId.")?.parse::<u8>().ok()?, v)))
+        .map(|(n, id)| {
+            format!(
+                "<item><instanceId>{id}</instanceId><privateIpAddress>127.78.0.{n}</privateIpAddress></item>"
+            )
+        })
+        .collect();
+    format!(
+        r#"<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><reservationSet><item><instancesSet>{items}</instancesSet></item></reservationSet></DescribeInstancesResponse>"#
+    )
 }
 
 fn asg_xml(group: &str, instances: &[(&str, &str)]) -> String {
@@ -1213,5 +1238,140 @@ async fn the_handle_sets_shards_and_urls() {
     assert_eq!(r.status(), 200);
     b.emu.reset();
     assert!(b.emu.shard("s").is_none());
+    b.emu.shutdown().await;
+}
+
+// ---- each recorder on its own address, as a real Jibri on its instance ----------------------
+
+async fn connect_refused(addr: std::net::SocketAddr) -> bool {
+    matches!(
+        tokio::net::TcpStream::connect(addr).await,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
+}
+
+#[tokio::test]
+async fn a_recorder_with_an_address_listens_there_while_its_jibri_runs_and_refuses_once_it_exited()
+{
+    let b = bed().await;
+    let ip = "127.77.0.5";
+    b.emu
+        .set_recorder(
+            "i-a",
+            RecorderUpdate {
+                address: Some(ip.into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("{ip}:{}", b.emu.jibri_port()).parse().unwrap();
+    let health = format!("http://{addr}/{HEALTH}");
+    let r = b.http.get(&health).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), fixture("jibri-health-idle.json"));
+    assert_eq!(b.emu.recorder("i-a").unwrap().address.as_deref(), Some(ip));
+
+    // An idle Jibri exits on gracefulShutdown: its port is closed before the answer arrives.
+    let r = b
+        .http
+        .post(format!("http://{addr}/{GRACEFUL}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(b.emu.recorder("i-a").unwrap().gone);
+    assert!(
+        connect_refused(addr).await,
+        "an exited Jibri refuses at connect"
+    );
+    // A fault that answers in its own way applies even to an exited Jibri (the port is held).
+    b.emu.set_recorder_fault("i-a", FaultKind::Http500).unwrap();
+    assert_eq!(b.http.get(&health).send().await.unwrap().status(), 500);
+    b.emu.set_recorder_fault("i-a", FaultKind::None).unwrap();
+    assert!(connect_refused(addr).await);
+
+    // A restarted Jibri binds again.
+    b.emu.restart("i-a").unwrap();
+    assert_eq!(b.http.get(&health).send().await.unwrap().status(), 200);
+
+    // `refused`: nothing listens while it is set; `reset`: accepted, then reset mid-request.
+    b.emu.set_recorder_fault("i-a", FaultKind::Refused).unwrap();
+    assert!(connect_refused(addr).await);
+    b.emu.set_recorder_fault("i-a", FaultKind::Reset).unwrap();
+    let e = b.http.get(&health).send().await.unwrap_err();
+    assert!(is_reset(&e), "{e:?}");
+    b.emu.set_recorder_fault("i-a", FaultKind::None).unwrap();
+    assert_eq!(b.http.get(&health).send().await.unwrap().status(), 200);
+
+    // Only Jibri paths there: no control API, no Jicofo.
+    let r = b
+        .http
+        .get(format!("http://{addr}/control/state"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Deleted (its instance is gone): refused.
+    b.emu.delete_recorder("i-a").unwrap();
+    assert!(connect_refused(addr).await);
+    b.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_recorder_that_shuts_down_while_busy_refuses_once_its_finalize_is_done() {
+    let b = bed().await;
+    let ip = "127.77.0.6";
+    b.emu
+        .set_recorder(
+            "i-b",
+            RecorderUpdate {
+                address: Some(ip.into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("{ip}:{}", b.emu.jibri_port()).parse().unwrap();
+    b.emu.start_recording("i-b").unwrap();
+    let r = b
+        .http
+        .post(format!("http://{addr}/{GRACEFUL}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Busy: still running, still answering.
+    let r = b
+        .http
+        .get(format!("http://{addr}/{HEALTH}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    b.emu.stop_recording("i-b").unwrap();
+    assert!(b.emu.recorder("i-b").unwrap().gone);
+    assert!(connect_refused(addr).await);
+    b.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn recorder_addresses_outside_loopback_are_refused() {
+    let b = bed().await;
+    for bad in ["10.0.0.5", "172.31.1.2", "0.0.0.0", "::1", "nonsense"] {
+        let e = b
+            .emu
+            .set_recorder(
+                "i-x",
+                RecorderUpdate {
+                    address: Some(bad.into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+        assert!(
+            matches!(e, jitsi_emulator::Error::Model(ModelError::Invalid(_))),
+            "{bad}: {e:?}"
+        );
+    }
     b.emu.shutdown().await;
 }
