@@ -136,8 +136,30 @@ pub async fn describe_group(
         "Action=DescribeAutoScalingGroups&Version=2011-01-01&AutoScalingGroupNames.member.1={}",
         form_escape(&config.group)
     );
+    let text = query(
+        client,
+        url,
+        config,
+        "autoscaling",
+        "DescribeAutoScalingGroups",
+        body,
+    )
+    .await?;
+    parse_describe_groups(&text, &config.group)
+}
+
+/// One Query-API call to the loopback AWS endpoint (moto reads the region from the dummy
+/// SigV4 scope and the account from `x-moto-account-id`); the body of a 2xx answer.
+async fn query(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    config: &FollowConfig,
+    service: &str,
+    action: &str,
+    body: String,
+) -> Result<String, String> {
     let auth = format!(
-        "AWS4-HMAC-SHA256 Credential=test/20260101/{}/autoscaling/aws4_request, SignedHeaders=host, Signature=0",
+        "AWS4-HMAC-SHA256 Credential=test/20260101/{}/{service}/aws4_request, SignedHeaders=host, Signature=0",
         config.region()
     );
     let mut req = client
@@ -151,22 +173,19 @@ pub async fn describe_group(
     if let Some(account) = &config.account {
         req = req.header("x-moto-account-id", account.as_str());
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("DescribeAutoScalingGroups: {e}"))?;
+    let resp = req.send().await.map_err(|e| format!("{action}: {e}"))?;
     let status = resp.status();
     let text = resp
         .text()
         .await
-        .map_err(|e| format!("DescribeAutoScalingGroups body: {e}"))?;
+        .map_err(|e| format!("{action} body: {e}"))?;
     if !status.is_success() {
         return Err(format!(
-            "DescribeAutoScalingGroups: HTTP {status}: {}",
+            "{action}: HTTP {status}: {}",
             text.chars().take(200).collect::<String>()
         ));
     }
-    parse_describe_groups(&text, &config.group)
+    Ok(text)
 }
 
 /// The private IPs of `ids`, by one EC2 `DescribeInstances` (Query API, `InstanceId.N`). An
@@ -184,36 +203,7 @@ pub async fn describe_private_ips(
     for (n, id) in ids.iter().enumerate() {
         body.push_str(&format!("&InstanceId.{}={}", n + 1, form_escape(id)));
     }
-    let auth = format!(
-        "AWS4-HMAC-SHA256 Credential=test/20260101/{}/ec2/aws4_request, SignedHeaders=host, Signature=0",
-        config.region()
-    );
-    let mut req = client
-        .post(url.clone())
-        .header(
-            "content-type",
-            "application/x-www-form-urlencoded; charset=utf-8",
-        )
-        .header("authorization", auth)
-        .body(body);
-    if let Some(account) = &config.account {
-        req = req.header("x-moto-account-id", account.as_str());
-    }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("DescribeInstances: {e}"))?;
-    let status = resp.status();
-    let text = resp
-        .text()
-        .await
-        .map_err(|e| format!("DescribeInstances body: {e}"))?;
-    if !status.is_success() {
-        return Err(format!(
-            "DescribeInstances: HTTP {status}: {}",
-            text.chars().take(200).collect::<String>()
-        ));
-    }
+    let text = query(client, url, config, "ec2", "DescribeInstances", body).await?;
     parse_private_ips(&text)
 }
 
