@@ -205,10 +205,7 @@ where
             })
             .chain(warm_hooks)
             .filter(|i| ec2.contains_key(&i.id))
-            .map(|i| RecorderAddress {
-                id: i.id.clone(),
-                private_ip: i.private_ip.clone(),
-            })
+            .map(RecorderAddress::of)
             .collect();
         let probes = probe_all(&self.recorders, to_probe, self.cfg.probe_concurrency).await;
         for i in instances

@@ -244,10 +244,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             }
         }
         Ok(Ok(Live {
-            addr: RecorderAddress {
-                id: e.id.clone(),
-                private_ip: e.private_ip.clone(),
-            },
+            addr: e.address(),
             ec2: e,
             retain_on_abandon: group.retain_on_abandon,
             heartbeat_sent,
@@ -428,10 +425,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         if let Err(err) = self.ec2.mark_interruption_notice(&s.instance, at).await {
             tracing::warn!(instance = %s.instance, error = %err, "tagging the interruption notice failed; the controller will not replace it early");
         }
-        let addr = RecorderAddress {
-            id: e.id.clone(),
-            private_ip: e.private_ip.clone(),
-        };
+        let addr = e.address();
         let busy = e.upload_pending || self.recorders.probe(&addr).await.is_busy();
         let drained = self.drain_and_mark(&addr, now).await;
         if busy {

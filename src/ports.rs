@@ -123,6 +123,14 @@ pub struct Ec2Instance {
 }
 
 impl Ec2Instance {
+    /// Where its Jibri answers.
+    pub fn address(&self) -> RecorderAddress {
+        RecorderAddress {
+            id: self.id.clone(),
+            private_ip: self.private_ip.clone(),
+        }
+    }
+
     /// The instance as the core sees it: what the group says, what EC2 says (if it
     /// answered), what its Jibri said.
     pub fn observe(

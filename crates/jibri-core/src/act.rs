@@ -333,23 +333,24 @@ impl<'a, P: Effects> Acting<'a, P> {
             if matches!(h.verdict, HookVerdict::Heartbeat | HookVerdict::Wait) {
                 continue;
             }
-            if h.transition != HookTransition::Launching && !self.by_id.contains_key(&h.instance) {
-                continue;
-            }
             let Some(action) = self.action_ref(h) else {
                 continue;
             };
             let result = match h.verdict {
                 HookVerdict::Abandon => LifecycleResult::Abandon,
-                _ if self.may_continue(h).await => LifecycleResult::Continue,
-                _ => {
-                    self.r
-                        .calls
-                        .push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
-                    let result = self.p.heartbeat(&action).await;
-                    self.lifecycle_result(&h.instance, result);
-                    continue;
-                }
+                _ => match self.may_continue(h).await {
+                    Some(true) => LifecycleResult::Continue,
+                    Some(false) => {
+                        self.r
+                            .calls
+                            .push(format!("RecordLifecycleActionHeartbeat({})", h.instance));
+                        let result = self.p.heartbeat(&action).await;
+                        self.lifecycle_result(&h.instance, result);
+                        continue;
+                    }
+                    // Not observed this tick: nothing to check it against.
+                    None => continue,
+                },
             };
             self.r.calls.push(format!(
                 "CompleteLifecycleAction({}, {})",
@@ -362,18 +363,17 @@ impl<'a, P: Effects> Acting<'a, P> {
     }
 
     /// The precondition of a CONTINUE, checked right before it: a launch goes; a warm
-    /// instance is judged again; a terminating recorder is drained and re-probed.
-    async fn may_continue(&mut self, h: &HookAction) -> bool {
-        let Some(i) = self.by_id.get(&h.instance).copied() else {
-            return true; // a launch (the others were skipped without their observation)
-        };
-        match h.transition {
-            HookTransition::Launching => true,
-            HookTransition::WarmPoolEntry | HookTransition::WarmPoolExit => {
-                still_safe_to_stop(self.p, i, h.transition).await
-            }
-            HookTransition::Terminating => self.release(i).await == Recheck::Release,
+    /// instance is judged again; a terminating recorder is drained and re-probed. `None`:
+    /// the instance was not observed this tick, so there is nothing to judge it on.
+    async fn may_continue(&mut self, h: &HookAction) -> Option<bool> {
+        if h.transition == HookTransition::Launching {
+            return Some(true);
         }
+        let i = self.by_id.get(&h.instance).copied()?;
+        Some(match h.transition {
+            HookTransition::Terminating => self.release(i).await == Recheck::Release,
+            t => still_safe_to_stop(self.p, i, t).await,
+        })
     }
 
     /// [`release_after_recheck`], its drain failure recorded.
