@@ -24,6 +24,8 @@ Patched:
   FakeScalingPolicy      execute
   ec2 instances module   random_private_ip (instances launched without a subnet)
   VPCBackend             create_default_vpc (the default VPC's CIDR)
+  s3 MultipartChecksumBuilder  addPart, build (a full-object CRC-32 kept as a running
+                         value instead of a second copy of the object)
   AutoScalingResponse    call_action, create_auto_scaling_group,
                          update_auto_scaling_group, set_desired_capacity,
                          put_lifecycle_hook, put_warm_pool, describe_warm_pool,
@@ -34,6 +36,7 @@ Patched:
 
 from __future__ import annotations
 
+import base64
 import functools
 import ipaddress
 import os
@@ -85,6 +88,7 @@ def apply(lifecycle_engine: LifecycleEngine) -> None:
         return
     _APPLIED = True
     _patch_private_ips()
+    _patch_full_object_crc32()
     _patch_group()
     _patch_backend()
     _patch_policy()
@@ -152,6 +156,50 @@ def _patch_private_ips() -> None:
         return vpc
 
     ec2_vpcs.VPCBackend.create_default_vpc = create_default_vpc
+
+
+# --- S3 full-object CRC-32 of a multipart upload ------------------------------------
+# AWS: for a multipart upload the object-level checksum "is a calculation based on the
+# checksum values of each individual part" (S3 API reference, `Checksum`): for the
+# FULL_OBJECT type S3 combines the parts' CRCs; it does not read the object again.
+# moto 5.2.5 (`s3/models.py`, MultipartChecksumBuilder) appends every part to a bytearray
+# and copies that once more to checksum it at CompleteMultipartUpload: two extra copies of
+# the object in the server's memory and a Complete whose cost grows with the object, which
+# only a FULL_OBJECT uploader pays (`aws s3 cp` uses COMPOSITE). For CRC-32 the running
+# value (`binascii.crc32(part, crc)`) is the same number at the cost of reading each part
+# once, in part order. Other algorithms and types keep moto's code. moto stores the value
+# without comparing it with the client's (unchanged); jibri-finalize reads it back and
+# compares. `tests/test_s3_checksums.py` proves the value equals the whole object's CRC-32
+# and that the COMPOSITE value is moto's as before.
+
+
+def _patch_full_object_crc32() -> None:
+    import binascii
+
+    from moto.s3.models import MultipartChecksumBuilder as Builder
+
+    add_part, build = Builder.addPart, Builder.build
+
+    def running(self: Any) -> bool:
+        return self.checksum_type == "FULL_OBJECT" and self.checksum_algorithm == "CRC32"
+
+    @functools.wraps(add_part)
+    def add_part_running(self: Any, part: bytes) -> None:
+        if not running(self):
+            return add_part(self, part)
+        self.crc32_running = binascii.crc32(part, getattr(self, "crc32_running", 0))
+        self.part_count += 1
+        return None
+
+    @functools.wraps(build)
+    def build_running(self: Any) -> Any:
+        if not running(self):
+            return build(self)
+        crc = getattr(self, "crc32_running", 0).to_bytes(4, "big")
+        return (self.checksum_type, base64.b64encode(crc).decode(), 1)
+
+    Builder.addPart = add_part_running
+    Builder.build = build_running
 
 
 # --- AWS error texts --------------------------------------------------------------
