@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::controller::{release_after_recheck, AwsEffects, Recheck};
 use crate::core::guard::{decide, GuardDecision, HookLimits};
 use crate::core::plan::{warm_verdict, HookTransition, HookVerdict};
+use crate::core::reason::HookReason;
 use crate::domain::*;
 use crate::events::{parse_lifecycle, parse_records, Incoming, LifecycleAction, SpotInterruption};
 use crate::ports::*;
@@ -263,7 +264,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         let continued = || GuardOutcome::Continued {
             instance: a.instance.0.clone(),
         };
-        let hold = |why: String, drain: bool| self.hold(a, live, drain, now, why);
+        let hold = |why: HookReason, drain: bool| self.hold(a, live, drain, now, why);
         match decision {
             GuardDecision::Release { .. } => {
                 let effects = AwsEffects {
@@ -281,7 +282,9 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
                     // Released without a confirmed drain, a Jibri stays in Jicofo's brewery
                     // until the OS stops it: a recording landing then is cut. Held; the
                     // controller's sweep retries the drain every tick and raises DrainFailed.
-                    Recheck::DrainFailed(f) => hold(format!("drain failed: {f}"), false).await,
+                    Recheck::DrainFailed(failure) => {
+                        hold(HookReason::DrainFailed { failure }, false).await
+                    }
                 }
             }
             GuardDecision::Hold { why, drain } => hold(why, drain).await,
@@ -290,13 +293,19 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             {
                 // Without retain, ABANDON terminates: never given to a recorder that may be
                 // recording. Held on; AWS's own hold limit is the last word.
-                tracing::error!(instance = %a.instance, why, "not abandoning: the group has no TerminateHookAbandon=retain policy, so ABANDON would terminate a recorder that may be recording; heartbeating until AWS's hold limit (fix the group's instance lifecycle policy)");
-                hold(format!("{why}; no retain policy, held"), false).await
+                tracing::error!(instance = %a.instance, why = %why, "not abandoning: the group has no TerminateHookAbandon=retain policy, so ABANDON would terminate a recorder that may be recording; heartbeating until AWS's hold limit (fix the group's instance lifecycle policy)");
+                hold(
+                    HookReason::NoRetainPolicy {
+                        held: Box::new(why),
+                    },
+                    false,
+                )
+                .await
             }
             GuardDecision::Abandon { why } => {
                 let abandoned = GuardOutcome::Abandoned {
                     instance: a.instance.0.clone(),
-                    why,
+                    why: why.to_string(),
                     retained: live.retain_on_abandon,
                 };
                 self.complete(a, LifecycleResult::Abandon, abandoned).await
@@ -321,7 +330,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
             }
             GuardDecision::LaunchNotReady { why } => Ok(GuardOutcome::LaunchPending {
                 instance: a.instance.0.clone(),
-                why,
+                why: why.to_string(),
             }),
         }
     }
@@ -353,8 +362,10 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         live: &Live,
         drain: bool,
         now: EpochSecs,
-        why: String,
+        why: HookReason,
     ) -> Result<GuardOutcome, GuardError> {
+        // The Lambda's response carries the reason's words (the typed value is logged).
+        let why = why.to_string();
         if drain {
             self.drain_and_mark(&live.addr, now).await;
         }
@@ -443,6 +454,13 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
     /// The local test bed's compressed clock (`CLOCK=event` only): the event's own time is
     /// the time, so the drain tag written compares right with LaunchTime. In production
     /// the wall clock.
+    ///
+    /// Not `events::tick_time`, on purpose: a tick takes the later of event and wall time
+    /// because its durable state must never go back in time. The guard keeps no state, and
+    /// it ages the action from the event's time: the later of the two would age a test-bed
+    /// action by the gap between the test bed's clock and the wall (ABANDON at first sight
+    /// once that gap passes MAX_HOOK_HOLD_S). Test:
+    /// `the_guard_judges_an_event_at_its_own_time_on_the_event_clock`.
     fn clock(&self, event_time: Option<EpochSecs>, wall: EpochSecs) -> EpochSecs {
         match event_time {
             Some(t) if self.cfg.event_clock => t,

@@ -560,3 +560,32 @@ async fn a_failed_drain_on_a_spot_warning_sets_only_the_notice() {
     assert!(e.interruption_notice_at.is_some());
     assert!(!e.drain_requested);
 }
+
+/// The guard judges an action at the event's own time on the test bed's clock
+/// (`CLOCK=event`), never at the later of event and wall time as a tick does: that would
+/// age the action by the gap between the two clocks. Threat: a busy recorder ABANDONed at
+/// first sight because the wall clock is days past the test bed's. In production (the
+/// wall clock) an action that old was really held that long.
+#[tokio::test]
+async fn the_guard_judges_an_event_at_its_own_time_on_the_event_clock() {
+    let three_days_later = NOW + 3 * 86_400;
+    for (clock, abandoned) in [("event", false), ("wall", true)] {
+        let (mut g, aws, _) = guard(status(BusyStatus::Busy), "Terminating:Wait");
+        g.cfg = Config::from_map(&BTreeMap::from([
+            ("ASG_NAMES".to_string(), "jibri-pool".to_string()),
+            ("CLOCK".to_string(), clock.to_string()),
+        ]))
+        .unwrap();
+        let out = g
+            .handle(&incoming("terminate.json"), three_days_later)
+            .await
+            .unwrap();
+        assert_eq!(
+            matches!(out, GuardOutcome::Abandoned { .. }),
+            abandoned,
+            "CLOCK={clock}: {out:?}"
+        );
+        let completed = aws.mutating_calls().iter().any(|c| c.contains("ABANDON"));
+        assert_eq!(completed, abandoned, "CLOCK={clock}");
+    }
+}

@@ -29,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / ".bench" / "upload"
 AWS = ROOT / ".venv" / "awscli-env" / "bin" / "aws"
-FINALIZE = Path(os.environ.get("JIBRI_FINALIZE_BIN", ROOT / "target" / "bench-opt" / "jibri-finalize"))
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+FINALIZE = Path(os.environ.get("JIBRI_FINALIZE_BIN", TARGET / "bench-opt" / "jibri-finalize"))
 MIB = 1 << 20
 
 

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::domain::{EpochSecs, InstanceId, InstanceObservation, Probe, ProbeFailure};
 use crate::jitsi::BusyStatus;
 use crate::plan::{warm_verdict, HookAction, HookTransition, HookVerdict, Plan};
+use crate::reason::HookReason;
 use std::collections::BTreeMap;
 use std::future::Future;
 
@@ -628,7 +629,7 @@ pub enum Recheck {
     /// it may go.
     Release,
     /// Recording, uploading, unknown, or the drain could not be marked: kept this time.
-    Keep(String),
+    Keep(HookReason),
     /// The drain request failed other than by a connect-time refusal (port 3333 not open
     /// to the VPC, a 500, a hang): kept, and counted as `DrainFailed`.
     DrainFailed(ProbeFailure),
@@ -651,7 +652,7 @@ pub async fn release_after_recheck<P: Effects + ?Sized>(
 ) -> Recheck {
     let a = RecorderAddress::of(i);
     if i.upload_pending {
-        return Recheck::Keep("upload pending".into());
+        return Recheck::Keep(HookReason::UploadPending);
     }
     // A live Jibri is always asked again: one restarted since an earlier drain is idle and
     // would otherwise take a recording between the re-probe and the termination.
@@ -673,7 +674,7 @@ pub async fn release_after_recheck<P: Effects + ?Sized>(
             .is_err()
         {
             // Without the mark a later "refused" would read as unknown: keep it this time.
-            return Recheck::Keep("drain not marked".into());
+            return Recheck::Keep(HookReason::DrainNotMarked);
         }
     }
     let again = p.probe(&a).await;
@@ -683,14 +684,16 @@ pub async fn release_after_recheck<P: Effects + ?Sized>(
         return Recheck::DrainFailed(ProbeFailure::Refused);
     }
     match again {
-        Probe::Status(s) if s.busy == BusyStatus::Busy => Recheck::Keep("busy".into()),
+        Probe::Status(s) if s.busy == BusyStatus::Busy => Recheck::Keep(HookReason::Busy),
         // Idle after a confirmed drain: it takes no new recording and exits.
         Probe::Status(_) if drained => Recheck::Release,
         // Answers idle without having been drained now (restarted since): drained next time.
-        Probe::Status(_) => Recheck::Keep("answers again; not drained yet".into()),
+        Probe::Status(_) => Recheck::Keep(HookReason::NotDrainedYet),
         // Refused at connect time: nothing listens, nothing records.
         Probe::Failed(ProbeFailure::Refused) => Recheck::Release,
-        other => Recheck::Keep(format!("re-probe {other:?}")),
+        other => Recheck::Keep(HookReason::Reprobe {
+            seen: (&other).into(),
+        }),
     }
 }
 

@@ -6,6 +6,7 @@
 
 use crate::domain::{EpochSecs, InstanceObservation, Probe};
 use crate::plan::{launch_verdict, safe_to_release, warm_verdict, HookTransition, HookVerdict};
+use crate::reason::HookReason;
 
 /// How long a lifecycle action may be held: a terminate (or warm-pool) action until
 /// ABANDON, a launch action until its recorder must have answered healthy.
@@ -31,18 +32,18 @@ impl HookLimits {
 #[serde(rename_all = "snake_case", tag = "decision")]
 pub enum GuardDecision {
     /// `gracefulShutdown`, a final re-probe, then `CONTINUE` (terminate) if still idle.
-    Release { why: String },
+    Release { why: HookReason },
     /// Busy, uploading or unknown: `gracefulShutdown` (no new recording lands on it),
     /// heartbeat, and leave it to the controller's sweep.
-    Hold { why: String, drain: bool },
+    Hold { why: HookReason, drain: bool },
     /// Held too long: `ABANDON` (retained when the group's policy says so).
-    Abandon { why: String },
+    Abandon { why: HookReason },
     /// Launch: recorder healthy, `CONTINUE`.
     LaunchReady,
     /// Launch: not ready yet; the controller's sweep completes it later.
-    LaunchNotReady { why: String },
+    LaunchNotReady { why: HookReason },
     /// Warm pool: nothing recording; a final re-probe, then `CONTINUE`.
-    WarmContinue { why: String },
+    WarmContinue { why: HookReason },
 }
 
 /// Decides a terminate or launch action. `action_started` is the event's time.
@@ -68,7 +69,7 @@ pub fn decide(
             match warm_verdict(instance, transition) {
                 (HookVerdict::Continue, why) => GuardDecision::WarmContinue { why },
                 (HookVerdict::Heartbeat, why) if age >= max_hold_s => GuardDecision::Abandon {
-                    why: format!("held {age}s, {why}"),
+                    why: why.held_for(age),
                 },
                 // Busy: no graceful shutdown here (it would end the recording's Jibri
                 // after it); held, and the controller's sweep continues it once idle.
@@ -78,10 +79,10 @@ pub fn decide(
         }
         HookTransition::Terminating => match safe_to_release(instance) {
             Ok(()) => GuardDecision::Release {
-                why: "not recording".into(),
+                why: HookReason::NotRecording,
             },
             Err(why) if age >= max_hold_s => GuardDecision::Abandon {
-                why: format!("held {age}s, {why}"),
+                why: why.held_for(age),
             },
             Err(why) => GuardDecision::Hold {
                 drain: !instance.drain_requested
@@ -137,7 +138,7 @@ mod tests {
         assert_eq!(
             d,
             GuardDecision::Hold {
-                why: "busy".into(),
+                why: HookReason::Busy,
                 drain: true
             }
         );

@@ -17,6 +17,7 @@ pub mod jitsi;
 pub mod plan;
 #[cfg(test)]
 mod plan_tests;
+pub mod reason;
 pub mod spare;
 pub mod state;
 pub mod testkit;

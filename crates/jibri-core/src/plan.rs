@@ -10,6 +10,7 @@ use crate::domain::{
     INTERRUPTION_WINDOW_S,
 };
 use crate::jitsi::{BusyStatus, HealthStatus};
+use crate::reason::{HookReason, ProbeSeen};
 use crate::spare::{spare_target, warm_target, SpareInputs, SpareTarget};
 use crate::state::{BootClock, HeldHook, PoolState, Seen, STATE_VERSION};
 use std::collections::BTreeSet;
@@ -42,7 +43,7 @@ pub enum KeepReason {
     Busy,
     UploadPending,
     ProbeFailed {
-        failure: String,
+        failure: ProbeSeen,
     },
     Launching,
     /// In service, but its Jibri has not answered yet since it went in service.
@@ -110,7 +111,7 @@ pub struct HookAction {
     pub instance: InstanceId,
     pub transition: HookTransition,
     pub verdict: HookVerdict,
-    pub why: String,
+    pub why: HookReason,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -332,24 +333,14 @@ pub fn classify(i: &InstanceObservation) -> Class {
 /// Whether a recorder on its way out may go now: nothing recording, nothing uploading.
 /// `Refused` only counts as gone when a graceful shutdown was requested: then it is how a
 /// Jibri that finished its session and finalize and exited looks.
-pub fn safe_to_release(i: &InstanceObservation) -> Result<(), String> {
+pub fn safe_to_release(i: &InstanceObservation) -> Result<(), HookReason> {
     if i.upload_pending {
-        return Err("upload pending".into());
+        return Err(HookReason::UploadPending);
     }
     match &i.probe {
-        Probe::Status(s) if s.busy == BusyStatus::Busy => Err("busy".into()),
-        Probe::Status(_) => Ok(()),
+        Probe::Status(s) if s.busy == BusyStatus::Busy => Err(HookReason::Busy),
         Probe::Failed(ProbeFailure::Refused) if i.drain_requested => Ok(()),
-        Probe::Failed(f) => Err(format!("probe failed: {f}")),
-        Probe::NotProbed => Err("not probed".into()),
-    }
-}
-
-fn probe_unknown(i: &InstanceObservation) -> Option<String> {
-    match &i.probe {
-        Probe::Failed(f) => Some(f.to_string()),
-        Probe::NotProbed => Some("not probed".into()),
-        Probe::Status(_) => None,
+        other => HookReason::unknown(other).map_or(Ok(()), Err),
     }
 }
 
@@ -603,9 +594,10 @@ impl<'a> Tick<'a> {
         if i.probe.is_busy() {
             self.next.busy.insert(i.id.clone());
         }
-        if let Some(why) = probe_unknown(i).filter(|_| !i.upload_pending) {
+        if !matches!(i.probe, Probe::Status(_)) && !i.upload_pending {
             self.counts.unknown += 1;
-            self.keep(i, KeepReason::ProbeFailed { failure: why });
+            let failure = ProbeSeen::from(&i.probe);
+            self.keep(i, KeepReason::ProbeFailed { failure });
         } else {
             self.counts.busy += 1;
             let r = if i.upload_pending {
@@ -1216,22 +1208,22 @@ fn terminate_hook(
     now: EpochSecs,
     warnings: &mut Vec<String>,
 ) -> (HookAction, HeldHook) {
-    let action = |verdict, why: String| HookAction {
+    let action = |verdict, why: HookReason| HookAction {
         instance: i.id.clone(),
         transition: HookTransition::Terminating,
         verdict,
         why,
     };
     match safe_to_release(i) {
-        Ok(()) => (action(HookVerdict::Continue, "not recording".into()), held),
+        Ok(()) => (
+            action(HookVerdict::Continue, HookReason::NotRecording),
+            held,
+        ),
         Err(why) => {
             let held_for = now.saturating_sub(held.since);
             if held_for >= cfg.max_hook_hold_s {
                 if retain {
-                    return (
-                        action(HookVerdict::Abandon, format!("held {held_for}s, {why}")),
-                        held,
-                    );
+                    return (action(HookVerdict::Abandon, why.held_for(held_for)), held);
                 }
                 // Without TerminateHookAbandon=retain an ABANDON terminates the instance:
                 // never given to a recorder that may be recording. The hold goes on with
@@ -1268,34 +1260,42 @@ const CONFERENCE_RECORDING_PRIOR: f64 = 0.2;
 /// answers idle or refuses at connect time; any other answer (a timeout, a 500, garbage)
 /// proves nothing about a running instance, which may be recording: held, up to
 /// `MAX_HOOK_HOLD_S`. An upload pending holds either.
-pub fn warm_verdict(i: &InstanceObservation, transition: HookTransition) -> (HookVerdict, String) {
+pub fn warm_verdict(
+    i: &InstanceObservation,
+    transition: HookTransition,
+) -> (HookVerdict, HookReason) {
     if i.upload_pending {
-        return (HookVerdict::Heartbeat, "upload pending".into());
+        return (HookVerdict::Heartbeat, HookReason::UploadPending);
     }
     if i.stopped {
-        return (HookVerdict::Continue, "instance stopped".into());
+        return (HookVerdict::Continue, HookReason::Stopped);
     }
     match &i.probe {
-        Probe::Status(s) if s.busy == BusyStatus::Busy => (HookVerdict::Heartbeat, "busy".into()),
+        Probe::Status(s) if s.busy == BusyStatus::Busy => {
+            (HookVerdict::Heartbeat, HookReason::Busy)
+        }
         Probe::Status(s) => (
             HookVerdict::Continue,
-            format!("{:?}/{:?}: not recording", s.busy, s.health),
+            HookReason::Answers {
+                busy: s.busy,
+                health: s.health,
+            },
         ),
-        Probe::Failed(ProbeFailure::Refused) => (HookVerdict::Continue, "no Jibri running".into()),
+        Probe::Failed(ProbeFailure::Refused) => (HookVerdict::Continue, HookReason::NoJibriRunning),
         Probe::Failed(ProbeFailure::NoAddress) if transition == HookTransition::WarmPoolEntry => {
-            (HookVerdict::Continue, "no Jibri running".into())
+            (HookVerdict::Continue, HookReason::NoJibriRunning)
         }
         // Leaving the pool for termination: any answer (a 500, garbage, a hang) proves the
         // instance runs, and a running Jibri may be recording. Held until it answers idle or
         // refuses at connect time (stopped, or Jibri not started); MAX_HOOK_HOLD_S bounds it.
         other if transition == HookTransition::WarmPoolExit => (
             HookVerdict::Heartbeat,
-            format!(
-                "warm instance answers ({}): may be running",
-                probe_text(other)
-            ),
+            HookReason::WarmMayBeRunning { seen: other.into() },
         ),
-        other => (HookVerdict::Wait, format!("warming: {}", probe_text(other))),
+        other => (
+            HookVerdict::Wait,
+            HookReason::Warming { seen: other.into() },
+        ),
     }
 }
 
@@ -1311,7 +1311,7 @@ fn warm_hook(
         let held_for = now.saturating_sub(held.since);
         if held_for >= cfg.max_hook_hold_s {
             verdict = HookVerdict::Abandon;
-            why = format!("held {held_for}s, {why}");
+            why = why.held_for(held_for);
         } else if held
             .last_heartbeat
             .is_some_and(|t| now.saturating_sub(t) < cfg.heartbeat_interval_s)
@@ -1340,49 +1340,43 @@ pub fn launch_verdict(
     i: &InstanceObservation,
     waited: u64,
     max_wait_s: u64,
-) -> (HookVerdict, String) {
+) -> (HookVerdict, HookReason) {
     match &i.probe {
-        Probe::Status(s) if s.is_available() => {
-            (HookVerdict::Continue, "recorder healthy and idle".into())
-        }
+        Probe::Status(s) if s.is_available() => (HookVerdict::Continue, HookReason::Ready),
         Probe::Status(s) if s.busy == BusyStatus::Busy => {
-            (HookVerdict::Continue, "recorder already recording".into())
+            (HookVerdict::Continue, HookReason::AlreadyRecording)
         }
         // A recording not yet in S3 (the uploader's tag): ABANDON would terminate it with
         // the only copy. In service, it is guarded like any uploading recorder.
         _ if i.upload_pending && waited >= max_wait_s => (
             HookVerdict::Continue,
-            format!("upload pending after {waited}s: in service, guarded"),
+            HookReason::UploadPendingInService { waited_s: waited },
         ),
         Probe::Status(s) if waited >= max_wait_s => (
             HookVerdict::Abandon,
-            format!(
-                "{:?}/{:?} after {waited}s: answers, not recording",
-                s.busy, s.health
-            ),
+            HookReason::AnswersNotRecording {
+                busy: s.busy,
+                health: s.health,
+                waited_s: waited,
+            },
         ),
         // Unknown after the wait: it may have booted and taken a recording, so it goes in
         // service, where an unknown recorder is protected and only ever leaves through the
         // guarded terminate hook.
         other if waited >= max_wait_s => (
             HookVerdict::Continue,
-            format!(
-                "unknown after {waited}s ({}): in service, guarded",
-                probe_text(other)
-            ),
+            HookReason::UnknownInService {
+                waited_s: waited,
+                seen: other.into(),
+            },
         ),
         other => (
             HookVerdict::Wait,
-            format!("booting ({waited}s): {}", probe_text(other)),
+            HookReason::Booting {
+                waited_s: waited,
+                seen: other.into(),
+            },
         ),
-    }
-}
-
-fn probe_text(p: &Probe) -> String {
-    match p {
-        Probe::Status(s) => format!("{:?}/{:?}", s.busy, s.health),
-        Probe::Failed(f) => f.to_string(),
-        Probe::NotProbed => "not probed".into(),
     }
 }
 
