@@ -110,17 +110,33 @@ impl Prior {
     }
 }
 
+/// Which stand-in level an hour never learned takes when it is carried up to a busier hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Estimate {
+    /// The level as counted, times the prior's ratio of the two hours.
+    Mean,
+    /// The most the counted level plausibly is (its Poisson quantile at
+    /// `SURPRISE_PROBABILITY`), times the ratio: the spare's reading. A count of 7 starts at
+    /// 07:00 is a rate anywhere from 3 to 14; carried threefold, 08:00 may bring 47 as well
+    /// as 23, and a spare sized for 23 refuses the rest of a burst no recorder can boot for.
+    Plausible,
+}
+
 /// A new pool's level seen in the hour of the day `from`, carried to the hour `to` by the
 /// prior's hour weights. A level of a few starts is noise: carried up to a busier hour it
 /// becomes a burst that never comes (a quiet night before 08:00), so only a level resting
-/// on `LEVEL_CARRY_STARTS` starts is carried up; any level is carried down.
-fn carry(level: f64, from: u8, to: u8, prior: Prior) -> f64 {
+/// on `LEVEL_CARRY_STARTS` starts is carried up (at its plausible most with
+/// [`Estimate::Plausible`]); any level is carried down as counted.
+fn carry(level: f64, from: u8, to: u8, prior: Prior, estimate: Estimate) -> f64 {
     let ratio = prior.hour_weight(to) / prior.hour_weight(from);
-    if level >= LEVEL_CARRY_STARTS {
-        level * ratio
-    } else {
-        level * ratio.min(1.0)
+    if level < LEVEL_CARRY_STARTS {
+        return level * ratio.min(1.0);
     }
+    if ratio > 1.0 && estimate == Estimate::Plausible {
+        let most = crate::spare::poisson_quantile(level, SURPRISE_PROBABILITY, u32::MAX);
+        return f64::from(most).max(level) * ratio;
+    }
+    level * ratio
 }
 
 /// Starts (and new conferences) counted in the current hour so far.
@@ -231,6 +247,11 @@ impl Demand {
     /// else (a new pool's first day) the stand-in [`Demand::level`], carried to `t`'s hour
     /// of the day by the prior's hour weights.
     pub fn hour_mean(&self, t: EpochSecs, prior: Prior) -> Option<f64> {
+        self.hour_mean_as(t, prior, Estimate::Mean)
+    }
+
+    /// [`Demand::hour_mean`] with the stand-in level carried up as `estimate` says.
+    pub fn hour_mean_as(&self, t: EpochSecs, prior: Prior, estimate: Estimate) -> Option<f64> {
         self.week
             .get(&hour_of_week(t))
             .or_else(|| self.day.get(&hour_of_day(t)))
@@ -238,7 +259,9 @@ impl Demand {
             .or_else(|| {
                 let (level, of) = self.level(prior)?;
                 // A level seen in no known hour of the day (no hour counted) is not carried.
-                Some(of.map_or(level, |of| carry(level, of, hour_of_day(t), prior)))
+                Some(of.map_or(level, |of| {
+                    carry(level, of, hour_of_day(t), prior, estimate)
+                }))
             })
     }
 
@@ -341,7 +364,7 @@ impl Demand {
                 None => [last, current]
                     .into_iter()
                     .flatten()
-                    .map(|(level, of)| carry(level, of, h, prior))
+                    .map(|(level, of)| carry(level, of, h, prior, Estimate::Mean))
                     .fold(0.0, f64::max),
             })
             .sum();
@@ -364,6 +387,23 @@ impl Demand {
     /// Expected recording starts in `[from, from + window_s)`, or `None` when no hour in
     /// the window has been learned.
     pub fn expected(&self, from: EpochSecs, window_s: u64, prior: Prior) -> Option<f64> {
+        self.expected_as(from, window_s, prior, Estimate::Mean)
+    }
+
+    /// [`Demand::expected`] with a new pool's stand-in level carried up to a busier hour at
+    /// its plausible most ([`Estimate::Plausible`]): what a spare must cover. Learned hours,
+    /// and levels carried down or not at all, are the same as in `expected`.
+    pub fn expected_plausible(&self, from: EpochSecs, window_s: u64, prior: Prior) -> Option<f64> {
+        self.expected_as(from, window_s, prior, Estimate::Plausible)
+    }
+
+    fn expected_as(
+        &self,
+        from: EpochSecs,
+        window_s: u64,
+        prior: Prior,
+        estimate: Estimate,
+    ) -> Option<f64> {
         if window_s == 0 {
             return Some(0.0);
         }
@@ -376,7 +416,7 @@ impl Demand {
         while t < end {
             let minute_end = (t - t % 60 + 60).min(end);
             let fraction = (minute_end - t) as f64 / 60.0;
-            if let Some(mean) = self.hour_mean(t, prior) {
+            if let Some(mean) = self.hour_mean_as(t, prior, estimate) {
                 known = true;
                 sum +=
                     mean * self.share(((t % 3600) / 60) as usize, hour_of_day(t), prior) * fraction;
@@ -549,6 +589,57 @@ mod tests {
             // A flat prior weighs every hour alike: the same mean.
             assert_eq!(d.level(Prior::Flat).map(|l| l.0), Some(level), "{counts:?}");
         }
+    }
+
+    /// Issue 15.1, seed 3: a new pool's 07:00 of 7 starts carried threefold to 08:00
+    /// forecast 8.8 starts for a burst of 22. The spare reads a stand-in carried up at the
+    /// most its count plausibly is; every other hour reads the same in both estimates.
+    #[test]
+    fn a_level_carried_up_is_read_at_its_plausible_most_by_the_spare() {
+        let at = |hour: u64| MONDAY + hour * 3600 + 1800;
+        // (starts counted at 07:00 or 09:00, the hour read, Mean, Plausible)
+        let q = |n: f64| f64::from(crate::spare::poisson_quantile(n, 0.99, u32::MAX));
+        let table: [(u32, u64, u64, f64, f64); 5] = [
+            // 9 starts at 07:00, carried up to an office hour: 30 as counted, 56.7 at most.
+            (9, 7, 8, 30.0, q(9.0) * 10.0 / 3.0),
+            // 4 starts are no level: not carried up in either reading.
+            (4, 7, 8, 4.0, 4.0),
+            // Carried down (office hour to the night) as counted in both.
+            (20, 9, 20, 2.0, 2.0),
+            // Between office hours: the ratio is 1, nothing is carried up.
+            (20, 9, 11, 20.0, 20.0),
+            // The hour that was counted is learned: its own mean in both.
+            (9, 7, 7 + 24, 9.0, 9.0),
+        ];
+        for (starts, seen, read, mean, plausible) in table {
+            let mut d = Demand::default();
+            let from = MONDAY + seen * 3600;
+            d.observe(from, 0, 0, 0.3);
+            d.observe(from + 600, starts, 0, 0.3);
+            d.observe(from + 3600, 0, 0, 0.3);
+            let got = (
+                d.hour_mean_as(at(read), Prior::Workday, Estimate::Mean)
+                    .unwrap(),
+                d.hour_mean_as(at(read), Prior::Workday, Estimate::Plausible)
+                    .unwrap(),
+            );
+            assert!(
+                (got.0 - mean).abs() < 1e-9 && (got.1 - plausible).abs() < 1e-9,
+                "{starts} starts at {seen}:00 read at {read}:00: {got:?}, want ({mean}, {plausible})"
+            );
+        }
+        // The spare's forecast reads it that way; the rates' expected starts do not.
+        let mut d = Demand::default();
+        d.observe(MONDAY + 7 * 3600, 0, 0, 0.3);
+        d.observe(MONDAY + 7 * 3600 + 600, 9, 0, 0.3);
+        d.observe(MONDAY + 8 * 3600, 0, 0, 0.3);
+        let mean = d
+            .expected(MONDAY + 9 * 3600 - 120, 300, Prior::Workday)
+            .unwrap();
+        let most = d
+            .expected_plausible(MONDAY + 9 * 3600 - 120, 300, Prior::Workday)
+            .unwrap();
+        assert!(most > 1.8 * mean, "{mean} {most}");
     }
 
     #[test]

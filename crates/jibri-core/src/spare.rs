@@ -54,7 +54,9 @@ pub struct SpareTarget {
     /// of them without a forecast; 0 in fixed mode).
     pub rate_per_min: f64,
     pub floor: u32,
-    /// Starts the learned demand expects over the horizon (`None`: nothing learned / off).
+    /// Starts the learned demand expects over the horizon (`None`: nothing learned / off);
+    /// a new pool's stand-in level carried up to a busier hour counts at its plausible most
+    /// ([`crate::forecast::Demand::expected_plausible`]).
     pub forecast: Option<f64>,
     /// How many starts the prior's minute profile counts as (one day of this pool, see
     /// [`crate::forecast::Demand::prior_weight`]); `None` with the forecast off.
@@ -97,7 +99,7 @@ pub fn spare_target(cfg: &Config, i: SpareInputs<'_>) -> SpareTarget {
     let horizon_s = i.boot_s + TICK_PERIOD_S;
     let forecast = i
         .demand
-        .and_then(|d| d.expected(i.now, horizon_s, cfg.forecast_prior));
+        .and_then(|d| d.expected_plausible(i.now, horizon_s, cfg.forecast_prior));
     let (base, reactive, rate) = match cfg.spare {
         SpareMode::Fixed(n) => (n, n, 0.0),
         SpareMode::Adaptive {
@@ -166,7 +168,7 @@ pub fn warm_target(
         SpareMode::Fixed(_) => 0.99,
     };
     let mean = demand
-        .and_then(|d| d.expected(now, horizon_s, cfg.forecast_prior))
+        .and_then(|d| d.expected_plausible(now, horizon_s, cfg.forecast_prior))
         .unwrap_or(0.0);
     poisson_quantile(mean, p, cap)
 }
