@@ -371,24 +371,28 @@ fn a_recorder_busy_in_pending_wait_is_not_abandoned() {
     assert_eq!(r.busy_killed, 0, "{:?}", r.counters.kill_log);
 }
 
-/// Issue 15's goals on the bundled traces (seed 1): a new pool's first workday (no history,
-/// the workday prior alone) refuses at most 1 % at no more than 1.4× the clairvoyant bound;
-/// the night/weekend, after its week, refuses nothing at no more instance-hours than any
+/// Issue 15's goals on the bundled traces (seed 1) and, for a new pool's first workday, the
+/// two unseen seeds the issue was measured on (2 and 3, as `sim-traces --seed N` and
+/// `bench-policy --seed N`): a new pool's first workday (no history, the workday prior
+/// alone) refuses at most 1 % at no more than 1.4× the clairvoyant bound; the
+/// night/weekend, after its week, refuses nothing at no more instance-hours than any
 /// baseline that fails no recording (refused or killed busy).
 #[test]
 fn a_new_pools_first_workday_and_a_quiet_weekend_meet_issue_15s_goals() {
     let p = ModelParams::default();
-    let w = Workload::new(&jibri_sim::trace::gen::workday(1), &p, 1);
-    let mut first_day = Ours::with("ours − history", &[]);
-    first_day.history = false;
-    let r = run(&mut first_day, &w, &p);
-    let bound = jibri_sim::bound::clairvoyant(&w, p.boot_min_s, p.min_billed_s);
-    let ratio = r.instance_hours() / bound.instance_hours();
-    assert!(
-        r.refused_pct() <= 1.0 && ratio <= 1.4,
-        "first day: {:.1} % refused at {ratio:.2}× the bound",
-        r.refused_pct()
-    );
+    for seed in [1, 2, 3] {
+        let w = Workload::new(&jibri_sim::trace::gen::workday(seed), &p, seed);
+        let mut first_day = Ours::with("ours − history", &[]);
+        first_day.history = false;
+        let r = run(&mut first_day, &w, &p);
+        let bound = jibri_sim::bound::clairvoyant(&w, p.boot_min_s, p.min_billed_s);
+        let ratio = r.instance_hours() / bound.instance_hours();
+        assert!(
+            r.refused_pct() <= 1.0 && ratio <= 1.4,
+            "seed {seed}, first day: {:.1} % refused at {ratio:.2}× the bound",
+            r.refused_pct()
+        );
+    }
 
     let w = Workload::new(&jibri_sim::trace::gen::night_weekend(1), &p, 1);
     let ours = run(&mut Ours::default_config(), &w, &p);
