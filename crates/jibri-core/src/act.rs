@@ -93,7 +93,10 @@ pub trait Effects: Send + Sync {
     ) -> impl Future<Output = Result<(), ProbeFailure>> + Send;
     /// A bridge pool only: puts a drained bridge back into service
     /// (`POST {JVB_DRAIN_URL}/disable`). A Jibri cannot be undrained: the default refuses.
-    fn undrain(&self, r: &RecorderAddress) -> impl Future<Output = Result<(), ProbeFailure>> + Send {
+    fn undrain(
+        &self,
+        r: &RecorderAddress,
+    ) -> impl Future<Output = Result<(), ProbeFailure>> + Send {
         let _ = r;
         std::future::ready(Err(ProbeFailure::Transport(
             "undrain is not implemented by these effects".into(),

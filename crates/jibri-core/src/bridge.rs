@@ -332,14 +332,34 @@ mod tests {
         };
         for (extra, busy, health) in [
             ("", BusyStatus::Idle, HealthStatus::Healthy),
-            (",\"conferences\":1", BusyStatus::Busy, HealthStatus::Healthy),
+            (
+                ",\"conferences\":1",
+                BusyStatus::Busy,
+                HealthStatus::Healthy,
+            ),
             (",\"endpoints\":1", BusyStatus::Busy, HealthStatus::Healthy),
-            (",\"local_endpoints\":2", BusyStatus::Busy, HealthStatus::Healthy),
-            (",\"healthy\":false", BusyStatus::Idle, HealthStatus::Unhealthy),
+            (
+                ",\"local_endpoints\":2",
+                BusyStatus::Busy,
+                HealthStatus::Healthy,
+            ),
+            (
+                ",\"healthy\":false",
+                BusyStatus::Idle,
+                HealthStatus::Unhealthy,
+            ),
             (",\"healthy\":true", BusyStatus::Idle, HealthStatus::Healthy),
             (",\"drain\":true", BusyStatus::Idle, HealthStatus::Healthy),
-            (",\"graceful_shutdown\":true", BusyStatus::Expired, HealthStatus::Healthy),
-            (",\"shutting_down\":true", BusyStatus::Expired, HealthStatus::Healthy),
+            (
+                ",\"graceful_shutdown\":true",
+                BusyStatus::Expired,
+                HealthStatus::Healthy,
+            ),
+            (
+                ",\"shutting_down\":true",
+                BusyStatus::Expired,
+                HealthStatus::Healthy,
+            ),
             (
                 ",\"graceful_shutdown\":true,\"conferences\":2",
                 BusyStatus::Busy,
@@ -370,8 +390,10 @@ mod tests {
 
     #[test]
     fn stress_above_one_is_kept_and_rounded_to_thousandths() {
-        let s = parse_colibri_stats(b"{\"stress_level\":1.23456,\"conferences\":9,\"participants\":80}")
-            .unwrap();
+        let s = parse_colibri_stats(
+            b"{\"stress_level\":1.23456,\"conferences\":9,\"participants\":80}",
+        )
+        .unwrap();
         assert_eq!(s.load().stress_milli, 1235);
         assert_eq!(s.participants, 80);
         assert_eq!(s.load().stress(), 1.235);
@@ -442,7 +464,12 @@ mod tests {
             lost_bridges: 3,
         });
         assert_eq!(
-            (two.bridge_count, two.operational_bridge_count, two.in_shutdown_bridge_count, two.lost_bridges),
+            (
+                two.bridge_count,
+                two.operational_bridge_count,
+                two.in_shutdown_bridge_count,
+                two.lost_bridges
+            ),
             (3, 2, 1, 3)
         );
     }

@@ -628,10 +628,22 @@ pub(crate) mod tests {
             (&[("JVB_STRESS_HIGH", "NaN")][..], "JVB_STRESS_HIGH"),
             (&[("JVB_STRESS_LOW", "-0.1")][..], "JVB_STRESS_LOW"),
             (&[("JVB_STRESS_LOW", "0.3")][..], "JVB_STRESS_LOW"),
-            (&[("JVB_STRESS_LOW", "0.5"), ("JVB_STRESS_HIGH", "0.4")][..], "JVB_STRESS_LOW"),
-            (&[("JVB_SCALE_IN_WINDOW_S", "-1")][..], "JVB_SCALE_IN_WINDOW_S"),
-            (&[("JVB_STATS_URL", "http://{ip}:8080/colibri/stats")][..], "JVB_STATS_URL"),
-            (&[("JVB_DRAIN_URL", "10.0.0.1:8080/colibri/drain")][..], "JVB_DRAIN_URL"),
+            (
+                &[("JVB_STRESS_LOW", "0.5"), ("JVB_STRESS_HIGH", "0.4")][..],
+                "JVB_STRESS_LOW",
+            ),
+            (
+                &[("JVB_SCALE_IN_WINDOW_S", "-1")][..],
+                "JVB_SCALE_IN_WINDOW_S",
+            ),
+            (
+                &[("JVB_STATS_URL", "http://{ip}:8080/colibri/stats")][..],
+                "JVB_STATS_URL",
+            ),
+            (
+                &[("JVB_DRAIN_URL", "10.0.0.1:8080/colibri/drain")][..],
+                "JVB_DRAIN_URL",
+            ),
         ] {
             let e = config_with(pairs).unwrap_err();
             assert_eq!(e.var, var, "{pairs:?}: {e}");

@@ -18,7 +18,9 @@ use std::fmt;
 
 #[path = "plan_bridges.rs"]
 mod bridges;
-pub use bridges::{bridges_to_add, choose_drains, choose_undrains, drained_and_empty, mean_stress_milli};
+pub use bridges::{
+    bridges_to_add, choose_drains, choose_undrains, drained_and_empty, mean_stress_milli,
+};
 
 /// What one recorder is, for the pool.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -19,7 +19,9 @@
 
 use super::{KeepReason, Tick};
 use crate::bridge::BridgeLoad;
-use crate::domain::{InstanceId, InstanceObservation, LifecycleState, Probe, INTERRUPTION_WINDOW_S};
+use crate::domain::{
+    InstanceId, InstanceObservation, LifecycleState, Probe, INTERRUPTION_WINDOW_S,
+};
 use crate::jitsi::HealthStatus;
 use crate::spare::SpareTarget;
 
@@ -45,7 +47,10 @@ impl BridgePool<'_> {
             .map(|(_, l)| u64::from(l.stress_milli))
             .sum::<u64>()
             + u64::from(self.unknown) * u64::from(high_milli);
-        (sum, self.active.len() as u32 + self.unknown + self.launching)
+        (
+            sum,
+            self.active.len() as u32 + self.unknown + self.launching,
+        )
     }
 }
 
@@ -81,7 +86,11 @@ pub fn choose_drains(
 ) -> Vec<InstanceId> {
     let mut order: Vec<_> = active.iter().collect();
     order.sort_by(|a, b| {
-        (a.1.participants, a.1.stress_milli, &a.0.id).cmp(&(b.1.participants, b.1.stress_milli, &b.0.id))
+        (a.1.participants, a.1.stress_milli, &a.0.id).cmp(&(
+            b.1.participants,
+            b.1.stress_milli,
+            &b.0.id,
+        ))
     });
     let mut left = n;
     let mut out = Vec::new();
@@ -138,11 +147,9 @@ impl<'a> Tick<'a> {
             let leaving = i
                 .interruption_notice_at
                 .is_some_and(|at| self.now.saturating_sub(at) < INTERRUPTION_WINDOW_S);
-            let booting = self
-                .next
-                .in_service
-                .get(&i.id)
-                .is_some_and(|s| !s.answered && self.now.saturating_sub(s.since) < self.cfg.launch_max_wait_s);
+            let booting = self.next.in_service.get(&i.id).is_some_and(|s| {
+                !s.answered && self.now.saturating_sub(s.since) < self.cfg.launch_max_wait_s
+            });
             match &i.probe {
                 _ if leaving || booting => {}
                 Probe::Status(s) => match s.load {
@@ -205,7 +212,8 @@ impl<'a> Tick<'a> {
             Vec::new()
         };
         self.keep_bridges(&victims, low_for);
-        let desired = desired.or_else(|| (!victims.is_empty()).then(|| g.desired - victims.len() as u32));
+        let desired =
+            desired.or_else(|| (!victims.is_empty()).then(|| g.desired - victims.len() as u32));
         let spare = SpareTarget {
             target: 0,
             rate_per_min: 0.0,
@@ -224,7 +232,10 @@ impl<'a> Tick<'a> {
     /// undrained empty bridge is capacity Jicofo may use at any moment: never a victim.
     fn bridge_victims(&mut self) -> Vec<InstanceId> {
         let (g, cfg) = (&self.obs.group, self.cfg);
-        let room = g.desired.saturating_sub(g.min).min(cfg.scale_in_max_per_tick);
+        let room = g
+            .desired
+            .saturating_sub(g.min)
+            .min(cfg.scale_in_max_per_tick);
         self.idle
             .sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.id.cmp(&b.0.id)));
         self.idle
