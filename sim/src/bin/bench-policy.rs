@@ -364,6 +364,45 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", j.display()))?;
         println!("json: {}", j.display());
     }
+    bridge_tables(&args.traces.join("jvb"), args.seed)?;
+    Ok(())
+}
+
+/// The videobridge pools' table (issue 16): every conference trace in `DIR/jvb/`, ours
+/// (`POOL_KIND=jvb`) against the field's ways to scale bridges. After the recorders'
+/// output, which it leaves as it was.
+fn bridge_tables(dir: &std::path::Path, seed: u64) -> anyhow::Result<()> {
+    use jibri_sim::bridges;
+    use jibri_sim::conferences::ConferenceTrace;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    files.sort();
+    for f in files {
+        let name = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        let trace = ConferenceTrace::parse_csv(&name, &text)?;
+        let t0 = Instant::now();
+        let runs: Vec<_> = bridges::standard_policies()
+            .into_iter()
+            .map(|mut pol| bridges::run(pol.as_mut(), &trace, seed))
+            .collect();
+        println!(
+            "\nVideobridge pool ({name}: {} conferences, {} h, seed {seed}, {:.2} s):\n",
+            trace.conferences.len(),
+            trace.horizon_s / 3600,
+            t0.elapsed().as_secs_f64()
+        );
+        println!("{}", bridges::markdown(&trace, &runs));
+    }
     Ok(())
 }
 
