@@ -121,6 +121,8 @@ pub struct BridgeWorld {
     pub host: Vec<Option<usize>>,
     pub c: Counters,
     pub lost_bridges: u64,
+    /// Epoch seconds of the world's second 0: the controller sees calendar time.
+    pub offset: u64,
     /// Terminate events for the guard: (due, instance, action start).
     pub events: Vec<(u64, InstanceId, u64)>,
     seed: u64,
@@ -128,6 +130,10 @@ pub struct BridgeWorld {
 }
 
 impl BridgeWorld {
+    pub fn epoch(&self) -> u64 {
+        self.now + self.offset
+    }
+
     pub fn new(setup: Setup, trace: &ConferenceTrace, seed: u64) -> Self {
         let mut w = BridgeWorld {
             now: 0,
@@ -138,6 +144,7 @@ impl BridgeWorld {
             host: vec![None; trace.conferences.len()],
             c: Counters::default(),
             lost_bridges: 0,
+            offset: 0,
             events: Vec::new(),
             seed,
             victim_draws: 0,
@@ -388,6 +395,8 @@ impl BridgeWorld {
 /// A policy for a bridge pool.
 pub trait BridgePolicy {
     fn name(&self) -> String;
+    /// Before a run: what a pool in production would have lived (ours: a week).
+    fn prepare(&mut self, _trace: &ConferenceTrace, _seed: u64) {}
     fn setup(&self, trace: &ConferenceTrace) -> Setup;
     fn step(&mut self, w: &mut BridgeWorld);
 }
@@ -409,7 +418,19 @@ impl BridgeRun {
 }
 
 pub fn run(policy: &mut dyn BridgePolicy, trace: &ConferenceTrace, seed: u64) -> BridgeRun {
+    policy.prepare(trace, seed);
+    simulate(policy, trace, seed, crate::conferences::MEASURED_EPOCH)
+}
+
+/// One day of `trace` on a new group, the world's second 0 at `offset` (epoch seconds).
+pub fn simulate(
+    policy: &mut dyn BridgePolicy,
+    trace: &ConferenceTrace,
+    seed: u64,
+    offset: u64,
+) -> BridgeRun {
     let mut w = BridgeWorld::new(policy.setup(trace), trace, seed);
+    w.offset = offset;
     let mut next = 0;
     for t in 0..trace.horizon_s {
         w.advance(t, &mut next);
@@ -461,6 +482,8 @@ pub struct OursBridges {
     pub min: u32,
     pub max: u32,
     pub log: Option<Vec<String>>,
+    /// Live a week before the measured day (see [`BridgePolicy::prepare`]).
+    pub history: bool,
 }
 
 impl OursBridges {
@@ -472,6 +495,7 @@ impl OursBridges {
             min: 1,
             max: 40,
             log: None,
+            history: true,
         }
     }
 
@@ -486,7 +510,7 @@ impl OursBridges {
             lifecycle,
             protected_from_scale_in: b.protected,
             private_ip: Some(format!("10.1.{}.{}", b.n / 250, b.n % 250 + 2)),
-            launch_time: Some(b.launched_at),
+            launch_time: Some(b.launched_at + w.offset),
             upload_pending: false,
             drain_requested: b.drain_tag.is_some(),
             drain_requested_at: b.drain_tag,
@@ -525,6 +549,7 @@ impl OursBridges {
             jicofo: JicofoObservation {
                 stats: JicofoStats {
                     conferences: w.host.iter().filter(|h| h.is_some()).count() as u64,
+                    conferences_created: w.c.conferences,
                     bridges: Some(BridgeSelectorStats {
                         bridge_count: operational,
                         operational_bridge_count: operational,
@@ -543,7 +568,8 @@ impl OursBridges {
 
     fn tick(&mut self, w: &mut BridgeWorld) {
         let obs = self.observe(w);
-        let (p, next) = plan(&obs, &self.state, &self.cfg, w.now);
+        let now = w.epoch();
+        let (p, next) = plan(&obs, &self.state, &self.cfg, now);
         if let Some(log) = self.log.as_mut() {
             log.push(format!("t={} {}", w.now, p.summary()));
         }
@@ -552,7 +578,6 @@ impl OursBridges {
             self.cfg.launch_hook_name.as_str(),
             self.cfg.terminate_hook_name.as_str(),
         ];
-        let now = w.now;
         let input = ActInput::new(GROUP.into(), &p, &obs, &hooks, &self.cfg, now);
         block_on(execute(&BridgeEffects::new(w), input));
     }
@@ -567,7 +592,8 @@ impl OursBridges {
             protected_from_scale_in: false,
             ..self.observation(w, &w.bridges[i], LifecycleState::TerminatingWait)
         };
-        let now = w.now;
+        let now = w.epoch();
+        let started = started + w.offset;
         match decide(
             HookTransition::Terminating,
             &obs,
@@ -602,8 +628,9 @@ impl OursBridges {
 impl BridgeWorld {
     fn drain(&mut self, id: &InstanceId) {
         if let Some(i) = self.index(id) {
+            let at = self.epoch();
             self.bridges[i].drain = true;
-            self.bridges[i].drain_tag.get_or_insert(self.now);
+            self.bridges[i].drain_tag.get_or_insert(at);
         }
     }
     fn heartbeat(&mut self, id: &InstanceId) {
@@ -634,6 +661,19 @@ impl BridgeWorld {
 impl BridgePolicy for OursBridges {
     fn name(&self) -> String {
         self.label.clone()
+    }
+    /// A week of history (workdays and a quiet weekend, other seeds): only the
+    /// controller's state carries over, what it learned.
+    fn prepare(&mut self, _trace: &ConferenceTrace, seed: u64) {
+        self.state = PoolState::default();
+        if self.history {
+            for (epoch, day) in crate::conferences::history_week(seed) {
+                simulate(self, &day, seed, epoch);
+            }
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.clear();
+        }
     }
     fn setup(&self, _: &ConferenceTrace) -> Setup {
         Setup {
@@ -964,13 +1004,18 @@ impl BridgePolicy for StaticPool {
 pub fn standard_policies() -> Vec<Box<dyn BridgePolicy>> {
     vec![
         Box::new(OursBridges::with(
-            "ours (POOL_KIND=jvb, defaults: band 0.1–0.3)",
+            "ours (POOL_KIND=jvb, defaults: band 0.2–0.4)",
             &[],
+        )),
+        Box::new(OursBridges::with(
+            "ours, band 0.1–0.3 (jitsi-autoscaler's thresholds)",
+            &[("JVB_STRESS_LOW", "0.1"), ("JVB_STRESS_HIGH", "0.3")],
         )),
         Box::new(OursBridges::with(
             "ours, band 0.3–0.6 (the issue's example)",
             &[("JVB_STRESS_LOW", "0.3"), ("JVB_STRESS_HIGH", "0.6")],
         )),
+        Box::new(OursBridges::with("ours − forecast", &[("FORECAST", "off")])),
         Box::new(JitsiAutoscaler::default()),
         Box::new(TargetTracking::default()),
         Box::new(StaticPool { stress: 0.3 }),

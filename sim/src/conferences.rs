@@ -193,6 +193,40 @@ pub fn workday(seed: u64) -> ConferenceTrace {
     ConferenceTrace::new("workday-conferences", confs, Some(86_400))
 }
 
+/// A quiet day (a weekend): ~40 conferences scattered 09:00-20:00, as [`workday`]'s.
+pub fn quiet(seed: u64) -> ConferenceTrace {
+    let mut r = Rng::derive(seed, Stream::Trace, 0x4a56_4201);
+    let confs = (0..r.poisson(40.0))
+        .map(|_| Conference {
+            start_s: r.range(9 * 3600, 20 * 3600),
+            duration_s: (r.lognormal(1800.0, 0.6) as u64).clamp(300, 10_800),
+            participants: (r.lognormal(4.0, 0.7).round() as u32).clamp(2, 60),
+        })
+        .collect();
+    ConferenceTrace::new("quiet-conferences", confs, Some(86_400))
+}
+
+/// The week our policy lives before a trace (its history): Monday to Friday workdays and
+/// a quiet weekend, drawn with other seeds; `(epoch of the day, trace)`, oldest first. The
+/// measured day is a Monday, 2026-11-23 UTC ([`MEASURED_EPOCH`]).
+pub fn history_week(seed: u64) -> Vec<(u64, ConferenceTrace)> {
+    (0..7u64)
+        .map(|k| {
+            let epoch = MEASURED_EPOCH - (7 - k) * 86_400;
+            let day_seed = 1000 + seed * 10 + k;
+            let t = if k < 5 {
+                workday(day_seed)
+            } else {
+                quiet(day_seed)
+            };
+            (epoch, t)
+        })
+        .collect()
+}
+
+/// Monday 2026-11-23 00:00 UTC: the calendar day of the measured trace.
+pub const MEASURED_EPOCH: u64 = 1_795_392_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -397,9 +397,9 @@ pub fn plan(
     }
     t.warm_pool_hooks();
     let boot = t.boot_clocks();
-    let signals = t.demand();
     let (spare, warm_pool, desired, victims) = match cfg.pool_kind {
         PoolKind::Jibri => {
+            let signals = t.demand();
             let spare = t.spare(boot, signals);
             let warm_pool = t.warm_pool_size(spare.target, signals);
             let scale_in_spare = t.scale_in_floor(&spare, boot, signals);
@@ -409,7 +409,7 @@ pub fn plan(
         // A bridge pool is sized on stress (see `plan_bridges.rs`); every other rule is
         // the recorders'.
         PoolKind::Jvb => {
-            let (spare, desired, victims) = t.bridge_capacity();
+            let (spare, desired, victims) = t.bridge_capacity(boot.cold);
             (spare, None, desired, victims)
         }
     };
