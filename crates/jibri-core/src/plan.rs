@@ -19,7 +19,8 @@ use std::fmt;
 #[path = "plan_bridges.rs"]
 mod bridges;
 pub use bridges::{
-    bridges_to_add, choose_drains, choose_undrains, drained_and_empty, mean_stress_milli,
+    bridges_to_add, choose_drains, choose_undrains, drained_and_empty, learn_stress_per_conference,
+    mean_stress_milli,
 };
 
 /// What one recorder is, for the pool.
