@@ -265,6 +265,11 @@ impl<'a> Tick<'a> {
         let low_for = self.stress_low_for(mean);
         let projected = sum + coming.round().max(0.0) as u64;
         let drifted = !self.obs.config_drift.is_empty();
+        for d in &self.obs.config_drift {
+            self.warnings.push(format!(
+                "configuration drift, no drain, scale-in or replacement: {d}"
+            ));
+        }
         let removals_ok = self.obs.jicofo.complete() && !drifted;
         let mut desired = None;
         let mut wanted = n;
