@@ -3,6 +3,8 @@
 //! Small ordered rules classify each instance; every instance kept from removal carries a
 //! typed [`KeepReason`]. Fail safe: a recorder whose status is unknown is busy; a partial
 //! observation (a Jicofo shard did not answer) allows scale-out but never scale-in.
+//! A videobridge pool (`POOL_KIND=jvb`) swaps the spare/capacity step for the stress band
+//! of `plan_bridges.rs`; every other rule is shared.
 
 use crate::config::{Config, PoolKind};
 use crate::domain::{
@@ -222,7 +224,8 @@ pub struct Plan {
     /// them no new conference and they empty.
     pub drain: Vec<InstanceId>,
     /// A bridge pool: drained bridges put back into service (`POST /colibri/drain/disable`)
-    /// instead of launching new ones. Always empty for recorders.
+    /// instead of launching new ones. Always empty for recorders (and then not serialized).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub undrain: Vec<InstanceId>,
     /// Retained instances whose Jibri does not answer (not even a refusal after a drain):
     /// nobody can tell whether a recording is on them (metric RetainedUnanswering, alarm,
