@@ -300,6 +300,7 @@ pub fn status(busy: BusyStatus) -> Probe {
     Probe::Status(JibriStatus {
         busy,
         health: HealthStatus::Healthy,
+        load: None,
     })
 }
 

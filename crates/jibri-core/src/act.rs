@@ -85,10 +85,35 @@ impl RecorderAddress {
 pub trait Effects: Send + Sync {
     /// Never fails: a failure is a [`Probe::Failed`], which is treated as busy.
     fn probe(&self, r: &RecorderAddress) -> impl Future<Output = Probe> + Send;
+    /// Stops new work landing on the instance: a Jibri's `gracefulShutdown`; for a bridge
+    /// pool, the bridge's drain (`POST {JVB_DRAIN_URL}/enable`).
     fn graceful_shutdown(
         &self,
         r: &RecorderAddress,
     ) -> impl Future<Output = Result<(), ProbeFailure>> + Send;
+    /// A bridge pool only: puts a drained bridge back into service
+    /// (`POST {JVB_DRAIN_URL}/disable`). A Jibri cannot be undrained: the default refuses.
+    fn undrain(
+        &self,
+        r: &RecorderAddress,
+    ) -> impl Future<Output = Result<(), ProbeFailure>> + Send {
+        let _ = r;
+        std::future::ready(Err(ProbeFailure::Transport(
+            "undrain is not implemented by these effects".into(),
+        )))
+    }
+    /// Removes the `drain-requested` tag of undrained bridges (its time would otherwise
+    /// date a later hold). The default refuses, so a missing implementation is loud.
+    fn clear_drain_requested(
+        &self,
+        ids: &[InstanceId],
+    ) -> impl Future<Output = PortResult<()>> + Send {
+        let _ = ids;
+        std::future::ready(Err(PortError::Invalid {
+            op: "DeleteTags",
+            message: "clear_drain_requested is not implemented by these effects".into(),
+        }))
+    }
     fn mark_drain_requested(
         &self,
         ids: &[InstanceId],
@@ -194,6 +219,7 @@ pub async fn execute<P: Effects>(p: &P, input: ActInput<'_>) -> ActReport {
     let protection_ok = a.scale_in_protection().await;
     a.hook_actions().await;
     a.drains().await;
+    a.undrains().await;
     a.replacements().await;
     a.retained().await;
     a.warm_pool().await;
@@ -480,6 +506,27 @@ impl<'a, P: Effects> Acting<'a, P> {
                 .calls
                 .push(format!("CreateTags(drain-requested, {})", join(&drained)));
             if let Err(e) = self.p.mark_drain_requested(&drained, self.input.now).await {
+                self.r.errors.push(e.to_string());
+            }
+        }
+    }
+
+    /// A bridge pool: undrain the bridges the plan puts back into service, then clear
+    /// their drain tag (confirmed undrains only).
+    async fn undrains(&mut self) {
+        let mut undrained = Vec::new();
+        for id in &self.input.plan.undrain {
+            self.r.calls.push(format!("undrain({id})"));
+            match self.p.undrain(&self.addr(id)).await {
+                Ok(()) => undrained.push(id.clone()),
+                Err(f) => self.r.errors.push(format!("undrain({id}): {f}")),
+            }
+        }
+        if !undrained.is_empty() {
+            self.r
+                .calls
+                .push(format!("DeleteTags(drain-requested, {})", join(&undrained)));
+            if let Err(e) = self.p.clear_drain_requested(&undrained).await {
                 self.r.errors.push(e.to_string());
             }
         }

@@ -18,9 +18,15 @@ pub struct Var {
 /// Every variable, in the order the README lists them.
 pub const VARS: &[Var] = &[
     Var { name: "ASG_NAMES", default: None, doc: "Comma-separated Auto Scaling group names of the Jibri pool(s). The controller manages the first; the guard acts on events of any of them and ignores other groups." },
+    Var { name: "POOL_KIND", default: Some("jibri"), doc: "What the group runs: `jibri` (recorders, scaled on idle spares) or `jvb` (Jitsi Videobridges, scaled on their stress, drained before removal). One stack per group." },
     Var { name: "JICOFO_STATS_URLS", default: Some(""), doc: "Comma-separated Jicofo `/stats` URLs (one per shard sharing the pool), e.g. `http://10.0.1.10:8888/stats`. Empty: no Jicofo (no refusal metric, scale-in still allowed)." },
     Var { name: "JIBRI_HEALTH_URL", default: Some("http://{private_ip}:2222/jibri/api/v1.0/health"), doc: "Template of a recorder's health URL; `{private_ip}` and `{instance_id}` are filled in." },
     Var { name: "JIBRI_INTERNAL_URL", default: Some("http://{private_ip}:3333/jibri/api/internal/v1.0"), doc: "Template of a recorder's internal API base (`/gracefulShutdown` is appended)." },
+    Var { name: "JVB_STATS_URL", default: Some("http://{private_ip}:8080/colibri/stats"), doc: "`jvb`: template of a bridge's stats URL (the private REST server: port 8080, bound to 127.0.0.1 unless `videobridge.http-servers.private.host` is set; needs `videobridge.apis.rest.enabled = true`)." },
+    Var { name: "JVB_DRAIN_URL", default: Some("http://{private_ip}:8080/colibri/drain"), doc: "`jvb`: template of a bridge's drain API (`POST /enable` drains: Jicofo assigns it no new conference; `POST /disable` undrains; on by default in the bridge)." },
+    Var { name: "JVB_STRESS_HIGH", default: Some("0.3"), doc: "`jvb`: the pool scales out when the mean stress of its in-service, answering, undrained bridges exceeds this (jitsi infra-provisioning's `JVB_SCALE_UP_THRESHOLD`); in [0, 1]." },
+    Var { name: "JVB_STRESS_LOW", default: Some("0.1"), doc: "`jvb`: the pool drains (then removes) its least-loaded bridge when the mean stress stays below this for `JVB_SCALE_IN_WINDOW_S` (`JVB_SCALE_DOWN_THRESHOLD`); in [0, 1], below `JVB_STRESS_HIGH`." },
+    Var { name: "JVB_SCALE_IN_WINDOW_S", default: Some("600"), doc: "`jvb`: how long the mean stress must stay below `JVB_STRESS_LOW` before a bridge is drained (jitsi-autoscaler's scale-down periods: 10 × 60 s)." },
     Var { name: "PROBE_TIMEOUT_MS", default: Some("2000"), doc: "Timeout of one HTTP call to a Jibri or Jicofo (connect + answer)." },
     Var { name: "PROBE_CONCURRENCY", default: Some("64"), doc: "Recorders probed at once." },
     Var { name: "MAX_BODY_BYTES", default: Some("262144"), doc: "Largest Jibri/Jicofo body read; larger is an error (treated as busy)." },
@@ -94,6 +100,31 @@ impl FloorWindow {
     }
 }
 
+/// What the group runs (`POOL_KIND`): the same controller and guard scale either.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolKind {
+    /// Jibri recorders: busy/idle, scaled on a spare of idle recorders.
+    #[default]
+    Jibri,
+    /// Jitsi Videobridges: scaled on their mean stress, drained before removal.
+    Jvb,
+}
+
+/// A videobridge pool's settings (`JVB_*`), read whatever the kind (defaults are valid).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BridgeSettings {
+    /// `JVB_STATS_URL`: `GET` a bridge's `/colibri/stats`.
+    pub stats_url: String,
+    /// `JVB_DRAIN_URL`: the drain API's base; `/enable` and `/disable` are appended.
+    pub drain_url: String,
+    /// Scale out above this mean stress.
+    pub stress_high: f64,
+    /// Drain a bridge below this mean stress, held for `scale_in_window_s`.
+    pub stress_low: f64,
+    pub scale_in_window_s: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricsSinkKind {
     Emf,
@@ -104,6 +135,8 @@ pub enum MetricsSinkKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub groups: Vec<String>,
+    pub pool_kind: PoolKind,
+    pub bridge: BridgeSettings,
     pub jicofo_stats_urls: Vec<String>,
     pub jibri_health_url: String,
     pub jibri_internal_url: String,
@@ -193,6 +226,11 @@ impl Config {
         }
         Ok(Config {
             groups,
+            pool_kind: r.choice(
+                "POOL_KIND",
+                &[("jibri", PoolKind::Jibri), ("jvb", PoolKind::Jvb)],
+            )?,
+            bridge: bridge_settings(&r)?,
             jicofo_stats_urls,
             jibri_health_url,
             jibri_internal_url,
@@ -342,6 +380,37 @@ fn endpoints<F: Fn(&str) -> Option<String>>(
     let internal = r.string("JIBRI_INTERNAL_URL")?;
     check_template("JIBRI_INTERNAL_URL", &internal)?;
     Ok((jicofo_stats_urls, health, internal))
+}
+
+/// The `JVB_*` settings, each checked: templates, and `0 <= low < high <= 1`.
+fn bridge_settings<F: Fn(&str) -> Option<String>>(
+    r: &Reader<'_, F>,
+) -> Result<BridgeSettings, ConfigError> {
+    let stats_url = r.string("JVB_STATS_URL")?;
+    check_template("JVB_STATS_URL", &stats_url)?;
+    let drain_url = r.string("JVB_DRAIN_URL")?;
+    check_template("JVB_DRAIN_URL", &drain_url)?;
+    let stress_high = r.float("JVB_STRESS_HIGH")?;
+    if !(0.0..=1.0).contains(&stress_high) {
+        return Err(err("JVB_STRESS_HIGH", "must be in [0, 1]"));
+    }
+    let stress_low = r.float("JVB_STRESS_LOW")?;
+    if !(0.0..=1.0).contains(&stress_low) {
+        return Err(err("JVB_STRESS_LOW", "must be in [0, 1]"));
+    }
+    if stress_low >= stress_high {
+        return Err(err(
+            "JVB_STRESS_LOW",
+            format!("{stress_low} is not below JVB_STRESS_HIGH {stress_high}"),
+        ));
+    }
+    Ok(BridgeSettings {
+        stats_url,
+        drain_url,
+        stress_high,
+        stress_low,
+        scale_in_window_s: r.num("JVB_SCALE_IN_WINDOW_S", 0, 86_400)?,
+    })
 }
 
 fn spare_mode<F: Fn(&str) -> Option<String>>(r: &Reader<'_, F>) -> Result<SpareMode, ConfigError> {
@@ -536,6 +605,49 @@ pub(crate) mod tests {
         assert_eq!(c.metrics_sink, MetricsSinkKind::Emf);
         assert!(!c.dry_run);
         assert_eq!(c.state_bucket, None);
+        assert_eq!(c.pool_kind, PoolKind::Jibri);
+        assert_eq!(c.bridge.stats_url, "http://{private_ip}:8080/colibri/stats");
+        assert_eq!(c.bridge.drain_url, "http://{private_ip}:8080/colibri/drain");
+        assert_eq!((c.bridge.stress_low, c.bridge.stress_high), (0.1, 0.3));
+        assert_eq!(c.bridge.scale_in_window_s, 600);
+    }
+
+    #[test]
+    fn a_jvb_pool_is_chosen_by_pool_kind_and_its_band_is_validated() {
+        let c = config_with(&[
+            ("POOL_KIND", "jvb"),
+            ("JVB_STRESS_HIGH", "0.6"),
+            ("JVB_STRESS_LOW", "0.3"),
+        ])
+        .unwrap();
+        assert_eq!(c.pool_kind, PoolKind::Jvb);
+        assert_eq!((c.bridge.stress_low, c.bridge.stress_high), (0.3, 0.6));
+        for (pairs, var) in [
+            (&[("POOL_KIND", "jigasi")][..], "POOL_KIND"),
+            (&[("JVB_STRESS_HIGH", "1.5")][..], "JVB_STRESS_HIGH"),
+            (&[("JVB_STRESS_HIGH", "NaN")][..], "JVB_STRESS_HIGH"),
+            (&[("JVB_STRESS_LOW", "-0.1")][..], "JVB_STRESS_LOW"),
+            (&[("JVB_STRESS_LOW", "0.3")][..], "JVB_STRESS_LOW"),
+            (
+                &[("JVB_STRESS_LOW", "0.5"), ("JVB_STRESS_HIGH", "0.4")][..],
+                "JVB_STRESS_LOW",
+            ),
+            (
+                &[("JVB_SCALE_IN_WINDOW_S", "-1")][..],
+                "JVB_SCALE_IN_WINDOW_S",
+            ),
+            (
+                &[("JVB_STATS_URL", "http://{ip}:8080/colibri/stats")][..],
+                "JVB_STATS_URL",
+            ),
+            (
+                &[("JVB_DRAIN_URL", "10.0.0.1:8080/colibri/drain")][..],
+                "JVB_DRAIN_URL",
+            ),
+        ] {
+            let e = config_with(pairs).unwrap_err();
+            assert_eq!(e.var, var, "{pairs:?}: {e}");
+        }
     }
 
     #[test]

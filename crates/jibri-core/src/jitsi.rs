@@ -3,7 +3,12 @@
 //! Only the fields the product needs are read, so a new Jicofo field never breaks us,
 //! and every value we rely on is checked: a body that is not what Jibri or Jicofo would
 //! send is an error, never a guess (the caller treats that recorder as busy).
+//!
+//! A videobridge's formats are in [`crate::bridge`], re-exported here.
 
+pub use crate::bridge::{
+    parse_colibri_stats, parse_drain_state, BridgeLoad, BridgeSelectorStats, BridgeStats,
+};
 use serde_json::Value;
 
 /// `busyStatus` of Jibri's `GET /jibri/api/v1.0/health`
@@ -25,11 +30,14 @@ pub enum HealthStatus {
     Unhealthy,
 }
 
-/// What one Jibri says about itself.
+/// What one Jibri (or one videobridge, see [`BridgeStats::status`]) says about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JibriStatus {
     pub busy: BusyStatus,
     pub health: HealthStatus,
+    /// A videobridge's load (stress, conferences, drain); `None` for a Jibri.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<BridgeLoad>,
 }
 
 impl JibriStatus {
@@ -96,7 +104,11 @@ pub fn parse_jibri_health(body: &[u8]) -> Result<JibriStatus, WireError> {
             })
         }
     };
-    Ok(JibriStatus { busy, health })
+    Ok(JibriStatus {
+        busy,
+        health,
+        load: None,
+    })
 }
 
 /// The parts of Jicofo's `GET /stats` the controller uses.
@@ -114,6 +126,9 @@ pub struct JicofoStats {
     /// `jibri.total_recording_failures` + `jibri.total_live_streaming_failures`:
     /// monotonically increasing until Jicofo restarts.
     pub jibri_failures_total: u64,
+    /// `bridge_selector`: Jicofo's view of the videobridges; `None` when absent.
+    #[serde(default)]
+    pub bridges: Option<BridgeSelectorStats>,
 }
 
 /// Parses Jicofo's `/stats`. Lenient where Jicofo versions differ (absent
@@ -160,6 +175,7 @@ pub fn parse_jicofo_stats(body: &[u8]) -> Result<JicofoStats, WireError> {
         live_streaming_active: count_at("/jibri/live_streaming_active")?,
         jibri_failures_total: count_at("/jibri/total_recording_failures")?
             + count_at("/jibri/total_live_streaming_failures")?,
+        bridges: crate::bridge::parse_bridge_selector(&v)?,
     })
 }
 
@@ -182,7 +198,8 @@ mod tests {
             idle,
             JibriStatus {
                 busy: BusyStatus::Idle,
-                health: HealthStatus::Healthy
+                health: HealthStatus::Healthy,
+                load: None
             }
         );
         assert!(idle.is_available());
@@ -196,7 +213,8 @@ mod tests {
             unhealthy,
             JibriStatus {
                 busy: BusyStatus::Idle,
-                health: HealthStatus::Unhealthy
+                health: HealthStatus::Unhealthy,
+                load: None
             }
         );
         assert!(!unhealthy.is_available());

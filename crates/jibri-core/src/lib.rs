@@ -3,12 +3,13 @@
 //! the simulator both build on it; the crate boundary is what keeps it pure.
 //!
 //! [`domain`] holds what a tick observes, [`jitsi`] the Jicofo/Jibri wire formats parsed
-//! into it, [`config`] the typed configuration; [`plan`] decides a tick, [`guard`] one
+//! into it ([`bridge`] a videobridge's), [`config`] the typed configuration; [`plan`] decides a tick, [`guard`] one
 //! lifecycle action, [`spare`] and [`forecast`] size the spare pool, [`state`] is what
 //! survives between ticks; [`act`] carries a plan out through the effects the Lambda and
 //! the simulator both implement.
 
 pub mod act;
+pub mod bridge;
 pub mod config;
 pub mod domain;
 pub mod forecast;

@@ -4,7 +4,7 @@
 //! typed [`KeepReason`]. Fail safe: a recorder whose status is unknown is busy; a partial
 //! observation (a Jicofo shard did not answer) allows scale-out but never scale-in.
 
-use crate::config::Config;
+use crate::config::{Config, PoolKind};
 use crate::domain::{
     EpochSecs, InstanceId, InstanceObservation, LifecycleState, Observation, Probe, ProbeFailure,
     INTERRUPTION_WINDOW_S,
@@ -15,6 +15,12 @@ use crate::spare::{spare_target, warm_target, SpareInputs, SpareTarget};
 use crate::state::{BootClock, HeldHook, PoolState, Seen, STATE_VERSION};
 use std::collections::BTreeSet;
 use std::fmt;
+
+#[path = "plan_bridges.rs"]
+mod bridges;
+pub use bridges::{
+    bridges_to_add, choose_drains, choose_undrains, drained_and_empty, mean_stress_milli,
+};
 
 /// What one recorder is, for the pool.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -69,6 +75,12 @@ pub enum KeepReason {
     Interrupted {
         for_s: u64,
     },
+    /// A bridge: needed to keep the pool's mean stress within the band.
+    StressBand,
+    /// A bridge: the pool's mean stress has been below the low mark only this long.
+    StressLowOnlyFor {
+        for_s: u64,
+    },
 }
 
 impl fmt::Display for KeepReason {
@@ -88,6 +100,8 @@ impl fmt::Display for KeepReason {
             Self::Broken { since_s } => write!(f, "broken-for-{since_s}s"),
             Self::NotInService { state } => write!(f, "not-in-service({state})"),
             Self::Interrupted { for_s } => write!(f, "spot-interrupted-{for_s}s-ago"),
+            Self::StressBand => f.write_str("stress-band"),
+            Self::StressLowOnlyFor { for_s } => write!(f, "stress-low-only-{for_s}s"),
         }
     }
 }
@@ -174,6 +188,17 @@ pub struct PoolCounts {
     /// Boot latencies planned with (seconds): cold, warm.
     pub boot_cold_s: u64,
     pub boot_warm_s: u64,
+    /// A bridge pool: the mean stress (thousandths) of its in-service undrained bridges,
+    /// an unknown one counted at the high mark; `None` for recorders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stress_milli: Option<u32>,
+    /// A bridge pool: bridges drained (by us or anyone), in service.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub draining: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The whole decision of one tick. [`Plan::is_noop`] is the explicit no-op.
@@ -191,8 +216,13 @@ pub struct Plan {
     pub hooks: Vec<HookAction>,
     /// Graceful shutdown then `TerminateInstanceInAutoScalingGroup` without decrement.
     pub replace: Vec<Replacement>,
-    /// Busy recorders on their way out: `gracefulShutdown` so no new recording lands.
+    /// Busy recorders on their way out: `gracefulShutdown` so no new recording lands. For a
+    /// bridge pool: bridges to drain (`POST /colibri/drain/enable`), so Jicofo assigns
+    /// them no new conference and they empty.
     pub drain: Vec<InstanceId>,
+    /// A bridge pool: drained bridges put back into service (`POST /colibri/drain/disable`)
+    /// instead of launching new ones. Always empty for recorders.
+    pub undrain: Vec<InstanceId>,
     /// Retained instances whose Jibri does not answer (not even a refusal after a drain):
     /// nobody can tell whether a recording is on them (metric RetainedUnanswering, alarm,
     /// the README's runbook step).
@@ -221,6 +251,7 @@ impl Plan {
             && self.hooks.iter().all(|h| h.verdict == HookVerdict::Wait)
             && self.replace.is_empty()
             && self.drain.is_empty()
+            && self.undrain.is_empty()
             && self.terminate_retained.is_empty()
             && self.warm_pool.is_none()
             && self.api_protect.is_empty()
@@ -269,6 +300,13 @@ impl Plan {
         if self.counts.leaving > 0 {
             s.push_str(&format!(" leaving={}", self.counts.leaving));
         }
+        if let Some(m) = self.counts.stress_milli {
+            s.push_str(&format!(
+                " stress={:.3} draining={}",
+                f64::from(m) / 1000.0,
+                self.counts.draining
+            ));
+        }
         if self.is_noop() {
             s.push_str(" action=none");
         }
@@ -276,6 +314,7 @@ impl Plan {
             ("protect", &self.protect),
             ("victims", &self.victims),
             ("drain", &self.drain),
+            ("undrain", &self.undrain),
             ("terminate_retained", &self.terminate_retained),
             ("retained_unanswering", &self.retained_unanswering),
             ("api_protect", &self.api_protect),
@@ -359,10 +398,21 @@ pub fn plan(
     t.warm_pool_hooks();
     let boot = t.boot_clocks();
     let signals = t.demand();
-    let spare = t.spare(boot, signals);
-    let warm_pool = t.warm_pool_size(spare.target, signals);
-    let scale_in_spare = t.scale_in_floor(&spare, boot, signals);
-    let (desired, victims) = t.capacity(spare.target, scale_in_spare);
+    let (spare, warm_pool, desired, victims) = match cfg.pool_kind {
+        PoolKind::Jibri => {
+            let spare = t.spare(boot, signals);
+            let warm_pool = t.warm_pool_size(spare.target, signals);
+            let scale_in_spare = t.scale_in_floor(&spare, boot, signals);
+            let (desired, victims) = t.capacity(spare.target, scale_in_spare);
+            (spare, warm_pool, desired, victims)
+        }
+        // A bridge pool is sized on stress (see `plan_bridges.rs`); every other rule is
+        // the recorders'.
+        PoolKind::Jvb => {
+            let (spare, desired, victims) = t.bridge_capacity();
+            (spare, None, desired, victims)
+        }
+    };
     let replace = t.replacements(victims.is_empty());
     let protect = t.protection(&victims);
     let (api_protect, api_unprotect, api_protected) = if cfg.ec2_termination_protection {
@@ -376,6 +426,7 @@ pub fn plan(
         mut kept,
         hooks,
         drain,
+        undrain,
         retained_unanswering,
         terminate_retained,
         counts,
@@ -395,6 +446,7 @@ pub fn plan(
         hooks,
         replace,
         drain,
+        undrain,
         retained_unanswering,
         terminate_retained,
         warm_pool,
@@ -419,6 +471,7 @@ struct Tick<'a> {
     kept: Vec<(InstanceId, KeepReason)>,
     hooks: Vec<HookAction>,
     drain: Vec<InstanceId>,
+    undrain: Vec<InstanceId>,
     retained_unanswering: Vec<InstanceId>,
     terminate_retained: Vec<InstanceId>,
     warnings: Vec<String>,
@@ -464,6 +517,7 @@ impl<'a> Tick<'a> {
             kept: Vec::new(),
             hooks: Vec::new(),
             drain: Vec::new(),
+            undrain: Vec::new(),
             retained_unanswering: Vec::new(),
             terminate_retained: Vec::new(),
             warnings: Vec::new(),

@@ -58,6 +58,10 @@ pub struct PoolState {
     /// Instances whose EC2 termination protection (`DisableApiTermination`) this product
     /// turned on, because they were recording or uploading.
     pub api_protected: BTreeSet<InstanceId>,
+    /// A bridge pool: since when its mean stress has been below `JVB_STRESS_LOW` (the
+    /// scale-in window). Never set for recorders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stress_low_since: Option<EpochSecs>,
     /// Set once a tick has written this state; a fresh pool has no busy baseline.
     pub initialized: bool,
     /// The tick that is acting now, until when. Another tick that finds an unexpired lease

@@ -6,7 +6,13 @@ use crate::jitsi::{BusyStatus, HealthStatus, JibriStatus, JicofoStats};
 /// A probe result by a short name: `idle`, `busy`, `expired`, `unhealthy`, `timeout`,
 /// `refused`, `http500`, `garbage`, `unprobed`.
 pub fn probe(name: &str) -> Probe {
-    let s = |busy, health| Probe::Status(JibriStatus { busy, health });
+    let s = |busy, health| {
+        Probe::Status(JibriStatus {
+            busy,
+            health,
+            load: None,
+        })
+    };
     match name {
         "idle" => s(BusyStatus::Idle, HealthStatus::Healthy),
         "busy" => s(BusyStatus::Busy, HealthStatus::Healthy),
