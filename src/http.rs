@@ -1,30 +1,86 @@
-//! The HTTP adapters: Jibri's public and internal APIs and Jicofo's `/stats`, with a
-//! timeout on every call and a cap on every body, so that a hung or babbling endpoint
-//! costs one timeout and never the tick.
+//! The HTTP adapters: Jibri's public and internal APIs, a videobridge's private REST API
+//! (`POOL_KIND=jvb`) and Jicofo's `/stats`, with a timeout on every call and a cap on every
+//! body, so that a hung or babbling endpoint costs one timeout and never the tick.
+//!
+//! A bridge (jitsi/jitsi-videobridge at a29d97d) is read with `GET /colibri/stats`
+//! (`jvb/src/main/java/org/jitsi/videobridge/rest/root/colibri/stats/Stats.java`, served only
+//! with `videobridge.apis.rest.enabled = true`) and drained with `POST /colibri/drain/enable`
+//! (`.../rest/root/colibri/drain/Drain.java`, on by default: `videobridge.rest.drain.enabled`
+//! in `jvb/src/main/resources/reference.conf`): `Videobridge.setDrainMode(true)`, after which
+//! Jicofo prefers every bridge that does not drain for a new conference (jicofo
+//! `jicofo-selector/.../bridge/BridgeSelector.kt`, `selectBridge`). Both are on the private
+//! HTTP server, port 8080 (`doc/rest.md`), bound to `videobridge.http-servers.private.host`
+//! = 127.0.0.1 by default (`reference.conf`). The graceful shutdown (`POST /colibri/shutdown`)
+//! is not used: it is off by default (`videobridge.rest.shutdown.enabled = false`),
+//! irreversible, and ends in SHUTTING_DOWN, where Jicofo moves participants off.
 
-use crate::config::{fill_template, Config};
+use crate::config::{fill_template, Config, PoolKind};
 use crate::domain::{Probe, ProbeFailure};
-use crate::jitsi::{parse_jibri_health, parse_jicofo_stats, JicofoStats};
+use crate::jitsi::{parse_colibri_stats, parse_jibri_health, parse_jicofo_stats, JicofoStats};
 use crate::ports::{Jicofo, RecorderAddress, Recorders};
 use std::time::Duration;
 
-/// Jibri and Jicofo over HTTP.
+/// What the instances run, and where their APIs are (URL templates).
+#[derive(Clone, Debug)]
+enum Instances {
+    /// Jibri: health URL, internal API base (`/gracefulShutdown` appended).
+    Jibri { health: String, internal: String },
+    /// A videobridge: `/colibri/stats` URL, drain API base (`/enable`, `/disable` appended).
+    Bridge { stats: String, drain: String },
+}
+
+/// Jibri (or videobridges) and Jicofo over HTTP.
 #[derive(Clone)]
 pub struct JitsiHttp {
     client: reqwest::Client,
-    health_template: String,
-    internal_template: String,
+    instances: Instances,
     max_body: usize,
 }
 
 impl JitsiHttp {
+    /// The adapter for the pool's kind (`POOL_KIND`).
     pub fn new(cfg: &Config) -> Result<Self, String> {
-        Self::with(
-            &cfg.jibri_health_url,
-            &cfg.jibri_internal_url,
-            cfg.probe_timeout,
-            cfg.max_body_bytes,
-        )
+        match cfg.pool_kind {
+            PoolKind::Jibri => Self::with(
+                &cfg.jibri_health_url,
+                &cfg.jibri_internal_url,
+                cfg.probe_timeout,
+                cfg.max_body_bytes,
+            ),
+            PoolKind::Jvb => Self::bridges(
+                &cfg.bridge.stats_url,
+                &cfg.bridge.drain_url,
+                cfg.probe_timeout,
+                cfg.max_body_bytes,
+            ),
+        }
+    }
+
+    /// For a videobridge pool: `stats_template` is `GET`, `drain_template` the drain API's base.
+    pub fn bridges(
+        stats_template: &str,
+        drain_template: &str,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<Self, String> {
+        let mut http = Self::with("", "", timeout, max_body)?;
+        http.instances = Instances::Bridge {
+            stats: stats_template.into(),
+            drain: drain_template.into(),
+        };
+        Ok(http)
+    }
+
+    /// POSTs `{base}/{leaf}` (an empty body): 2xx is success, anything else a failure,
+    /// classified as a probe's.
+    async fn post(&self, base: &str, leaf: &str) -> Result<(), ProbeFailure> {
+        let url = format!("{}/{leaf}", base.trim_end_matches('/'));
+        let resp = self.client.post(&url).send().await.map_err(classify)?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(ProbeFailure::HttpStatus(resp.status().as_u16()))
+        }
     }
 
     pub fn with(
@@ -48,8 +104,10 @@ impl JitsiHttp {
             .map_err(|e| format!("building the HTTP client: {e}"))?;
         Ok(Self {
             client,
-            health_template: health_template.into(),
-            internal_template: internal_template.into(),
+            instances: Instances::Jibri {
+                health: health_template.into(),
+                internal: internal_template.into(),
+            },
             max_body,
         })
     }
@@ -113,30 +171,54 @@ fn classify(e: reqwest::Error) -> ProbeFailure {
 }
 
 impl Recorders for JitsiHttp {
+    /// A Jibri's health, or a bridge's `/colibri/stats` (busy while it hosts any conference
+    /// or endpoint; its load travels in the status). Garbage is never a guess.
     async fn probe(&self, r: &RecorderAddress) -> Probe {
-        let Some(url) = fill_template(&self.health_template, &r.id.0, r.private_ip.as_deref())
-        else {
+        let (template, parse): (&str, fn(&[u8]) -> Result<_, String>) = match &self.instances {
+            Instances::Jibri { health, .. } => {
+                (health, |b| parse_jibri_health(b).map_err(|e| e.to_string()))
+            }
+            Instances::Bridge { stats, .. } => (stats, |b| {
+                parse_colibri_stats(b)
+                    .map(|s| s.status())
+                    .map_err(|e| e.to_string())
+            }),
+        };
+        let Some(url) = fill_template(template, &r.id.0, r.private_ip.as_deref()) else {
             return Probe::Failed(ProbeFailure::NoAddress);
         };
         match self.get_body(&url).await {
-            Ok(body) => match parse_jibri_health(&body) {
+            Ok(body) => match parse(&body) {
                 Ok(status) => Probe::Status(status),
-                Err(e) => Probe::Failed(ProbeFailure::Garbage(e.to_string())),
+                Err(e) => Probe::Failed(ProbeFailure::Garbage(e)),
             },
             Err(f) => Probe::Failed(f),
         }
     }
 
+    /// Stops new work landing on the instance: Jibri's `gracefulShutdown` (it exits once
+    /// idle), a bridge's `POST /colibri/drain/enable` (Jicofo assigns it no new conference;
+    /// it keeps running its own until they end).
     async fn graceful_shutdown(&self, r: &RecorderAddress) -> Result<(), ProbeFailure> {
-        let base = fill_template(&self.internal_template, &r.id.0, r.private_ip.as_deref())
+        let (base, leaf) = match &self.instances {
+            Instances::Jibri { internal, .. } => (internal, "gracefulShutdown"),
+            Instances::Bridge { drain, .. } => (drain, "enable"),
+        };
+        let base =
+            fill_template(base, &r.id.0, r.private_ip.as_deref()).ok_or(ProbeFailure::NoAddress)?;
+        self.post(&base, leaf).await
+    }
+
+    /// A bridge back into service: `POST /colibri/drain/disable`. A Jibri cannot be undrained.
+    async fn undrain(&self, r: &RecorderAddress) -> Result<(), ProbeFailure> {
+        let Instances::Bridge { drain, .. } = &self.instances else {
+            return Err(ProbeFailure::Transport(
+                "a Jibri's graceful shutdown cannot be undone".into(),
+            ));
+        };
+        let base = fill_template(drain, &r.id.0, r.private_ip.as_deref())
             .ok_or(ProbeFailure::NoAddress)?;
-        let url = format!("{}/gracefulShutdown", base.trim_end_matches('/'));
-        let resp = self.client.post(&url).send().await.map_err(classify)?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(ProbeFailure::HttpStatus(resp.status().as_u16()))
-        }
+        self.post(&base, "disable").await
     }
 }
 

@@ -3,7 +3,7 @@
 //! endpoint) or sent with `PutMetricData` ([`crate::aws::CloudWatchSink`]).
 
 use crate::core::plan::{HookVerdict, Plan};
-use crate::domain::EpochSecs;
+use crate::domain::{EpochSecs, JicofoObservation};
 use crate::ports::{Metric, MetricsSink, PortResult};
 use serde_json::{json, Map, Value};
 
@@ -86,6 +86,39 @@ pub fn pool_metrics(p: &Plan) -> Vec<Metric> {
     }
     if let Some(n) = c.jicofo_count {
         v.push(m("JicofoCount", n as f64));
+    }
+    v
+}
+
+/// A videobridge pool's own metrics: the mean stress the plan sized on, the bridges drained,
+/// and Jicofo's view of the bridges (`bridge_selector`, summed over the shards that
+/// answered): `BridgesOperational`, `BridgesInShutdown` and `BridgesLost` (a counter until
+/// Jicofo restarts: a bridge that left without a graceful shutdown, e.g. terminated with
+/// its conferences, jicofo `BridgeSelector.removeJvbAddress`). No Jicofo or no
+/// `bridge_selector` block: no bridge counters.
+pub fn bridge_metrics(p: &Plan, jicofo: &JicofoObservation) -> Vec<Metric> {
+    let m = |name, value: f64| Metric {
+        name,
+        value,
+        unit: "Count",
+    };
+    let mut v = Vec::new();
+    if let Some(s) = p.counts.stress_milli {
+        v.push(Metric {
+            name: "MeanStress",
+            value: f64::from(s) / 1000.0,
+            unit: "None",
+        });
+    }
+    v.push(m("Draining", f64::from(p.counts.draining)));
+    if let Some(b) = jicofo
+        .stats
+        .bridges
+        .filter(|_| jicofo.shards_configured > 0)
+    {
+        v.push(m("BridgesOperational", b.operational_bridge_count as f64));
+        v.push(m("BridgesInShutdown", b.in_shutdown_bridge_count as f64));
+        v.push(m("BridgesLost", b.lost_bridges as f64));
     }
     v
 }
