@@ -355,7 +355,7 @@ where
         }
         let mut metrics = pool_metrics(&report.plan);
         if self.cfg.pool_kind == PoolKind::Jvb {
-            metrics.extend(bridge_metrics(&report.plan, &obs.jicofo));
+            metrics.extend(bridge_metrics(&report.plan.counts, &obs.jicofo));
         }
         metrics.extend(safety_metrics(
             obs.config_drift.len(),

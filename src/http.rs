@@ -351,4 +351,130 @@ mod tests {
             Err(ProbeFailure::Refused)
         );
     }
+
+    fn bridges(port: u16) -> JitsiHttp {
+        JitsiHttp::bridges(
+            &format!("http://127.0.0.1:{port}/colibri/stats"),
+            &format!("http://127.0.0.1:{port}/colibri/drain"),
+            Duration::from_secs(2),
+            8192,
+        )
+        .unwrap()
+    }
+
+    /// A server that answers one request with `status` and `body`, and hands back its
+    /// request line.
+    async fn answering(
+        status: &'static str,
+        body: Vec<u8>,
+    ) -> (u16, tokio::sync::oneshot::Receiver<String>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 2048];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let _ = tx.send(head.lines().next().unwrap_or_default().to_string());
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+                let _ = s.write_all(&body).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        (port, rx)
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/jitsi/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    /// A bridge is probed with `GET /colibri/stats` (the real body: busy, its load carried)
+    /// and drained with `POST /colibri/drain/enable`, undrained with `/disable`.
+    #[tokio::test]
+    async fn a_bridge_is_read_from_colibri_stats_and_drained_through_the_drain_api() {
+        let (port, line) = answering("200 OK", fixture("jvb-colibri-stats.json")).await;
+        let p = bridges(port).probe(&recorder()).await;
+        assert_eq!(line.await.unwrap(), "GET /colibri/stats HTTP/1.1");
+        let Probe::Status(s) = p else { panic!("{p:?}") };
+        assert!(s.busy == crate::jitsi::BusyStatus::Busy, "{s:?}");
+        let load = s.load.expect("a bridge's load");
+        assert_eq!((load.conferences, load.participants), (3, 14));
+        assert_eq!(load.stress_milli, 71);
+
+        let (port, line) = answering("200 OK", Vec::new()).await;
+        assert_eq!(bridges(port).graceful_shutdown(&recorder()).await, Ok(()));
+        assert_eq!(line.await.unwrap(), "POST /colibri/drain/enable HTTP/1.1");
+        let (port, line) = answering("200 OK", Vec::new()).await;
+        assert_eq!(bridges(port).undrain(&recorder()).await, Ok(()));
+        assert_eq!(line.await.unwrap(), "POST /colibri/drain/disable HTTP/1.1");
+        // A disabled drain API (404) or a failing one is a failed drain, never success.
+        let (port, _) = answering("404 Not Found", Vec::new()).await;
+        assert_eq!(
+            bridges(port).graceful_shutdown(&recorder()).await,
+            Err(ProbeFailure::HttpStatus(404))
+        );
+        // A Jibri adapter refuses to undrain anything.
+        assert!(client(1).undrain(&recorder()).await.is_err());
+    }
+
+    /// Garbage from a bridge (an HTML error page, a body without `stress_level`) is a
+    /// failed probe (unknown, busy), never an empty bridge.
+    #[tokio::test]
+    async fn a_bridge_answering_garbage_is_unknown() {
+        for body in [
+            &b"<html>502</html>"[..],
+            b"{\"conferences\":0,\"endpoints\":0}",
+            b"{\"stress_level\":0.1,\"conferences\":0,\"endpoints\":0,\"drain\":\"yes\"}",
+        ] {
+            let (port, _) = answering("200 OK", body.to_vec()).await;
+            let p = bridges(port).probe(&recorder()).await;
+            assert!(
+                matches!(p, Probe::Failed(ProbeFailure::Garbage(_))),
+                "{p:?}"
+            );
+        }
+    }
+
+    /// The same classification as for Jibri: a refusal at connect is refused (a bridge
+    /// process that exited), a reset mid-answer is unknown.
+    #[tokio::test]
+    async fn a_bridge_refusing_at_connect_is_refused_and_a_reset_is_unknown() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        assert_eq!(
+            bridges(port).probe(&recorder()).await,
+            Probe::Failed(ProbeFailure::Refused)
+        );
+        assert_eq!(
+            bridges(port).graceful_shutdown(&recorder()).await,
+            Err(ProbeFailure::Refused)
+        );
+        let port = one_answer(|s| {
+            Box::pin(async move {
+                let _ = s.set_zero_linger();
+                drop(s);
+            })
+        })
+        .await;
+        let p = bridges(port).probe(&recorder()).await;
+        assert!(
+            matches!(p, Probe::Failed(ProbeFailure::Transport(_))),
+            "{p:?}"
+        );
+    }
 }

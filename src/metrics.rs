@@ -2,7 +2,7 @@
 //! (the default sink: a log line, no API call, works from private subnets without an
 //! endpoint) or sent with `PutMetricData` ([`crate::aws::CloudWatchSink`]).
 
-use crate::core::plan::{HookVerdict, Plan};
+use crate::core::plan::{HookVerdict, Plan, PoolCounts};
 use crate::domain::{EpochSecs, JicofoObservation};
 use crate::ports::{Metric, MetricsSink, PortResult};
 use serde_json::{json, Map, Value};
@@ -96,21 +96,21 @@ pub fn pool_metrics(p: &Plan) -> Vec<Metric> {
 /// Jicofo restarts: a bridge that left without a graceful shutdown, e.g. terminated with
 /// its conferences, jicofo `BridgeSelector.removeJvbAddress`). No Jicofo or no
 /// `bridge_selector` block: no bridge counters.
-pub fn bridge_metrics(p: &Plan, jicofo: &JicofoObservation) -> Vec<Metric> {
+pub fn bridge_metrics(c: &PoolCounts, jicofo: &JicofoObservation) -> Vec<Metric> {
     let m = |name, value: f64| Metric {
         name,
         value,
         unit: "Count",
     };
     let mut v = Vec::new();
-    if let Some(s) = p.counts.stress_milli {
+    if let Some(s) = c.stress_milli {
         v.push(Metric {
             name: "MeanStress",
             value: f64::from(s) / 1000.0,
             unit: "None",
         });
     }
-    v.push(m("Draining", f64::from(p.counts.draining)));
+    v.push(m("Draining", f64::from(c.draining)));
     if let Some(b) = jicofo
         .stats
         .bridges
@@ -203,5 +203,48 @@ mod tests {
         assert_eq!(v["Busy"], 3.0);
         assert_eq!(v["AutoScalingGroupName"], "pool-a");
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn a_bridge_pool_reports_its_stress_and_jicofos_bridge_counters() {
+        use crate::jitsi::{BridgeSelectorStats, JicofoStats};
+        let counts = PoolCounts {
+            stress_milli: Some(425),
+            draining: 2,
+            ..Default::default()
+        };
+        let jicofo = JicofoObservation {
+            stats: JicofoStats {
+                bridges: Some(BridgeSelectorStats {
+                    bridge_count: 5,
+                    operational_bridge_count: 4,
+                    in_shutdown_bridge_count: 1,
+                    lost_bridges: 3,
+                }),
+                ..Default::default()
+            },
+            shards_configured: 1,
+            shards_failed: 0,
+        };
+        let got: Vec<(&str, f64)> = bridge_metrics(&counts, &jicofo)
+            .iter()
+            .map(|m| (m.name, m.value))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("MeanStress", 0.425),
+                ("Draining", 2.0),
+                ("BridgesOperational", 4.0),
+                ("BridgesInShutdown", 1.0),
+                ("BridgesLost", 3.0),
+            ]
+        );
+        // No Jicofo configured (or no `bridge_selector` block): no bridge counters.
+        let none = bridge_metrics(&counts, &JicofoObservation::default());
+        assert!(
+            none.iter().all(|m| !m.name.starts_with("Bridges")),
+            "{none:?}"
+        );
     }
 }
