@@ -728,6 +728,7 @@ async fn jicofo_counters_near_the_limit_are_summed_saturating() {
         recording_active: u64::MAX,
         live_streaming_active: u64::MAX,
         jibri_failures_total: u64::MAX,
+        conferences_created: u64::MAX,
         bridges: None,
     };
     w.jicofo.set(JICOFO, Ok(huge.clone()));

@@ -6,6 +6,8 @@
 
 pub mod baselines;
 pub mod bound;
+pub mod bridges;
+pub mod conferences;
 pub mod history;
 pub mod ours;
 pub mod report;

@@ -24,8 +24,8 @@ pub const VARS: &[Var] = &[
     Var { name: "JIBRI_INTERNAL_URL", default: Some("http://{private_ip}:3333/jibri/api/internal/v1.0"), doc: "Template of a recorder's internal API base (`/gracefulShutdown` is appended)." },
     Var { name: "JVB_STATS_URL", default: Some("http://{private_ip}:8080/colibri/stats"), doc: "`jvb`: template of a bridge's stats URL (the private REST server: port 8080, bound to 127.0.0.1 unless `videobridge.http-servers.private.host` is set; needs `videobridge.apis.rest.enabled = true`)." },
     Var { name: "JVB_DRAIN_URL", default: Some("http://{private_ip}:8080/colibri/drain"), doc: "`jvb`: template of a bridge's drain API (`POST /enable` drains: Jicofo assigns it no new conference; `POST /disable` undrains; on by default in the bridge)." },
-    Var { name: "JVB_STRESS_HIGH", default: Some("0.3"), doc: "`jvb`: the pool scales out when the mean stress of its in-service, answering, undrained bridges exceeds this (jitsi infra-provisioning's `JVB_SCALE_UP_THRESHOLD`); in [0, 1]." },
-    Var { name: "JVB_STRESS_LOW", default: Some("0.1"), doc: "`jvb`: the pool drains (then removes) its least-loaded bridge when the mean stress stays below this for `JVB_SCALE_IN_WINDOW_S` (`JVB_SCALE_DOWN_THRESHOLD`); in [0, 1], below `JVB_STRESS_HIGH`." },
+    Var { name: "JVB_STRESS_HIGH", default: Some("0.4"), doc: "`jvb`: the pool scales out (undrains, then launches) when the mean stress of its in-service, answering, undrained bridges, with the conferences the forecast expects within a boot, would exceed this; in [0, 1]. Jitsi's own JVB pools scale up at 0.3 (infra-provisioning `JVB_SCALE_UP_THRESHOLD`), adding one bridge per 2 min; this controller sizes to the mark in one tick and ahead of :00/:30, and the simulator shows 0.2-0.4 beats that in cost and overload (sim/README.md)." },
+    Var { name: "JVB_STRESS_LOW", default: Some("0.2"), doc: "`jvb`: the pool drains its least-loaded bridges (removed once empty, undrained if stress returns) when the mean stress stays below this for `JVB_SCALE_IN_WINDOW_S`; in [0, 1], below `JVB_STRESS_HIGH` (Jitsi's pools: 0.1, `JVB_SCALE_DOWN_THRESHOLD`)." },
     Var { name: "JVB_SCALE_IN_WINDOW_S", default: Some("600"), doc: "`jvb`: how long the mean stress must stay below `JVB_STRESS_LOW` before a bridge is drained (jitsi-autoscaler's scale-down periods: 10 × 60 s)." },
     Var { name: "PROBE_TIMEOUT_MS", default: Some("2000"), doc: "Timeout of one HTTP call to a Jibri or Jicofo (connect + answer)." },
     Var { name: "PROBE_CONCURRENCY", default: Some("64"), doc: "Recorders probed at once." },
@@ -608,7 +608,7 @@ pub(crate) mod tests {
         assert_eq!(c.pool_kind, PoolKind::Jibri);
         assert_eq!(c.bridge.stats_url, "http://{private_ip}:8080/colibri/stats");
         assert_eq!(c.bridge.drain_url, "http://{private_ip}:8080/colibri/drain");
-        assert_eq!((c.bridge.stress_low, c.bridge.stress_high), (0.1, 0.3));
+        assert_eq!((c.bridge.stress_low, c.bridge.stress_high), (0.2, 0.4));
         assert_eq!(c.bridge.scale_in_window_s, 600);
     }
 
@@ -627,7 +627,7 @@ pub(crate) mod tests {
             (&[("JVB_STRESS_HIGH", "1.5")][..], "JVB_STRESS_HIGH"),
             (&[("JVB_STRESS_HIGH", "NaN")][..], "JVB_STRESS_HIGH"),
             (&[("JVB_STRESS_LOW", "-0.1")][..], "JVB_STRESS_LOW"),
-            (&[("JVB_STRESS_LOW", "0.3")][..], "JVB_STRESS_LOW"),
+            (&[("JVB_STRESS_LOW", "0.4")][..], "JVB_STRESS_LOW"),
             (
                 &[("JVB_STRESS_LOW", "0.5"), ("JVB_STRESS_HIGH", "0.4")][..],
                 "JVB_STRESS_LOW",

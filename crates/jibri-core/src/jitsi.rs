@@ -126,6 +126,10 @@ pub struct JicofoStats {
     /// `jibri.total_recording_failures` + `jibri.total_live_streaming_failures`:
     /// monotonically increasing until Jicofo restarts.
     pub jibri_failures_total: u64,
+    /// `total_conferences_created`: monotonically increasing until Jicofo restarts (a
+    /// bridge pool learns its conference starts from it).
+    #[serde(default)]
+    pub conferences_created: u64,
     /// `bridge_selector`: Jicofo's view of the videobridges; `None` when absent.
     #[serde(default)]
     pub bridges: Option<BridgeSelectorStats>,
@@ -175,6 +179,7 @@ pub fn parse_jicofo_stats(body: &[u8]) -> Result<JicofoStats, WireError> {
         live_streaming_active: count_at("/jibri/live_streaming_active")?,
         jibri_failures_total: count_at("/jibri/total_recording_failures")?
             + count_at("/jibri/total_live_streaming_failures")?,
+        conferences_created: count_at("/total_conferences_created")?,
         bridges: crate::bridge::parse_bridge_selector(&v)?,
     })
 }
@@ -249,6 +254,7 @@ mod tests {
         assert_eq!(s.participants, 14);
         assert_eq!(s.recording_active, 1);
         assert_eq!(s.jibri_failures_total, 2);
+        assert_eq!(s.conferences_created, 211);
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub mod guard;
 pub mod jitsi;
 pub mod plan;
 #[cfg(test)]
+mod plan_bridges_tests;
+#[cfg(test)]
 mod plan_tests;
 pub mod reason;
 pub mod spare;

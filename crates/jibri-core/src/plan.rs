@@ -3,6 +3,8 @@
 //! Small ordered rules classify each instance; every instance kept from removal carries a
 //! typed [`KeepReason`]. Fail safe: a recorder whose status is unknown is busy; a partial
 //! observation (a Jicofo shard did not answer) allows scale-out but never scale-in.
+//! A videobridge pool (`POOL_KIND=jvb`) swaps the spare/capacity step for the stress band
+//! of `plan_bridges.rs`; every other rule is shared.
 
 use crate::config::{Config, PoolKind};
 use crate::domain::{
@@ -19,7 +21,8 @@ use std::fmt;
 #[path = "plan_bridges.rs"]
 mod bridges;
 pub use bridges::{
-    bridges_to_add, choose_drains, choose_undrains, drained_and_empty, mean_stress_milli,
+    bridges_to_add, choose_drains, choose_undrains, drained_and_empty, learn_stress_per_conference,
+    mean_stress_milli,
 };
 
 /// What one recorder is, for the pool.
@@ -221,7 +224,8 @@ pub struct Plan {
     /// them no new conference and they empty.
     pub drain: Vec<InstanceId>,
     /// A bridge pool: drained bridges put back into service (`POST /colibri/drain/disable`)
-    /// instead of launching new ones. Always empty for recorders.
+    /// instead of launching new ones. Always empty for recorders (and then not serialized).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub undrain: Vec<InstanceId>,
     /// Retained instances whose Jibri does not answer (not even a refusal after a drain):
     /// nobody can tell whether a recording is on them (metric RetainedUnanswering, alarm,
@@ -397,9 +401,9 @@ pub fn plan(
     }
     t.warm_pool_hooks();
     let boot = t.boot_clocks();
-    let signals = t.demand();
     let (spare, warm_pool, desired, victims) = match cfg.pool_kind {
         PoolKind::Jibri => {
+            let signals = t.demand();
             let spare = t.spare(boot, signals);
             let warm_pool = t.warm_pool_size(spare.target, signals);
             let scale_in_spare = t.scale_in_floor(&spare, boot, signals);
@@ -409,7 +413,7 @@ pub fn plan(
         // A bridge pool is sized on stress (see `plan_bridges.rs`); every other rule is
         // the recorders'.
         PoolKind::Jvb => {
-            let (spare, desired, victims) = t.bridge_capacity();
+            let (spare, desired, victims) = t.bridge_capacity(boot.cold);
             (spare, None, desired, victims)
         }
     };

@@ -54,6 +54,28 @@ impl BridgePool<'_> {
     }
 }
 
+/// The controller's schedule period: a scale-out must cover a boot and one tick.
+const TICK_S: u64 = crate::spare::TICK_PERIOD_S;
+
+/// The stress one conference adds (thousandths), learned: the active bridges' stress per
+/// conference they host, averaged with the last value (weight 0.2) once they host 3
+/// conferences or more; the last value otherwise (`None`: nothing learned yet).
+pub fn learn_stress_per_conference(
+    prev: Option<u32>,
+    active: &[(&InstanceObservation, BridgeLoad)],
+) -> Option<u32> {
+    let conferences: u64 = active.iter().map(|(_, l)| u64::from(l.conferences)).sum();
+    if conferences < 3 {
+        return prev;
+    }
+    let stress: u64 = active.iter().map(|(_, l)| u64::from(l.stress_milli)).sum();
+    let now = (stress / conferences).min(u64::from(u32::MAX)) as u32;
+    Some(match prev {
+        Some(p) => ((f64::from(p) * 0.8) + f64::from(now) * 0.2).round() as u32,
+        None => now,
+    })
+}
+
 /// Thousandths of a stress mark from the configuration.
 fn milli(x: f64) -> u32 {
     (x * 1000.0).round() as u32
@@ -179,32 +201,95 @@ impl<'a> Tick<'a> {
             .map(|since| self.now.saturating_sub(since))
     }
 
-    /// Rule: capacity of a bridge pool. Scale out (undrain first, then launch) when the
-    /// mean stress exceeds the high mark, to the band's middle; drain the least-loaded
-    /// bridges when it stayed below the low mark for the window (complete observation,
-    /// no drift); remove drained bridges once idle. Returns the spare shown in the plan,
-    /// the new desired capacity and the victims.
-    pub(super) fn bridge_capacity(&mut self) -> (SpareTarget, Option<u32>, Vec<InstanceId>) {
+    /// Rule: demand of a bridge pool. Conference starts are the increments of Jicofo's
+    /// `total_conferences_created` (all shards answered; a lower total is a restart),
+    /// learned by hour of week and minute of hour like recording starts (conferences also
+    /// start on :00 and :30). Returns the stress the conferences expected over the next
+    /// `horizon_s` will add (thousandths): their count times the stress one conference adds, learned
+    /// from the bridges themselves.
+    fn bridge_demand(&mut self, pool: &BridgePool<'_>, horizon_s: u64) -> (f64, Option<f64>) {
+        let (obs, prev, cfg, now) = (self.obs, self.prev, self.cfg, self.now);
+        let complete = obs.jicofo.complete() && obs.jicofo.shards_configured > 0;
+        let created = obs.jicofo.stats.conferences_created;
+        let new = match prev.conferences_created {
+            Some(before) if complete => created.checked_sub(before).unwrap_or(created),
+            _ => 0,
+        };
+        self.next.conferences_created = if complete {
+            Some(created)
+        } else {
+            prev.conferences_created
+        };
+        self.counts.starts = new.min(u64::from(u32::MAX)) as u32;
+        self.next.demand = prev.demand.clone();
+        self.next
+            .demand
+            .observe(now, self.counts.starts, 0, cfg.forecast_alpha);
+        let per_conference =
+            learn_stress_per_conference(prev.stress_per_conference_milli, &pool.active);
+        self.next.stress_per_conference_milli = per_conference;
+        let expected = cfg
+            .forecast
+            .then(|| {
+                self.next
+                    .demand
+                    .expected(now, horizon_s, cfg.forecast_prior)
+            })
+            .flatten();
+        // Thousandths, as every stress here.
+        let stress_milli = expected.unwrap_or(0.0) * f64::from(per_conference.unwrap_or(0));
+        (stress_milli, expected)
+    }
+
+    /// Rule: capacity of a bridge pool. Scale out when the mean stress, with the stress
+    /// of the conferences the forecast expects within a boot (and a tick), would exceed
+    /// the high mark: undrain first, then launch, to bring it to the high mark. Drain the
+    /// least-loaded bridges when it stayed below the low mark for the window (complete
+    /// observation, no drift) and the others carry the pool below the band's middle.
+    /// Remove drained bridges once idle. Returns the plan's spare (for a bridge pool: the
+    /// bridges the band wants, and the forecast), the new desired capacity, the victims.
+    pub(super) fn bridge_capacity(
+        &mut self,
+        boot_s: u64,
+    ) -> (SpareTarget, Option<u32>, Vec<InstanceId>) {
         let (g, cfg) = (&self.obs.group, self.cfg);
         let (high, low) = (milli(cfg.bridge.stress_high), milli(cfg.bridge.stress_low));
         let mid = (high + low) / 2;
         let pool = self.bridge_pool();
+        let horizon_s = boot_s + TICK_S;
+        let (coming, forecast) = self.bridge_demand(&pool, horizon_s);
         let (sum, n) = pool.load(high);
         let mean = mean_stress_milli(sum, n);
         self.counts.stress_milli = Some(mean.unwrap_or(0));
         self.counts.draining = pool.drained.len() as u32;
         let low_for = self.stress_low_for(mean);
+        let projected = sum + coming.round().max(0.0) as u64;
         let drifted = !self.obs.config_drift.is_empty();
+        for d in &self.obs.config_drift {
+            self.warnings.push(format!(
+                "configuration drift, no drain, scale-in or replacement: {d}"
+            ));
+        }
         let removals_ok = self.obs.jicofo.complete() && !drifted;
         let mut desired = None;
-        if mean.is_none_or(|m| m > high) {
-            let (undrain, sum2, n2) = choose_undrains(&pool.drained, sum, n, mid);
+        let mut wanted = n;
+        if n == 0 || projected > u64::from(high) * u64::from(n) {
+            let (undrain, sum2, n2) = choose_undrains(&pool.drained, projected, n, high);
             self.undrain = undrain;
-            let add = bridges_to_add(sum2, n2, mid);
+            let add = bridges_to_add(sum2, n2, high);
+            wanted = n2 + add;
             let want = (g.desired + add).clamp(g.min, g.max.max(g.min));
             desired = (want > g.desired).then_some(want);
         } else if removals_ok && low_for.is_some_and(|t| t >= cfg.bridge.scale_in_window_s) {
-            self.drain = choose_drains(&pool.active, sum, n, mid, g.min, cfg.scale_in_max_per_tick);
+            self.drain = choose_drains(
+                &pool.active,
+                projected,
+                n,
+                mid,
+                g.min,
+                cfg.scale_in_max_per_tick,
+            );
+            wanted = n - self.drain.len() as u32;
         }
         let victims = if desired.is_none() && removals_ok {
             self.bridge_victims()
@@ -215,14 +300,14 @@ impl<'a> Tick<'a> {
         let desired =
             desired.or_else(|| (!victims.is_empty()).then(|| g.desired - victims.len() as u32));
         let spare = SpareTarget {
-            target: 0,
+            target: wanted,
             rate_per_min: 0.0,
             floor: 0,
-            forecast: None,
+            forecast,
             prior_weight: None,
             lead: 0.0,
-            horizon_s: 0,
-            reactive: 0,
+            horizon_s,
+            reactive: wanted,
         };
         (spare, desired, victims)
     }

@@ -62,6 +62,13 @@ pub struct PoolState {
     /// scale-in window). Never set for recorders.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stress_low_since: Option<EpochSecs>,
+    /// A bridge pool: Jicofo's `total_conferences_created` at the last tick that read it
+    /// (the conference starts `demand` learns are its increments).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conferences_created: Option<u64>,
+    /// A bridge pool: the stress one conference adds, learned (thousandths).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stress_per_conference_milli: Option<u32>,
     /// Set once a tick has written this state; a fresh pool has no busy baseline.
     pub initialized: bool,
     /// The tick that is acting now, until when. Another tick that finds an unexpired lease

@@ -364,6 +364,76 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", j.display()))?;
         println!("json: {}", j.display());
     }
+    bridge_tables(&args.traces.join("jvb"), args.seed)?;
+    Ok(())
+}
+
+/// The videobridge pools' table (issue 16): every conference trace in `DIR/jvb/`, ours
+/// (`POOL_KIND=jvb`) against the field's ways to scale bridges. After the recorders'
+/// output, which it leaves as it was.
+fn bridge_tables(dir: &std::path::Path, seed: u64) -> anyhow::Result<()> {
+    use jibri_sim::bridges;
+    use jibri_sim::conferences::ConferenceTrace;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .collect();
+    files.sort();
+    for f in files {
+        let name = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        let trace = ConferenceTrace::parse_csv(&name, &text)?;
+        if let Ok(window) = std::env::var("JVB_LOG") {
+            // `JVB_LOG=FROM_H-TO_H`: every plan summary of ours (defaults) in that window.
+            let (from, to) = window.split_once('-').context("JVB_LOG=FROM_H-TO_H")?;
+            let (from, to): (u64, u64) = (from.parse()?, to.parse()?);
+            let mut o = bridges::OursBridges::with("ours", &[]);
+            o.log = Some(Vec::new());
+            bridges::run(&mut o, &trace, seed);
+            for line in o.log.unwrap_or_default() {
+                let t: u64 = line
+                    .trim_start_matches("t=")
+                    .split(' ')
+                    .next()
+                    .unwrap_or("0")
+                    .parse()?;
+                if (from * 3600..to * 3600).contains(&t) {
+                    println!("{:02}:{:02} {line}", t / 3600 % 24, t / 60 % 60);
+                }
+            }
+        }
+        let t0 = Instant::now();
+        let mut policies = bridges::standard_policies();
+        // `JVB_VARIANTS="LABEL:K=V;K=V|LABEL:..."`: more rows of ours with those settings.
+        for v in std::env::var("JVB_VARIANTS").unwrap_or_default().split('|') {
+            let Some((label, pairs)) = v.split_once(':') else {
+                continue;
+            };
+            let pairs: Vec<(&str, &str)> = pairs
+                .split(';')
+                .filter_map(|kv| kv.split_once('='))
+                .collect();
+            policies.push(Box::new(bridges::OursBridges::with(label, &pairs)));
+        }
+        let runs: Vec<_> = policies
+            .into_iter()
+            .map(|mut pol| bridges::run(pol.as_mut(), &trace, seed))
+            .collect();
+        println!(
+            "\nVideobridge pool ({name}: {} conferences, {} h, seed {seed}, {:.2} s):\n",
+            trace.conferences.len(),
+            trace.horizon_s / 3600,
+            t0.elapsed().as_secs_f64()
+        );
+        println!("{}", bridges::markdown(&trace, &runs));
+    }
     Ok(())
 }
 
