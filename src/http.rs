@@ -20,6 +20,9 @@ use crate::jitsi::{parse_colibri_stats, parse_jibri_health, parse_jicofo_stats, 
 use crate::ports::{Jicofo, RecorderAddress, Recorders};
 use std::time::Duration;
 
+/// Reads a probe's body as the instance's status, or says why it cannot.
+type ParseStatus = fn(&[u8]) -> Result<crate::jitsi::JibriStatus, String>;
+
 /// What the instances run, and where their APIs are (URL templates).
 #[derive(Clone, Debug)]
 enum Instances {
@@ -174,7 +177,7 @@ impl Recorders for JitsiHttp {
     /// A Jibri's health, or a bridge's `/colibri/stats` (busy while it hosts any conference
     /// or endpoint; its load travels in the status). Garbage is never a guess.
     async fn probe(&self, r: &RecorderAddress) -> Probe {
-        let (template, parse): (&str, fn(&[u8]) -> Result<_, String>) = match &self.instances {
+        let (template, parse): (&str, ParseStatus) = match &self.instances {
             Instances::Jibri { health, .. } => {
                 (health, |b| parse_jibri_health(b).map_err(|e| e.to_string()))
             }
