@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::bed::{Bed, GROUP};
+use common::bed::{private_ip, Bed, GROUP};
 use common::*;
 use jibri_autoscaler::guard::GuardOutcome;
 use jitsi_emulator::{ConferenceEnd, ConferenceRequest, FaultKind};
@@ -262,4 +262,121 @@ async fn a_terminating_bridge_whose_stats_answer_garbage_is_held_never_released(
         .conferences()
         .iter()
         .all(|c| c.end != ConferenceEnd::Broken));
+}
+
+/// The stress band on the real adapters: a quiet pool drains its least-loaded bridge
+/// (Jicofo then sends it nothing) and removes it once empty, through the terminate hook
+/// and the guard, never the bridge hosting the conference.
+#[tokio::test]
+async fn a_quiet_bridge_pool_drains_then_removes_an_empty_bridge_never_the_busy_one() {
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 3,
+            min: 1,
+            ..GroupSpec::default()
+        },
+        &[
+            ("POOL_KIND", "jvb"),
+            ("JVB_SCALE_IN_WINDOW_S", "0"),
+            ("SCALE_IN_MAX_PER_TICK", "1"),
+        ],
+    )
+    .await;
+    let c = bed.emu.start_conference("default", conference(4)).unwrap();
+    let host = c.bridge.clone();
+    // The mean stress (0.02 / 3) is below the band: one empty bridge is drained.
+    let r = bed.tick_ok().await;
+    assert_eq!(r.plan.drain.len(), 1, "{}", r.plan.summary());
+    let drained = r.plan.drain[0].0.clone();
+    assert_ne!(
+        drained, host,
+        "the bridge hosting the conference was drained"
+    );
+    assert!(bed.emu.bridge(&drained).unwrap().drain);
+    // Jicofo prefers the others now.
+    let c2 = bed.emu.start_conference("default", conference(1)).unwrap();
+    assert_ne!(c2.bridge, drained);
+    bed.emu.end_conference(&c2.id).unwrap();
+    // The drained, empty bridge becomes the scale-in victim; the guard releases it.
+    let from = bed.event_count().await;
+    let mut removed = false;
+    for _ in 0..4 {
+        bed.control.advance(60.0).await;
+        let r = bed.tick_ok().await;
+        assert!(
+            !r.plan.victims.iter().any(|v| v.0 == host),
+            "{}",
+            r.plan.summary()
+        );
+        let out = bed.deliver_events(from).await;
+        assert!(
+            out.iter().all(|o| !matches!(o, GuardOutcome::Held { .. })),
+            "{out:?}"
+        );
+        if bed.state_of(&drained).await == "gone" {
+            removed = true;
+            break;
+        }
+    }
+    assert!(removed, "the drained empty bridge was never removed");
+    assert_eq!(bed.state_of(&host).await, "InService");
+    assert_eq!(running_on(&bed, &host), vec![c.id.clone()]);
+    assert!(bed
+        .emu
+        .conferences()
+        .iter()
+        .all(|c| c.end != ConferenceEnd::Broken));
+}
+
+/// When stress rises past the band, a drained bridge is undrained (`/colibri/drain/disable`)
+/// and its drain tag deleted (EC2 `DeleteTags` on the test bed) before anything is launched.
+#[tokio::test]
+async fn a_drained_bridge_is_undrained_when_stress_rises() {
+    let bed = Bed::new(
+        GroupSpec {
+            desired: 3,
+            min: 1,
+            ..GroupSpec::default()
+        },
+        &[
+            ("POOL_KIND", "jvb"),
+            ("JVB_SCALE_IN_WINDOW_S", "0"),
+            ("SCALE_IN_MAX_PER_TICK", "1"),
+        ],
+    )
+    .await;
+    let r = bed.tick_ok().await;
+    assert_eq!(r.plan.drain.len(), 1, "{}", r.plan.summary());
+    let drained = r.plan.drain[0].0.clone();
+    assert!(bed.emu.bridge(&drained).unwrap().drain);
+    // Six conferences of 60 (stress 0.3 each) land on the two other bridges: mean 0.9.
+    for _ in 0..6 {
+        let c = bed.emu.start_conference("default", conference(60)).unwrap();
+        assert_ne!(c.bridge, drained);
+    }
+    bed.control.advance(60.0).await;
+    let r = bed.tick_ok().await;
+    assert_eq!(
+        r.plan
+            .undrain
+            .iter()
+            .map(|i| i.0.clone())
+            .collect::<Vec<_>>(),
+        vec![drained.clone()],
+        "{}",
+        r.plan.summary()
+    );
+    assert!(
+        r.calls
+            .iter()
+            .any(|c| c.starts_with("DeleteTags") && c.contains(&drained)),
+        "{:?}",
+        r.calls
+    );
+    let b = bed.emu.bridge(&drained).unwrap();
+    assert!(!b.drain, "not undrained");
+    assert_eq!(b.calls.drain_disable, 1);
+    // Back in Jicofo's selection: the next conference goes to it (the least stressed).
+    let c = bed.emu.start_conference("default", conference(2)).unwrap();
+    assert_eq!(c.bridge, drained);
 }
