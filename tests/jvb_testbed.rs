@@ -376,7 +376,20 @@ async fn a_drained_bridge_is_undrained_when_stress_rises() {
     let b = bed.emu.bridge(&drained).unwrap();
     assert!(!b.drain, "not undrained");
     assert_eq!(b.calls.drain_disable, 1);
-    // Back in Jicofo's selection: the next conference goes to it (the least stressed).
+    // Back in Jicofo's selection: the next conference goes to an unloaded bridge (it, or
+    // one the same tick launched), not to the two loaded ones.
+    let loaded: Vec<String> = bed
+        .emu
+        .conferences()
+        .into_iter()
+        .map(|c| c.bridge)
+        .collect();
     let c = bed.emu.start_conference("default", conference(2)).unwrap();
-    assert_eq!(c.bridge, drained);
+    assert!(!loaded.contains(&c.bridge), "{} {loaded:?}", c.bridge);
+    assert_eq!(
+        bed.emu.bridge(&c.bridge).map(|b| b.drain),
+        Some(false),
+        "{}",
+        c.bridge
+    );
 }
