@@ -9,6 +9,8 @@
 //! the simulator both implement.
 
 pub mod act;
+#[cfg(test)]
+mod act_bridges_tests;
 pub mod bridge;
 pub mod config;
 pub mod domain;

@@ -96,7 +96,8 @@ pub fn bridges_to_add(sum: u64, n: u32, target_milli: u32) -> u32 {
 
 /// Which active bridges to drain so that the pool's mean stress, carried by the others,
 /// stays below `target` (thousandths): the least loaded first (fewest endpoints, then
-/// lowest stress, then id), at most `max`, never below `keep` active bridges. A bridge
+/// lowest stress, then id), at most `max`, never below `keep` active bridges nor one (a
+/// conference needs a bridge, whatever the group's minimum). A bridge
 /// is drained, never terminated, by this rule: it keeps its conferences.
 pub fn choose_drains(
     active: &[(&InstanceObservation, BridgeLoad)],
