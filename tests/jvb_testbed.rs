@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::bed::{private_ip, Bed, GROUP};
+use common::bed::{Bed, GROUP};
 use common::*;
 use jibri_autoscaler::guard::GuardOutcome;
 use jitsi_emulator::{ConferenceEnd, ConferenceRequest, FaultKind};
