@@ -15,7 +15,7 @@
 # on the command line win over the file.
 #
 # deploy variables -> stack parameters (infra/README.md has the full table):
-#   STACK (stack name)  REGION  ASG_NAME -> GroupName  VPC_ID -> VpcId
+#   STACK (stack name)  REGION  ASG_NAME -> GroupName  POOL_KIND -> PoolKind  VPC_ID -> VpcId
 #   SUBNET_IDS -> SubnetIds  RECORDER_SG_ID -> RecorderSecurityGroupId
 #   ARTIFACT_BUCKET -> ArtifactBucket (and the template upload)  ARTIFACT_PREFIX
 #   LAUNCH_TEMPLATE_ID, LAUNCH_TEMPLATE_VERSION, MIN_SIZE, MAX_SIZE, RECORDER_SUBNET_IDS
@@ -48,7 +48,7 @@ include $(POOL)
 endif
 
 # Variables the scripts read; exported only when set, so the template's defaults apply.
-INFRA_VARS := STACK REGION ASG_NAME VPC_ID SUBNET_IDS RECORDER_SG_ID ARTIFACT_BUCKET \
+INFRA_VARS := STACK REGION ASG_NAME POOL_KIND VPC_ID SUBNET_IDS RECORDER_SG_ID ARTIFACT_BUCKET \
 	ARTIFACT_PREFIX LAUNCH_TEMPLATE_ID LAUNCH_TEMPLATE_VERSION MIN_SIZE MAX_SIZE \
 	RECORDER_SUBNET_IDS WARM_POOL WARM_POOL_MIN WARM_POOL_MAX JICOFO_STATS_URLS \
 	JICOFO_SG_ID JICOFO_CIDR CREATE_VPC_ENDPOINTS \

@@ -437,6 +437,20 @@ impl Ec2 for AwsEc2 {
         Ok(())
     }
 
+    async fn clear_drain_requested(&self, ids: &[InstanceId]) -> PortResult<()> {
+        use aws_sdk_ec2::types::Tag;
+        for chunk in ids.chunks(100) {
+            self.client
+                .delete_tags()
+                .set_resources(Some(chunk.iter().map(|i| i.0.clone()).collect()))
+                .tags(Tag::builder().key(TAG_DRAIN_REQUESTED).build())
+                .send()
+                .await
+                .map_err(|e| classify("DeleteTags", e))?;
+        }
+        Ok(())
+    }
+
     async fn mark_interruption_notice(&self, id: &InstanceId, at: EpochSecs) -> PortResult<()> {
         self.tag_time(std::slice::from_ref(id), TAG_INTERRUPTION_NOTICE, at)
             .await

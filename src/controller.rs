@@ -6,13 +6,14 @@
 //! mutating call at all.
 
 use crate::config::Config;
+use crate::config::PoolKind;
 use crate::core::act::{execute, ActInput, Effects};
 pub use crate::core::act::{release_after_recheck, Recheck};
 use crate::core::plan::{plan, Plan};
 use crate::core::state::{Lease, PoolState, Versioned};
 use crate::domain::*;
 use crate::jitsi::JicofoStats;
-use crate::metrics::{pool_metrics, safety_metrics};
+use crate::metrics::{bridge_metrics, pool_metrics, safety_metrics};
 use crate::ports::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -274,6 +275,10 @@ where
                     sum.jibri_failures_total = sum
                         .jibri_failures_total
                         .saturating_add(s.jibri_failures_total);
+                    sum.bridges = match (sum.bridges, s.bridges) {
+                        (Some(a), Some(b)) => Some(a.saturating_add(b)),
+                        (a, b) => a.or(b),
+                    };
                 }
                 Ok((url, Err(e))) => {
                     tracing::warn!(url = %url, error = %e, "Jicofo stats unavailable: no scale-in this tick");
@@ -349,6 +354,9 @@ where
             tracing::warn!(instances = ?p.retained_unanswering, "retained instances whose Jibri answers nothing: nobody can tell whether a recording is on them (README: Runbook, retained-unanswering)");
         }
         let mut metrics = pool_metrics(&report.plan);
+        if self.cfg.pool_kind == PoolKind::Jvb {
+            metrics.extend(bridge_metrics(&report.plan.counts, &obs.jicofo));
+        }
         metrics.extend(safety_metrics(
             obs.config_drift.len(),
             report.drain_failed.len(),
@@ -506,6 +514,12 @@ impl<A: AutoScaling, E: Ec2, R: Recorders + ?Sized> Effects for AwsEffects<'_, A
     }
     async fn graceful_shutdown(&self, r: &RecorderAddress) -> Result<(), ProbeFailure> {
         self.recorders.graceful_shutdown(r).await
+    }
+    async fn undrain(&self, r: &RecorderAddress) -> Result<(), ProbeFailure> {
+        self.recorders.undrain(r).await
+    }
+    async fn clear_drain_requested(&self, ids: &[InstanceId]) -> PortResult<()> {
+        self.ec2.clear_drain_requested(ids).await
     }
     async fn mark_drain_requested(&self, ids: &[InstanceId], at: EpochSecs) -> PortResult<()> {
         self.ec2.mark_drain_requested(ids, at).await

@@ -262,6 +262,17 @@ impl Ec2 for FakeAws {
         Ok(())
     }
 
+    async fn clear_drain_requested(&self, v: &[InstanceId]) -> PortResult<()> {
+        self.record("DeleteTags", ids(v))?;
+        for i in v {
+            if let Some(e) = lock(&self.ec2).get_mut(i) {
+                e.drain_requested = false;
+                e.drain_requested_at = None;
+            }
+        }
+        Ok(())
+    }
+
     async fn mark_drain_requested(&self, v: &[InstanceId], at: EpochSecs) -> PortResult<()> {
         self.record("CreateTags", ids(v))?;
         for i in v {

@@ -468,7 +468,8 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
         }
     }
 
-    /// `gracefulShutdown`, then the drain tag. The tag says "a drain was confirmed": set
+    /// `gracefulShutdown` (a videobridge: `POST /colibri/drain/enable`, by the adapter for
+    /// `POOL_KIND`), then the drain tag. The tag says "a drain was confirmed": set
     /// only after a 2xx, so that a later refusal is read as an exited Jibri only when it
     /// really was drained. A failure is logged (the controller's sweep retries held ones).
     async fn drain_and_mark(&self, addr: &RecorderAddress, now: EpochSecs) -> bool {

@@ -1,30 +1,89 @@
-//! The HTTP adapters: Jibri's public and internal APIs and Jicofo's `/stats`, with a
-//! timeout on every call and a cap on every body, so that a hung or babbling endpoint
-//! costs one timeout and never the tick.
+//! The HTTP adapters: Jibri's public and internal APIs, a videobridge's private REST API
+//! (`POOL_KIND=jvb`) and Jicofo's `/stats`, with a timeout on every call and a cap on every
+//! body, so that a hung or babbling endpoint costs one timeout and never the tick.
+//!
+//! A bridge (jitsi/jitsi-videobridge at a29d97d) is read with `GET /colibri/stats`
+//! (`jvb/src/main/java/org/jitsi/videobridge/rest/root/colibri/stats/Stats.java`, served only
+//! with `videobridge.apis.rest.enabled = true`) and drained with `POST /colibri/drain/enable`
+//! (`.../rest/root/colibri/drain/Drain.java`, on by default: `videobridge.rest.drain.enabled`
+//! in `jvb/src/main/resources/reference.conf`): `Videobridge.setDrainMode(true)`, after which
+//! Jicofo prefers every bridge that does not drain for a new conference (jicofo
+//! `jicofo-selector/.../bridge/BridgeSelector.kt`, `selectBridge`). Both are on the private
+//! HTTP server, port 8080 (`doc/rest.md`), bound to `videobridge.http-servers.private.host`
+//! = 127.0.0.1 by default (`reference.conf`). The graceful shutdown (`POST /colibri/shutdown`)
+//! is not used: it is off by default (`videobridge.rest.shutdown.enabled = false`),
+//! irreversible, and ends in SHUTTING_DOWN, where Jicofo moves participants off.
 
-use crate::config::{fill_template, Config};
+use crate::config::{fill_template, Config, PoolKind};
 use crate::domain::{Probe, ProbeFailure};
-use crate::jitsi::{parse_jibri_health, parse_jicofo_stats, JicofoStats};
+use crate::jitsi::{parse_colibri_stats, parse_jibri_health, parse_jicofo_stats, JicofoStats};
 use crate::ports::{Jicofo, RecorderAddress, Recorders};
 use std::time::Duration;
 
-/// Jibri and Jicofo over HTTP.
+/// Reads a probe's body as the instance's status, or says why it cannot.
+type ParseStatus = fn(&[u8]) -> Result<crate::jitsi::JibriStatus, String>;
+
+/// What the instances run, and where their APIs are (URL templates).
+#[derive(Clone, Debug)]
+enum Instances {
+    /// Jibri: health URL, internal API base (`/gracefulShutdown` appended).
+    Jibri { health: String, internal: String },
+    /// A videobridge: `/colibri/stats` URL, drain API base (`/enable`, `/disable` appended).
+    Bridge { stats: String, drain: String },
+}
+
+/// Jibri (or videobridges) and Jicofo over HTTP.
 #[derive(Clone)]
 pub struct JitsiHttp {
     client: reqwest::Client,
-    health_template: String,
-    internal_template: String,
+    instances: Instances,
     max_body: usize,
 }
 
 impl JitsiHttp {
+    /// The adapter for the pool's kind (`POOL_KIND`).
     pub fn new(cfg: &Config) -> Result<Self, String> {
-        Self::with(
-            &cfg.jibri_health_url,
-            &cfg.jibri_internal_url,
-            cfg.probe_timeout,
-            cfg.max_body_bytes,
-        )
+        match cfg.pool_kind {
+            PoolKind::Jibri => Self::with(
+                &cfg.jibri_health_url,
+                &cfg.jibri_internal_url,
+                cfg.probe_timeout,
+                cfg.max_body_bytes,
+            ),
+            PoolKind::Jvb => Self::bridges(
+                &cfg.bridge.stats_url,
+                &cfg.bridge.drain_url,
+                cfg.probe_timeout,
+                cfg.max_body_bytes,
+            ),
+        }
+    }
+
+    /// For a videobridge pool: `stats_template` is `GET`, `drain_template` the drain API's base.
+    pub fn bridges(
+        stats_template: &str,
+        drain_template: &str,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<Self, String> {
+        let mut http = Self::with("", "", timeout, max_body)?;
+        http.instances = Instances::Bridge {
+            stats: stats_template.into(),
+            drain: drain_template.into(),
+        };
+        Ok(http)
+    }
+
+    /// POSTs `{base}/{leaf}` (an empty body): 2xx is success, anything else a failure,
+    /// classified as a probe's.
+    async fn post(&self, base: &str, leaf: &str) -> Result<(), ProbeFailure> {
+        let url = format!("{}/{leaf}", base.trim_end_matches('/'));
+        let resp = self.client.post(&url).send().await.map_err(classify)?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(ProbeFailure::HttpStatus(resp.status().as_u16()))
+        }
     }
 
     pub fn with(
@@ -48,8 +107,10 @@ impl JitsiHttp {
             .map_err(|e| format!("building the HTTP client: {e}"))?;
         Ok(Self {
             client,
-            health_template: health_template.into(),
-            internal_template: internal_template.into(),
+            instances: Instances::Jibri {
+                health: health_template.into(),
+                internal: internal_template.into(),
+            },
             max_body,
         })
     }
@@ -113,30 +174,54 @@ fn classify(e: reqwest::Error) -> ProbeFailure {
 }
 
 impl Recorders for JitsiHttp {
+    /// A Jibri's health, or a bridge's `/colibri/stats` (busy while it hosts any conference
+    /// or endpoint; its load travels in the status). Garbage is never a guess.
     async fn probe(&self, r: &RecorderAddress) -> Probe {
-        let Some(url) = fill_template(&self.health_template, &r.id.0, r.private_ip.as_deref())
-        else {
+        let (template, parse): (&str, ParseStatus) = match &self.instances {
+            Instances::Jibri { health, .. } => {
+                (health, |b| parse_jibri_health(b).map_err(|e| e.to_string()))
+            }
+            Instances::Bridge { stats, .. } => (stats, |b| {
+                parse_colibri_stats(b)
+                    .map(|s| s.status())
+                    .map_err(|e| e.to_string())
+            }),
+        };
+        let Some(url) = fill_template(template, &r.id.0, r.private_ip.as_deref()) else {
             return Probe::Failed(ProbeFailure::NoAddress);
         };
         match self.get_body(&url).await {
-            Ok(body) => match parse_jibri_health(&body) {
+            Ok(body) => match parse(&body) {
                 Ok(status) => Probe::Status(status),
-                Err(e) => Probe::Failed(ProbeFailure::Garbage(e.to_string())),
+                Err(e) => Probe::Failed(ProbeFailure::Garbage(e)),
             },
             Err(f) => Probe::Failed(f),
         }
     }
 
+    /// Stops new work landing on the instance: Jibri's `gracefulShutdown` (it exits once
+    /// idle), a bridge's `POST /colibri/drain/enable` (Jicofo assigns it no new conference;
+    /// it keeps running its own until they end).
     async fn graceful_shutdown(&self, r: &RecorderAddress) -> Result<(), ProbeFailure> {
-        let base = fill_template(&self.internal_template, &r.id.0, r.private_ip.as_deref())
+        let (base, leaf) = match &self.instances {
+            Instances::Jibri { internal, .. } => (internal, "gracefulShutdown"),
+            Instances::Bridge { drain, .. } => (drain, "enable"),
+        };
+        let base =
+            fill_template(base, &r.id.0, r.private_ip.as_deref()).ok_or(ProbeFailure::NoAddress)?;
+        self.post(&base, leaf).await
+    }
+
+    /// A bridge back into service: `POST /colibri/drain/disable`. A Jibri cannot be undrained.
+    async fn undrain(&self, r: &RecorderAddress) -> Result<(), ProbeFailure> {
+        let Instances::Bridge { drain, .. } = &self.instances else {
+            return Err(ProbeFailure::Transport(
+                "a Jibri's graceful shutdown cannot be undone".into(),
+            ));
+        };
+        let base = fill_template(drain, &r.id.0, r.private_ip.as_deref())
             .ok_or(ProbeFailure::NoAddress)?;
-        let url = format!("{}/gracefulShutdown", base.trim_end_matches('/'));
-        let resp = self.client.post(&url).send().await.map_err(classify)?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(ProbeFailure::HttpStatus(resp.status().as_u16()))
-        }
+        self.post(&base, "disable").await
     }
 }
 
@@ -267,6 +352,132 @@ mod tests {
         assert_eq!(
             client(port).graceful_shutdown(&recorder()).await,
             Err(ProbeFailure::Refused)
+        );
+    }
+
+    fn bridges(port: u16) -> JitsiHttp {
+        JitsiHttp::bridges(
+            &format!("http://127.0.0.1:{port}/colibri/stats"),
+            &format!("http://127.0.0.1:{port}/colibri/drain"),
+            Duration::from_secs(2),
+            8192,
+        )
+        .unwrap()
+    }
+
+    /// A server that answers one request with `status` and `body`, and hands back its
+    /// request line.
+    async fn answering(
+        status: &'static str,
+        body: Vec<u8>,
+    ) -> (u16, tokio::sync::oneshot::Receiver<String>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 2048];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let _ = tx.send(head.lines().next().unwrap_or_default().to_string());
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+                let _ = s.write_all(&body).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        (port, rx)
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/jitsi/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    /// A bridge is probed with `GET /colibri/stats` (the real body: busy, its load carried)
+    /// and drained with `POST /colibri/drain/enable`, undrained with `/disable`.
+    #[tokio::test]
+    async fn a_bridge_is_read_from_colibri_stats_and_drained_through_the_drain_api() {
+        let (port, line) = answering("200 OK", fixture("jvb-colibri-stats.json")).await;
+        let p = bridges(port).probe(&recorder()).await;
+        assert_eq!(line.await.unwrap(), "GET /colibri/stats HTTP/1.1");
+        let Probe::Status(s) = p else { panic!("{p:?}") };
+        assert!(s.busy == crate::jitsi::BusyStatus::Busy, "{s:?}");
+        let load = s.load.expect("a bridge's load");
+        assert_eq!((load.conferences, load.participants), (3, 14));
+        assert_eq!(load.stress_milli, 71);
+
+        let (port, line) = answering("200 OK", Vec::new()).await;
+        assert_eq!(bridges(port).graceful_shutdown(&recorder()).await, Ok(()));
+        assert_eq!(line.await.unwrap(), "POST /colibri/drain/enable HTTP/1.1");
+        let (port, line) = answering("200 OK", Vec::new()).await;
+        assert_eq!(bridges(port).undrain(&recorder()).await, Ok(()));
+        assert_eq!(line.await.unwrap(), "POST /colibri/drain/disable HTTP/1.1");
+        // A disabled drain API (404) or a failing one is a failed drain, never success.
+        let (port, _) = answering("404 Not Found", Vec::new()).await;
+        assert_eq!(
+            bridges(port).graceful_shutdown(&recorder()).await,
+            Err(ProbeFailure::HttpStatus(404))
+        );
+        // A Jibri adapter refuses to undrain anything.
+        assert!(client(1).undrain(&recorder()).await.is_err());
+    }
+
+    /// Garbage from a bridge (an HTML error page, a body without `stress_level`) is a
+    /// failed probe (unknown, busy), never an empty bridge.
+    #[tokio::test]
+    async fn a_bridge_answering_garbage_is_unknown() {
+        for body in [
+            &b"<html>502</html>"[..],
+            b"{\"conferences\":0,\"endpoints\":0}",
+            b"{\"stress_level\":0.1,\"conferences\":0,\"endpoints\":0,\"drain\":\"yes\"}",
+        ] {
+            let (port, _) = answering("200 OK", body.to_vec()).await;
+            let p = bridges(port).probe(&recorder()).await;
+            assert!(
+                matches!(p, Probe::Failed(ProbeFailure::Garbage(_))),
+                "{p:?}"
+            );
+        }
+    }
+
+    /// The same classification as for Jibri: a refusal at connect is refused (a bridge
+    /// process that exited), a reset mid-answer is unknown.
+    #[tokio::test]
+    async fn a_bridge_refusing_at_connect_is_refused_and_a_reset_is_unknown() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        assert_eq!(
+            bridges(port).probe(&recorder()).await,
+            Probe::Failed(ProbeFailure::Refused)
+        );
+        assert_eq!(
+            bridges(port).graceful_shutdown(&recorder()).await,
+            Err(ProbeFailure::Refused)
+        );
+        let port = one_answer(|s| {
+            Box::pin(async move {
+                let _ = s.set_zero_linger();
+                drop(s);
+            })
+        })
+        .await;
+        let p = bridges(port).probe(&recorder()).await;
+        assert!(
+            matches!(p, Probe::Failed(ProbeFailure::Transport(_))),
+            "{p:?}"
         );
     }
 }

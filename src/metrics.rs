@@ -2,8 +2,8 @@
 //! (the default sink: a log line, no API call, works from private subnets without an
 //! endpoint) or sent with `PutMetricData` ([`crate::aws::CloudWatchSink`]).
 
-use crate::core::plan::{HookVerdict, Plan};
-use crate::domain::EpochSecs;
+use crate::core::plan::{HookVerdict, Plan, PoolCounts};
+use crate::domain::{EpochSecs, JicofoObservation};
 use crate::ports::{Metric, MetricsSink, PortResult};
 use serde_json::{json, Map, Value};
 
@@ -90,6 +90,39 @@ pub fn pool_metrics(p: &Plan) -> Vec<Metric> {
     v
 }
 
+/// A videobridge pool's own metrics: the mean stress the plan sized on, the bridges drained,
+/// and Jicofo's view of the bridges (`bridge_selector`, summed over the shards that
+/// answered): `BridgesOperational`, `BridgesInShutdown` and `BridgesLost` (a counter until
+/// Jicofo restarts: a bridge that left without a graceful shutdown, e.g. terminated with
+/// its conferences, jicofo `BridgeSelector.removeJvbAddress`). No Jicofo or no
+/// `bridge_selector` block: no bridge counters.
+pub fn bridge_metrics(c: &PoolCounts, jicofo: &JicofoObservation) -> Vec<Metric> {
+    let m = |name, value: f64| Metric {
+        name,
+        value,
+        unit: "Count",
+    };
+    let mut v = Vec::new();
+    if let Some(s) = c.stress_milli {
+        v.push(Metric {
+            name: "MeanStress",
+            value: f64::from(s) / 1000.0,
+            unit: "None",
+        });
+    }
+    v.push(m("Draining", f64::from(c.draining)));
+    if let Some(b) = jicofo
+        .stats
+        .bridges
+        .filter(|_| jicofo.shards_configured > 0)
+    {
+        v.push(m("BridgesOperational", b.operational_bridge_count as f64));
+        v.push(m("BridgesInShutdown", b.in_shutdown_bridge_count as f64));
+        v.push(m("BridgesLost", b.lost_bridges as f64));
+    }
+    v
+}
+
 /// One EMF document: the metrics as top-level members, declared under `_aws`.
 pub fn emf_line(namespace: &str, group: &str, metrics: &[Metric], at: EpochSecs) -> String {
     let mut doc = Map::new();
@@ -170,5 +203,48 @@ mod tests {
         assert_eq!(v["Busy"], 3.0);
         assert_eq!(v["AutoScalingGroupName"], "pool-a");
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn a_bridge_pool_reports_its_stress_and_jicofos_bridge_counters() {
+        use crate::jitsi::{BridgeSelectorStats, JicofoStats};
+        let counts = PoolCounts {
+            stress_milli: Some(425),
+            draining: 2,
+            ..Default::default()
+        };
+        let jicofo = JicofoObservation {
+            stats: JicofoStats {
+                bridges: Some(BridgeSelectorStats {
+                    bridge_count: 5,
+                    operational_bridge_count: 4,
+                    in_shutdown_bridge_count: 1,
+                    lost_bridges: 3,
+                }),
+                ..Default::default()
+            },
+            shards_configured: 1,
+            shards_failed: 0,
+        };
+        let got: Vec<(&str, f64)> = bridge_metrics(&counts, &jicofo)
+            .iter()
+            .map(|m| (m.name, m.value))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("MeanStress", 0.425),
+                ("Draining", 2.0),
+                ("BridgesOperational", 4.0),
+                ("BridgesInShutdown", 1.0),
+                ("BridgesLost", 3.0),
+            ]
+        );
+        // No Jicofo configured (or no `bridge_selector` block): no bridge counters.
+        let none = bridge_metrics(&counts, &JicofoObservation::default());
+        assert!(
+            none.iter().all(|m| !m.name.starts_with("Bridges")),
+            "{none:?}"
+        );
     }
 }

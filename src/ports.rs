@@ -182,6 +182,11 @@ pub trait Ec2: Send + Sync {
         ids: &[InstanceId],
         at: EpochSecs,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Deletes the `drain-requested` tag (an undrained bridge): a later drain dates anew.
+    fn clear_drain_requested(
+        &self,
+        ids: &[InstanceId],
+    ) -> impl Future<Output = PortResult<()>> + Send;
     /// Tags the instance with the time of its Spot interruption warning.
     fn mark_interruption_notice(
         &self,
@@ -201,10 +206,21 @@ pub trait Ec2: Send + Sync {
 pub trait Recorders: Send + Sync {
     /// Never fails: a failure is a [`Probe::Failed`], which the core treats as busy.
     fn probe(&self, r: &RecorderAddress) -> impl Future<Output = Probe> + Send;
+    /// Stops new work landing on the instance: Jibri's `gracefulShutdown`; a bridge's drain.
     fn graceful_shutdown(
         &self,
         r: &RecorderAddress,
     ) -> impl Future<Output = Result<(), ProbeFailure>> + Send;
+    /// A bridge pool: undrains a bridge. Nothing else can be undrained: the default refuses.
+    fn undrain(
+        &self,
+        r: &RecorderAddress,
+    ) -> impl Future<Output = Result<(), ProbeFailure>> + Send {
+        let _ = r;
+        std::future::ready(Err(ProbeFailure::Transport(
+            "undrain: not supported by this adapter".into(),
+        )))
+    }
 }
 
 /// Jicofo's REST API.

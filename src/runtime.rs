@@ -75,6 +75,7 @@ impl Adapters {
             Some(b) => AnyStateStore::S3(S3StateStore::new(sdk, b, &cfg.state_prefix)),
             None => AnyStateStore::Memory(MemoryStateStore::default()),
         };
+        tracing::info!(pool_kind = ?cfg.pool_kind, "adapters for the pool's kind");
         Ok(Self {
             asg: AwsAutoScaling::new(sdk),
             ec2: AwsEc2::new(sdk),

@@ -40,6 +40,7 @@ add() { # add PARAMETER VALUE: only when VALUE is set
     if [[ -n "${2:-}" ]]; then params+=("$1=$2"); fi
 }
 add GroupName "$ASG_NAME"
+add PoolKind "${POOL_KIND:-}"
 add LaunchTemplateId "${LAUNCH_TEMPLATE_ID:-}"
 add LaunchTemplateVersion "${LAUNCH_TEMPLATE_VERSION:-}"
 add GroupMinSize "${MIN_SIZE:-}"

@@ -137,6 +137,13 @@ def test_warm_pool_variables_become_parameters() -> None:
     assert not {"WarmPool", "WarmPoolMin", "WarmPoolMax"} & set(overrides(deploy))
 
 
+def test_pool_kind_becomes_the_pool_kind_parameter() -> None:
+    [_, deploy] = dry_run("deploy", *make_vars(**REQUIRED, POOL_KIND="jvb"))
+    assert overrides(deploy)["PoolKind"] == "jvb"
+    [_, deploy] = dry_run("deploy", *make_vars(**REQUIRED))
+    assert "PoolKind" not in overrides(deploy)
+
+
 def test_every_deploy_variable_is_documented() -> None:
     """Each make variable that deploy.sh maps to a parameter is in INFRA_VARS (or it
     would not reach the script) and in the README's table."""

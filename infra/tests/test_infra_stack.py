@@ -740,3 +740,63 @@ def test_lifecycle_rule_delivers_every_warm_pool_transition(aws: Aws, new_group_
     plain = lifecycle_event("jibri-a", "terminate", "", "")
     del plain["detail"]["Origin"], plain["detail"]["Destination"]
     assert pattern.matches_event(plain)
+
+
+# --- a videobridge pool (PoolKind jvb, issue 16) -------------------------------------------------
+
+
+def test_a_jvb_stack_deploys_opens_only_the_bridge_rest_port_and_may_untag_a_drain(aws: Aws, template: dict[str, Any]) -> None:
+    """PoolKind=jvb: the same stack for a group of Jitsi Videobridges. The functions get
+    POOL_KIND=jvb and the bridge URL templates; the security groups open the bridges'
+    private REST port (8080) and no Jibri port; the controller may also delete the
+    drain-requested tag (an undrained bridge), on this group's instances only."""
+    w = make_world(aws)
+    params = base_parameters(w, "jvb-a")
+    params.update(
+        PoolKind="jvb",
+        LaunchTemplateId=w.launch_template,
+        LaunchTemplateVersion="1",
+        GroupMinSize="1",
+        GroupMaxSize="8",
+        JicofoStatsUrls="http://10.40.1.10:8888/stats",
+        JicofoSecurityGroupId=w.jicofo_sg,
+        JvbStressHigh="0.6",
+        JvbStressLow="0.3",
+    )
+    stack = deploy(aws, template, "jvb-pool", params)
+    for fn in ("ControllerFunction", "GuardFunction"):
+        env = stack.value(template["Resources"][fn]["Properties"]["Environment"]["Variables"])
+        assert env["POOL_KIND"] == "jvb", fn
+        assert env["JVB_STATS_URL"] == "http://{private_ip}:8080/colibri/stats", fn
+        assert env["JVB_DRAIN_URL"] == "http://{private_ip}:8080/colibri/drain", fn
+        assert (env["JVB_STRESS_LOW"], env["JVB_STRESS_HIGH"]) == ("0.3", "0.6"), fn
+    rules = {(int(r["FromPort"]), r.get("DestinationSecurityGroupId") or r.get("CidrIp"))
+             for r in egress_rules(stack)}
+    assert rules == {(8080, w.recorder_sg), (8888, w.jicofo_sg), (443, "0.0.0.0/0")}
+    assert stack.exists("BridgeRestIngress")
+    assert not stack.exists("RecorderHealthIngress") and not stack.exists("RecorderInternalIngress")
+    ingress = stack.properties("BridgeRestIngress")
+    assert (int(ingress["FromPort"]), int(ingress["ToPort"]), ingress["GroupId"]) == (8080, 8080, w.recorder_sg)
+    p = role_policy(aws, stack, "ControllerRole")
+    drain = p["DrainTagOnThisGroupsInstancesOnly"]
+    assert actions(drain) == {"ec2:CreateTags", "ec2:DeleteTags"}
+    assert drain["Condition"]["StringEquals"]["ec2:ResourceTag/aws:autoscaling:groupName"] == "jvb-a"
+    assert drain["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"] == ["jibri-autoscaler:drain-requested"]
+    # The guard never undrains.
+    assert "ec2:DeleteTags" not in all_actions(role_policy(aws, stack, "GuardRole"))
+
+
+def test_a_jibri_stack_has_no_bridge_rule_and_no_tag_deletion(template: dict[str, Any]) -> None:
+    stack = Stack(template, dict(MINIMAL_JIBRI), account="123456789012", region="eu-central-1", stack_name="s")
+    assert not stack.exists("BridgeRestIngress")
+    assert stack.exists("RecorderHealthIngress")
+    assert "8080" not in [str(r["FromPort"]) for r in egress_rules(stack)]
+    # The controller's drain-tag statement, evaluated: CreateTags only.
+    role = template["Resources"]["ControllerRole"]["Properties"]["Policies"]
+    [drain] = [st for pol in role for st in pol["PolicyDocument"]["Statement"]
+               if st.get("Sid") == "DrainTagOnThisGroupsInstancesOnly"]
+    assert stack.value(drain["Action"]) == "ec2:CreateTags"
+
+
+MINIMAL_JIBRI = {"GroupName": "g", "VpcId": "vpc-1", "SubnetIds": "subnet-1", "RecorderSecurityGroupId": "sg-1",
+                 "ArtifactBucket": "a", "ControllerCodeKey": "a.zip", "GuardCodeKey": "b.zip"}

@@ -79,6 +79,15 @@ impl Bed {
             // The exact call lists of most tests are about capacity and hooks; the
             // acceptance scenario runs with EC2 termination protection on.
             ("EC2_TERMINATION_PROTECTION", "off".to_string()),
+            // Read only with POOL_KIND=jvb: the bridges' private REST API, production-shaped.
+            (
+                "JVB_STATS_URL",
+                format!("http://{{private_ip}}:{port}/colibri/stats"),
+            ),
+            (
+                "JVB_DRAIN_URL",
+                format!("http://{{private_ip}}:{port}/colibri/drain"),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -199,6 +208,9 @@ impl Bed {
     /// an instance settled in the warm pool (stopped) or gone. Warm instances on their way
     /// in keep what the test gave them.
     pub async fn sync_recorders(&self) {
+        if self.bridges() {
+            return self.sync_bridges().await;
+        }
         let group = instances(&self.asg, GROUP).await;
         let warm = warm_instances(&self.asg, GROUP).await;
         for (id, state, _) in &group {
@@ -218,6 +230,38 @@ impl Bed {
             });
             if !in_group && !warming {
                 let _ = self.emu.delete_recorder(&r.id);
+            }
+        }
+    }
+
+    /// A videobridge pool (`POOL_KIND=jvb`).
+    pub fn bridges(&self) -> bool {
+        self.vars.get("POOL_KIND").map(String::as_str) == Some("jvb")
+    }
+
+    /// The bridge side of [`Bed::sync_recorders`]: a bridge per instance in the group
+    /// (`InService`, `Pending:Wait`), listening at its private IP; a bridge whose instance
+    /// left the group (terminated) vanishes, and the emulator marks every conference still
+    /// running on it broken, with the time.
+    pub async fn sync_bridges(&self) {
+        let group = instances(&self.asg, GROUP).await;
+        for (id, state, _) in &group {
+            if self.emu.bridge(id).is_none() && (state == "InService" || state == "Pending:Wait") {
+                let address = private_ip(&self.harness_ec2, id).await;
+                self.emu
+                    .set_bridge(
+                        id,
+                        jitsi_emulator::BridgeUpdate {
+                            address: Some(address),
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+            }
+        }
+        for b in self.emu.state().bridges {
+            if !group.iter().any(|i| i.0 == b.id) {
+                let _ = self.emu.delete_bridge(&b.id);
             }
         }
     }

@@ -7,6 +7,7 @@ use hyper::{Method, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::bridge::{BridgeUpdate, ConferenceRequest};
 use crate::fault::Fault;
 use crate::follow::FollowConfig;
 use crate::model::{ModelError, RecorderUpdate, ShardUpdate};
@@ -31,7 +32,16 @@ fn error(status: StatusCode, message: &str) -> Response<EmuBody> {
 
 fn model_error(e: &ModelError) -> Response<EmuBody> {
     let status = match e {
-        ModelError::UnknownRecorder(_) | ModelError::UnknownShard(_) => StatusCode::NOT_FOUND,
+        ModelError::UnknownRecorder(_)
+        | ModelError::UnknownShard(_)
+        | ModelError::UnknownBridge(_)
+        | ModelError::UnknownConference(_) => StatusCode::NOT_FOUND,
+        ModelError::NoBridgeAvailable(_) => {
+            return json(
+                StatusCode::CONFLICT,
+                &serde_json::json!({ "refused": true }),
+            );
+        }
         ModelError::Gone(_) | ModelError::Busy(_) | ModelError::Expired(_) => StatusCode::CONFLICT,
         ModelError::NoJibriAvailable(_) => {
             return json(
@@ -115,6 +125,29 @@ pub(crate) fn handle(
             Err(e) => bad_request(&e),
         },
 
+        (Method::GET, ["bridges"]) => json(StatusCode::OK, &shared.state().bridges),
+        (Method::GET, ["bridges", id]) => reply(shared.bridge(id)),
+        (Method::PUT, ["bridges", id]) => match parse::<BridgeUpdate>(body) {
+            Ok(update) => reply(shared.set_bridge(id, &update)),
+            Err(e) => bad_request(&e),
+        },
+        (Method::DELETE, ["bridges", id]) => reply(
+            shared
+                .delete_bridge(id)
+                .map(|()| serde_json::json!({ "deleted": id })),
+        ),
+        (Method::POST, ["bridges", id, "restart"]) => reply(shared.restart_bridge(id)),
+        (Method::POST, ["bridges", id, "fault"]) => match parse::<Fault>(body) {
+            Ok(fault) => reply(shared.set_bridge_fault(id, fault)),
+            Err(e) => bad_request(&e),
+        },
+        (Method::POST, ["jicofo", shard, "conference"]) => match parse::<ConferenceRequest>(body) {
+            Ok(req) => reply(shared.start_conference(shard, &req)),
+            Err(e) => bad_request(&e),
+        },
+        (Method::GET, ["conferences"]) => json(StatusCode::OK, &shared.state().conferences),
+        (Method::POST, ["conferences", id, "end"]) => reply(shared.end_conference(id)),
+
         (Method::GET, ["follow"]) => json(StatusCode::OK, &shared.state().follow),
         (Method::POST, ["follow"]) => match parse::<FollowConfig>(body) {
             Ok(config) => match shared.follow(config) {
@@ -152,7 +185,12 @@ fn is_known(path: &[&str]) -> bool {
                     | "calls"
             ]
             | ["jicofo", _]
-            | ["jicofo", _, "request-recording" | "fault"]
+            | ["jicofo", _, "request-recording" | "fault" | "conference"]
+            | ["bridges"]
+            | ["bridges", _]
+            | ["bridges", _, "restart" | "fault"]
+            | ["conferences"]
+            | ["conferences", _, "end"]
             | ["follow"]
     )
 }

@@ -35,6 +35,10 @@ pub struct FollowConfig {
     pub shard: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval_ms: Option<u64>,
+    /// What runs on the group's instances: `jibri` (default, a recorder each) or `jvb` (a
+    /// videobridge each).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 impl FollowConfig {
@@ -46,11 +50,17 @@ impl FollowConfig {
             region: None,
             shard: None,
             interval_ms: None,
+            kind: None,
         }
     }
 
     pub fn interval(&self) -> Duration {
         Duration::from_millis(self.interval_ms.unwrap_or(DEFAULT_INTERVAL_MS).max(10))
+    }
+
+    /// The instances run videobridges (`kind` `jvb`).
+    pub fn bridges(&self) -> bool {
+        self.kind.as_deref() == Some("jvb")
     }
 
     pub fn region(&self) -> &str {
@@ -75,6 +85,9 @@ impl FollowConfig {
         }
         if self.group.is_empty() {
             return Err("group must not be empty".into());
+        }
+        if !matches!(self.kind.as_deref(), None | Some("jibri" | "jvb")) {
+            return Err("kind must be jibri or jvb".into());
         }
         let header_safe = |s: &str| {
             s.bytes()

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bridge;
 mod control;
 pub mod fault;
 pub mod follow;
@@ -24,6 +25,10 @@ mod server;
 
 use serde::{Deserialize, Serialize};
 
+pub use bridge::{
+    BridgeCalls, BridgeUpdate, BridgeView, Conference, ConferenceEnd, ConferenceRequest,
+    ShutdownState,
+};
 pub use fault::{Fault, FaultKind};
 pub use follow::{FollowConfig, FollowView};
 pub use model::{
@@ -39,6 +44,12 @@ pub struct StateView {
     pub recorders: Vec<RecorderView>,
     /// The Auto Scaling group being followed, if any.
     pub follow: Option<FollowView>,
+    /// Videobridges.
+    #[serde(default)]
+    pub bridges: Vec<BridgeView>,
+    /// Every conference hosted by a bridge, running or over.
+    #[serde(default)]
+    pub conferences: Vec<Conference>,
 }
 
 /// Why an emulator operation failed.

@@ -128,6 +128,12 @@ pub enum ModelError {
     NoJibriAvailable(String),
     #[error("invalid request: {0}")]
     Invalid(String),
+    #[error("no bridge {0:?}")]
+    UnknownBridge(String),
+    #[error("no conference {0:?}")]
+    UnknownConference(String),
+    #[error("no bridge available on shard {0:?}: the conference was refused")]
+    NoBridgeAvailable(String),
 }
 
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
@@ -355,6 +361,13 @@ pub struct Shard {
     pub(crate) recording_failures: u64,
     pub(crate) no_instance_failures: u64,
     pub(crate) calls: ShardCalls,
+    /// A bridge was on this shard once: `/stats` then reports the bridge selector as modelled
+    /// (before, the fixture's fixed block, so a Jibri-only shard is the fixture byte for byte).
+    pub(crate) bridges_seen: bool,
+    /// Bridges that left the brewery outside graceful shutdown (`lost_bridges`).
+    pub(crate) lost_bridges: u64,
+    /// Conferences no bridge could host.
+    pub(crate) conference_failures: u64,
 }
 
 impl Shard {
@@ -372,6 +385,9 @@ impl Shard {
             recording_failures: 0,
             no_instance_failures: 0,
             calls: ShardCalls::default(),
+            bridges_seen: false,
+            lost_bridges: 0,
+            conference_failures: 0,
         }
     }
 
@@ -418,6 +434,12 @@ pub struct ShardView {
     pub total_recording_failures: u64,
     pub no_instance_failures: u64,
     pub calls: ShardCalls,
+    /// Conferences refused for want of a bridge.
+    #[serde(default)]
+    pub conference_failures: u64,
+    /// Bridges lost (left outside graceful shutdown), as Jicofo's `lost_bridges`.
+    #[serde(default)]
+    pub lost_bridges: u64,
 }
 
 /// `PUT /control/jicofo/{shard}`: every field optional. `conferences` + `participants` spread
@@ -456,6 +478,8 @@ pub struct JicofoSnapshot {
     pub no_instance_failures: u64,
     /// When Jicofo registered its metrics (ms since the epoch): the `_created` samples.
     pub created_at_ms: u64,
+    /// The bridge selector's counters, once bridges are modelled on the shard.
+    pub bridge_selector: Option<crate::bridge::BridgeSelectorStats>,
 }
 
 /// A finalize the caller must complete after `after_ms` (see [`World::finish_finalize_timer`]).
@@ -486,13 +510,17 @@ pub struct GroupSync {
 /// All shards and recorders.
 #[derive(Clone, Debug, PartialEq)]
 pub struct World {
-    shards: BTreeMap<String, Shard>,
+    pub(crate) shards: BTreeMap<String, Shard>,
     recorders: BTreeMap<String, Recorder>,
     created_at_ms: u64,
+    pub(crate) bridges: BTreeMap<String, crate::bridge::Bridge>,
+    /// Every conference hosted by a bridge, running or over (the record tests read).
+    pub(crate) conferences: BTreeMap<String, crate::bridge::Conference>,
+    pub(crate) next_conference: u64,
 }
 
 /// Recorder ids and shard names go into URL paths: keep them to a safe alphabet.
-fn validate_name(what: &str, name: &str) -> Result<()> {
+pub(crate) fn validate_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
@@ -516,6 +544,9 @@ impl World {
             shards,
             recorders: BTreeMap::new(),
             created_at_ms,
+            bridges: BTreeMap::new(),
+            conferences: BTreeMap::new(),
+            next_conference: 0,
         }
     }
 
@@ -548,7 +579,7 @@ impl World {
             .ok_or_else(|| ModelError::UnknownShard(name.to_owned()))
     }
 
-    fn ensure_shard(&mut self, name: &str) -> &mut Shard {
+    pub(crate) fn ensure_shard(&mut self, name: &str) -> &mut Shard {
         self.shards
             .entry(name.to_owned())
             .or_insert_with(|| Shard::new(name))
@@ -584,11 +615,17 @@ impl World {
     /// The stats input of one shard.
     pub fn jicofo_snapshot(&self, shard: &str) -> Option<JicofoSnapshot> {
         let s = self.shards.get(shard)?;
+        let mut conference_sizes = s.counted_sizes();
+        conference_sizes.extend(
+            self.bridge_conference_sizes(shard)
+                .iter()
+                .map(|&p| p.max(1)),
+        );
         Some(JicofoSnapshot {
             legacy: s.legacy,
             healthy: s.healthy,
             stats_health: s.stats_health,
-            conference_sizes: s.counted_sizes(),
+            conference_sizes,
             total_conferences_created: s.total_conferences_created,
             total_participants: s.total_participants,
             jibri_count: self.jibri_count(shard),
@@ -597,6 +634,7 @@ impl World {
             recording_failures: s.recording_failures,
             no_instance_failures: s.no_instance_failures,
             created_at_ms: self.created_at_ms,
+            bridge_selector: self.bridge_selector(shard),
         })
     }
 
@@ -621,6 +659,8 @@ impl World {
             total_recording_failures: s.recording_failures,
             no_instance_failures: s.no_instance_failures,
             calls: s.calls,
+            conference_failures: s.conference_failures,
+            lost_bridges: s.lost_bridges,
         })
     }
 

@@ -167,8 +167,14 @@ pub fn jicofo_stats(s: &JicofoSnapshot) -> String {
         .num("total_conferences_created", s.total_conferences_created)
         .num("conferences", sizes.len())
         .num("conferences_with_visitors", 0)
-        .raw("bridge_failures", r#"{"participants_moved":0,"bridges_removed":0}"#)
-        .raw("participant_notifications", r#"{"ice_failed":0,"request_restart":0}"#)
+        .raw(
+            "bridge_failures",
+            r#"{"participants_moved":0,"bridges_removed":0}"#,
+        )
+        .raw(
+            "participant_notifications",
+            r#"{"ice_failed":0,"request_restart":0}"#,
+        )
         .num("largest_conference", largest)
         .num("participants", participants)
         .num("visitors", 0)
@@ -176,10 +182,7 @@ pub fn jicofo_stats(s: &JicofoSnapshot) -> String {
         .num("endpoint_pairs", pairs)
         .raw("jibri", &jibri)
         .raw("queues", "{}")
-        .raw(
-            "bridge_selector",
-            r#"{"bridge_count":1,"operational_bridge_count":1,"in_shutdown_bridge_count":0,"lost_bridges":0,"bridge_version_count":1}"#,
-        );
+        .raw("bridge_selector", &bridge_selector(s));
     if !s.legacy {
         // JibriDetectorMetrics.appendStats (current builds write it even with no detector).
         let detector = Obj::new()
@@ -653,5 +656,243 @@ mod tests {
         assert_eq!(java_decimal(5, 4), "5.0E-4");
         assert_eq!(java_double(14.0 / 3.0), "4.666666666666667");
         assert_eq!(java_double(2.0), "2.0");
+    }
+}
+
+/// Jicofo's `bridge_selector` block (`BridgeSelector.stats`). A shard that never had a bridge
+/// keeps the fixture's block (one operational bridge), so a Jibri-only shard's `/stats` is
+/// `jicofo-stats-empty.json` byte for byte.
+fn bridge_selector(s: &JicofoSnapshot) -> String {
+    let Some(b) = s.bridge_selector else {
+        return r#"{"bridge_count":1,"operational_bridge_count":1,"in_shutdown_bridge_count":0,"lost_bridges":0,"bridge_version_count":1}"#.to_owned();
+    };
+    Obj::new()
+        .num("bridge_count", b.bridge_count)
+        .num("operational_bridge_count", b.operational_bridge_count)
+        .num("in_shutdown_bridge_count", b.in_shutdown_bridge_count)
+        .num("lost_bridges", b.lost_bridges)
+        .num("bridge_version_count", b.bridge_version_count)
+        .finish()
+}
+
+/// The JVB build of `jvb-colibri-stats.json`.
+pub const JVB_VERSION: &str = "2.3.262-ga29d97d1";
+
+/// `GET /colibri/drain` (`Drain.getDrainState`).
+pub fn colibri_drain(drain: bool) -> String {
+    format!(r#"{{"drain":{drain}}}"#)
+}
+
+/// `current_timestamp` as JVB writes it (`SimpleDateFormat("yyyy-MM-dd HH:mm:ss.SSS")`, UTC here).
+fn jvb_timestamp(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil from days (Howard Hinnant's algorithm), days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// JVB's `GET /colibri/stats` (`VideobridgeStatisticsShim.getStatsJson`), in its key order (as
+/// `jvb-colibri-stats.json`). What the emulator models (conferences, endpoints, packet rates,
+/// stress, totals, drain and shutdown states, health) is computed; transport details are 0.
+pub fn colibri_stats(s: &crate::bridge::BridgeSnapshot) -> String {
+    let p = s.participants;
+    let mut o = Obj::new();
+    o.raw("incoming_loss", "0.0")
+        .raw("outgoing_loss", "0.0")
+        .raw("overall_loss", "0.0")
+        .num("endpoints_with_high_outgoing_loss", 0)
+        .num("tcc_unmatched_feedback", 0)
+        .num("local_active_endpoints", p)
+        // kbps: about 1.3 kbit per packet.
+        .num("bit_rate_download", s.packet_rate_download * 38 / 10)
+        .num("bit_rate_upload", s.packet_rate_upload * 54 / 10)
+        .num("packet_rate_download", s.packet_rate_download)
+        .num("packet_rate_upload", s.packet_rate_upload)
+        .raw("rtt_aggregate", if p > 0 { "38.5" } else { "0.0" })
+        .num("num_eps_oversending", 0)
+        .num("octo_conferences", 0)
+        .num("inactive_conferences", 0)
+        .num("p2p_conferences", 0)
+        .num("endpoints", p)
+        .num("participants", p)
+        .num("receive_only_endpoints", 0)
+        .num("inactive_endpoints", 0)
+        .num("octo_endpoints", 0)
+        .num("endpoints_sending_audio", p)
+        .num("endpoints_sending_video", p)
+        .num("largest_conference", s.largest_conference)
+        .num("octo_receive_bitrate", 0)
+        .num("octo_receive_packet_rate", 0)
+        .num("octo_send_bitrate", 0)
+        .num("octo_send_packet_rate", 0)
+        .num("endpoints_with_suspended_sources", 0)
+        .num("total_conferences_created", s.conferences_created)
+        .num("total_conferences_completed", s.conferences_completed)
+        .num("total_conference_seconds", s.conference_seconds)
+        .num("total_participants", s.participants_total)
+        .num("total_visitors", 0)
+        .num("num_eps_no_msg_transport_after_delay", 0)
+        .num("total_relays", 0)
+        .num("num_relays_no_msg_transport_after_delay", 0)
+        .num("total_keyframes_received", 0)
+        .num("total_layering_changes_received", 0)
+        .num("total_video_stream_milliseconds_received", 0)
+        .raw("stress_level", &java_double(s.stress_level))
+        .num("conferences", s.conferences)
+        .num("visitors", 0)
+        .num("local_endpoints", p)
+        .num("total_data_channel_messages_received", 0)
+        .num("total_data_channel_messages_sent", 0)
+        .num("total_colibri_web_socket_messages_received", 0)
+        .num("total_colibri_web_socket_messages_sent", 0)
+        .num("total_bytes_received", 0)
+        .num("endpoints_ice_failed", 0)
+        .num("dtls_failed_endpoints", 0)
+        .num("relays_ice_failed", 0)
+        .num("dtls_failed_relays", 0)
+        .num("total_bytes_sent", 0)
+        .num("total_packets_received", 0)
+        .num("total_packets_sent", 0)
+        .num("total_bytes_received_octo", 0)
+        .num("total_bytes_sent_octo", 0)
+        .num("total_packets_received_octo", 0)
+        .num("total_packets_sent_octo", 0)
+        .num("total_dominant_speaker_changes", 0)
+        .num("preemptive_kfr_sent", 0)
+        .num("preemptive_kfr_suppressed", 0)
+        .num("total_ice_failed", 0)
+        .num("total_ice_succeeded", s.participants_total)
+        .num("total_ice_succeeded_relayed", 0)
+        .raw(
+            "average_participant_stress",
+            &java_double(if p > 0 {
+                s.stress_level / p as f64
+            } else {
+                0.0
+            }),
+        )
+        .num("threads", 143)
+        .raw("graceful_shutdown", bool_str(s.graceful_shutdown))
+        .raw("shutting_down", bool_str(s.shutting_down))
+        .raw("drain", bool_str(s.drain))
+        .raw("current_timestamp", &json_string(&jvb_timestamp(s.now_ms)))
+        .num("muc_clients_configured", 1)
+        .num("muc_clients_connected", 1)
+        .num("mucs_configured", 1)
+        .num("mucs_joined", 1)
+        .num("endpoints_with_spurious_remb", 0)
+        .raw("healthy", bool_str(s.healthy))
+        .num("endpoints_disconnected", 0)
+        .num("endpoints_reconnected", 0)
+        .raw("version", &json_string(JVB_VERSION));
+    o.finish()
+}
+
+fn bool_str(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+#[cfg(test)]
+mod jvb_tests {
+    use super::*;
+    use crate::bridge::BridgeSnapshot;
+
+    fn fixture(name: &str) -> String {
+        let path = format!(
+            "{}/../../tests/fixtures/jitsi/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Top-level keys in order, with the JSON type of each value.
+    fn shape(body: &str) -> Vec<(String, &'static str)> {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        // serde_json without preserve_order sorts keys: read the order from the text.
+        let mut keys = Vec::new();
+        let mut rest = body.trim().trim_start_matches('{');
+        while let Some(start) = rest.find('"') {
+            let after = &rest[start + 1..];
+            let end = after.find('"').unwrap();
+            let key = &after[..end];
+            keys.push(key.to_owned());
+            let value_start = &after[end + 2..];
+            let value = &v[key];
+            let skip = serde_json::to_string(value).unwrap().len();
+            rest = value_start
+                .get(skip..)
+                .filter(|r| r.starts_with(',') || r.starts_with('}'))
+                .unwrap_or_else(|| panic!("value of {key} is not compact: {value_start:.40}"));
+        }
+        keys.into_iter()
+            .map(|k| {
+                let t = match &v[&k] {
+                    serde_json::Value::Bool(_) => "bool",
+                    serde_json::Value::String(_) => "string",
+                    serde_json::Value::Number(n) if n.is_f64() => "double",
+                    serde_json::Value::Number(_) => "integer",
+                    _ => "other",
+                };
+                (k, t)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn colibri_stats_has_the_fixtures_keys_in_order_and_types() {
+        let snap = BridgeSnapshot {
+            conferences: 3,
+            participants: 14,
+            largest_conference: 7,
+            packet_rate_download: 1342,
+            packet_rate_upload: 2210,
+            stress_level: 0.07104,
+            conferences_created: 211,
+            conferences_completed: 208,
+            conference_seconds: 402_311,
+            participants_total: 1523,
+            graceful_shutdown: false,
+            shutting_down: false,
+            drain: false,
+            healthy: true,
+            now_ms: 1_787_234_607_512,
+        };
+        let ours = colibri_stats(&snap);
+        assert_eq!(shape(&ours), shape(&fixture("jvb-colibri-stats.json")));
+        assert!(
+            ours.contains(r#""stress_level":0.07104,"conferences":3,"#),
+            "{ours}"
+        );
+        assert!(
+            ours.contains(r#""current_timestamp":"2026-08-20 14:03:27.512""#),
+            "{ours}"
+        );
+    }
+
+    #[test]
+    fn colibri_drain_is_the_fixture() {
+        assert_eq!(
+            colibri_drain(false),
+            fixture("jvb-colibri-drain.json").trim()
+        );
     }
 }

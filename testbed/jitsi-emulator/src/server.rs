@@ -26,6 +26,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::bridge::{
+    BridgeCall, BridgeEffects, BridgeUpdate, BridgeView, Conference, ConferenceRequest,
+};
 use crate::fault::{Fault, FaultKind, HUGE_PADDING_BYTES};
 use crate::follow::{self, FollowConfig, FollowView};
 use crate::model::{
@@ -58,8 +61,16 @@ struct Follower {
 /// it out of `socket`, so that a Jibri that exited refuses the very next connect.
 struct RecorderListener {
     address: Ipv4Addr,
+    target: Target,
     socket: Arc<Mutex<Option<TcpListener>>>,
     task: JoinHandle<()>,
+}
+
+/// Whose process a per-instance listener stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Target {
+    Jibri(Arc<str>),
+    Bridge(Arc<str>),
 }
 
 /// State shared by the accept loop, every connection, timers and handles.
@@ -115,16 +126,22 @@ impl Shared {
     /// refused by the kernel (ECONNREFUSED) exactly as on a real instance. Called after every
     /// change to the world.
     pub(crate) fn sync_listeners(self: &Arc<Self>) {
-        let wanted: BTreeMap<String, Ipv4Addr> = self
-            .world()
-            .recorders()
-            .filter(|r| r.listens())
-            .filter_map(|r| r.address().map(|a| (r.id().to_owned(), a)))
-            .collect();
+        let wanted: BTreeMap<String, (Ipv4Addr, Target)> = {
+            let w = self.world();
+            let recorders = w.recorders().filter(|r| r.listens()).filter_map(|r| {
+                r.address()
+                    .map(|a| (r.id().to_owned(), (a, Target::Jibri(r.id().into()))))
+            });
+            let bridges = w.bridges().filter(|b| b.listens()).filter_map(|b| {
+                b.address()
+                    .map(|a| (b.id().to_owned(), (a, Target::Bridge(b.id().into()))))
+            });
+            recorders.chain(bridges).collect()
+        };
         let mut listeners = lock(&self.listeners);
         let stale: Vec<String> = listeners
             .iter()
-            .filter(|(id, l)| wanted.get(*id) != Some(&l.address))
+            .filter(|(id, l)| wanted.get(*id) != Some(&(l.address, l.target.clone())))
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {
@@ -134,11 +151,11 @@ impl Shared {
                 self.log(|| format!("jibri {id}: {address}:{} closed", self.jibri_port));
             }
         }
-        for (id, address) in wanted {
+        for (id, (address, target)) in wanted {
             if listeners.contains_key(&id) {
                 continue;
             }
-            match self.bind_recorder(&id, address) {
+            match self.bind_recorder(target, address) {
                 Ok(l) => {
                     listeners.insert(id, l);
                 }
@@ -154,7 +171,7 @@ impl Shared {
 
     fn bind_recorder(
         self: &Arc<Self>,
-        id: &str,
+        target: Target,
         address: Ipv4Addr,
     ) -> std::io::Result<RecorderListener> {
         let _entered = self.runtime.enter();
@@ -164,10 +181,11 @@ impl Shared {
         let task = self.runtime.spawn(recorder_accept_loop(
             Arc::clone(&socket),
             Arc::clone(self),
-            Arc::<str>::from(id),
+            target.clone(),
         ));
         Ok(RecorderListener {
             address,
+            target,
             socket,
             task,
         })
@@ -206,6 +224,8 @@ impl Shared {
             shards: w.shard_views(),
             recorders: w.recorder_views(),
             follow,
+            bridges: w.bridge_views(),
+            conferences: w.conferences().cloned().collect(),
         }
     }
 
@@ -328,6 +348,110 @@ impl Shared {
         )
     }
 
+    // ---- videobridges ---------------------------------------------------------------------
+
+    pub(crate) fn bridge(&self, id: &str) -> Result<BridgeView, ModelError> {
+        self.world()
+            .bridge_view(id)
+            .ok_or_else(|| ModelError::UnknownBridge(id.to_owned()))
+    }
+
+    pub(crate) fn set_bridge(
+        self: &Arc<Self>,
+        id: &str,
+        update: &BridgeUpdate,
+    ) -> Result<BridgeView, ModelError> {
+        let result = self.world().upsert_bridge(id, update, now_ms());
+        self.sync_listeners();
+        self.logged(
+            &format!(
+                "bridge {id}: set {}",
+                serde_json::to_string(update).unwrap_or_default()
+            ),
+            result.map(|(v, _)| v),
+        )
+    }
+
+    pub(crate) fn delete_bridge(self: &Arc<Self>, id: &str) -> Result<(), ModelError> {
+        let result = self.world().delete_bridge(id, now_ms());
+        self.sync_listeners();
+        self.logged(&format!("bridge {id}: deleted"), result)
+    }
+
+    pub(crate) fn restart_bridge(self: &Arc<Self>, id: &str) -> Result<BridgeView, ModelError> {
+        let result = self.world().restart_bridge(id, now_ms());
+        self.sync_listeners();
+        self.logged(&format!("bridge {id}: restart"), result)
+    }
+
+    pub(crate) fn set_bridge_fault(
+        self: &Arc<Self>,
+        id: &str,
+        fault: Fault,
+    ) -> Result<BridgeView, ModelError> {
+        let result = self.world().set_bridge_fault(id, fault);
+        self.sync_listeners();
+        self.logged(
+            &format!("bridge {id}: fault {}", fault.kind.as_str()),
+            result,
+        )
+    }
+
+    pub(crate) fn start_conference(
+        self: &Arc<Self>,
+        shard: &str,
+        req: &ConferenceRequest,
+    ) -> Result<Conference, ModelError> {
+        let result = self.world().start_conference(shard, req, now_ms());
+        if let (Ok(c), Some(d)) = (&result, req.duration_ms) {
+            let shared = Arc::clone(self);
+            let mut shutdown = self.shutdown.subscribe();
+            let id = c.id.clone();
+            self.runtime.spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(d)) => {
+                        let fx = shared.world().end_due_conferences(now_ms());
+                        shared.log(|| format!("conference {id}: ended (its duration is over)"));
+                        shared.bridges_exited(&fx);
+                    }
+                    _ = stopped(&mut shutdown) => {}
+                }
+            });
+        }
+        self.logged(
+            &format!(
+                "jicofo {shard}: conference of {} participants",
+                req.participants
+            ),
+            result,
+        )
+    }
+
+    pub(crate) fn end_conference(self: &Arc<Self>, id: &str) -> Result<Conference, ModelError> {
+        let result = {
+            let mut w = self.world();
+            w.end_conference(id, now_ms()).and_then(|fx| {
+                w.conferences()
+                    .find(|c| c.id == id)
+                    .cloned()
+                    .map(|c| (c, fx))
+                    .ok_or_else(|| ModelError::UnknownConference(id.to_owned()))
+            })
+        };
+        if let Ok((_, fx)) = &result {
+            self.bridges_exited(fx);
+        }
+        self.logged(&format!("conference {id}: end"), result.map(|(c, _)| c))
+    }
+
+    /// Closes the listeners of bridges whose process exited.
+    fn bridges_exited(self: &Arc<Self>, fx: &BridgeEffects) {
+        self.sync_listeners();
+        for id in &fx.exited {
+            self.log(|| format!("bridge {id}: exited"));
+        }
+    }
+
     pub(crate) fn reset(&self) {
         self.stop_following();
         self.world().reset();
@@ -386,7 +510,13 @@ impl Shared {
                     v.polls += 1;
                     match polled {
                         Ok(instances) => {
-                            let synced = shared.world().sync_with_group(&instances, &shard);
+                            let synced = if config.bridges() {
+                                shared
+                                    .world()
+                                    .sync_bridges_with_group(&instances, &shard, now_ms())
+                            } else {
+                                shared.world().sync_with_group(&instances, &shard)
+                            };
                             shared.sync_listeners();
                             match synced {
                                 Ok(sync) => {
@@ -624,6 +754,54 @@ impl EmulatorHandle {
         self.shared.stop_following()
     }
 
+    /// Base URL of one bridge on the path-routed listener: append `/colibri/stats`, ...
+    pub fn jvb_url(&self, id: &str) -> String {
+        format!("{}/jvb/{id}", self.url())
+    }
+
+    pub fn bridge(&self, id: &str) -> Option<BridgeView> {
+        self.shared.bridge(id).ok()
+    }
+
+    /// Creates or updates a bridge (`PUT /control/bridges/{id}`); with an address it listens at
+    /// `address:{jibri_port}` while its process runs.
+    pub fn set_bridge(&self, id: &str, update: BridgeUpdate) -> Result<BridgeView, Error> {
+        Ok(self.shared.set_bridge(id, &update)?)
+    }
+
+    /// The bridge vanishes (its instance is gone): its running conferences break.
+    pub fn delete_bridge(&self, id: &str) -> Result<(), Error> {
+        Ok(self.shared.delete_bridge(id)?)
+    }
+
+    pub fn restart_bridge(&self, id: &str) -> Result<BridgeView, Error> {
+        Ok(self.shared.restart_bridge(id)?)
+    }
+
+    pub fn set_bridge_fault(&self, id: &str, fault: impl Into<Fault>) -> Result<BridgeView, Error> {
+        Ok(self.shared.set_bridge_fault(id, fault.into())?)
+    }
+
+    /// A conference starts on `shard`, on the bridge Jicofo selects;
+    /// `Err(Error::Model(ModelError::NoBridgeAvailable))` when none can host it.
+    pub fn start_conference(
+        &self,
+        shard: &str,
+        req: ConferenceRequest,
+    ) -> Result<Conference, Error> {
+        Ok(self.shared.start_conference(shard, &req)?)
+    }
+
+    /// Its participants leave.
+    pub fn end_conference(&self, id: &str) -> Result<Conference, Error> {
+        Ok(self.shared.end_conference(id)?)
+    }
+
+    /// Every conference, running or over.
+    pub fn conferences(&self) -> Vec<Conference> {
+        self.shared.state().conferences
+    }
+
     /// Stops accepting, drops every connection (hung ones included), timers and the follower.
     pub async fn shutdown(&self) {
         self.shared.stop_following();
@@ -659,7 +837,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 async fn recorder_accept_loop(
     socket: Arc<Mutex<Option<TcpListener>>>,
     shared: Arc<Shared>,
-    id: Arc<str>,
+    target: Target,
 ) {
     let mut shutdown = shared.shutdown.subscribe();
     loop {
@@ -671,10 +849,10 @@ async fn recorder_accept_loop(
             accepted = accepted => match accepted {
                 None => return,
                 Some(Ok((stream, _peer))) => {
-                    tokio::spawn(serve_connection(stream, Arc::clone(&shared), Some(Arc::clone(&id))));
+                    tokio::spawn(serve_connection(stream, Arc::clone(&shared), Some(target.clone())));
                 }
                 Some(Err(e)) => {
-                    shared.log(|| format!("jibri {id}: accept: {e}"));
+                    shared.log(|| format!("{target:?}: accept: {e}"));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -755,7 +933,7 @@ impl AsyncWrite for ResettableStream {
 
 /// Serves one connection: on the main listener (`recorder` None) every path, on a recorder's
 /// own listener only that Jibri's paths, as `/jibri/api/...`.
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, recorder: Option<Arc<str>>) {
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, recorder: Option<Target>) {
     let _ = stream.set_nodelay(true);
     let ctl = Arc::new(ConnCtl {
         reset: AtomicBool::new(false),
@@ -796,7 +974,7 @@ async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
     ctl: Arc<ConnCtl>,
-    recorder: Option<Arc<str>>,
+    recorder: Option<Target>,
 ) -> Response<EmuBody> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
@@ -811,11 +989,17 @@ async fn handle(
     let path = parts.uri.path();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     let outcome = match (&recorder, segments.split_first()) {
-        (Some(id), _) => {
+        (Some(Target::Jibri(id)), _) => {
             let mut rest = vec![&**id];
             rest.extend_from_slice(&segments);
             jibri(&shared, &parts.method, &rest).await
         }
+        (Some(Target::Bridge(id)), _) => {
+            let mut rest = vec![&**id];
+            rest.extend_from_slice(&segments);
+            jvb(&shared, &parts.method, &rest, &body).await
+        }
+        (None, Some((&"jvb", rest))) => jvb(&shared, &parts.method, rest, &body).await,
         (None, Some((&"control", rest))) => {
             Outcome::Respond(control::handle(&shared, &parts.method, rest, &body))
         }
@@ -1160,5 +1344,143 @@ impl hyper::body::Body for EmuBody {
             // Unknown length: sent chunked, so a client cannot size it up front.
             EmuBody::Padded { .. } => SizeHint::default(),
         }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BridgeEndpoint {
+    Stats,
+    DrainState,
+    DrainEnable,
+    DrainDisable,
+    Shutdown,
+    Health,
+}
+
+impl BridgeEndpoint {
+    /// JVB's private REST paths (`rest/root/colibri/{stats,drain,shutdown}`, `/about/health`).
+    fn parse(rest: &[&str]) -> Option<Self> {
+        match rest {
+            ["colibri", "stats"] => Some(Self::Stats),
+            ["colibri", "drain"] => Some(Self::DrainState),
+            ["colibri", "drain", "enable"] => Some(Self::DrainEnable),
+            ["colibri", "drain", "disable"] => Some(Self::DrainDisable),
+            ["colibri", "shutdown"] => Some(Self::Shutdown),
+            ["about", "health"] => Some(Self::Health),
+            _ => None,
+        }
+    }
+    fn method(self) -> Method {
+        match self {
+            Self::Stats | Self::DrainState | Self::Health => Method::GET,
+            Self::DrainEnable | Self::DrainDisable | Self::Shutdown => Method::POST,
+        }
+    }
+    fn call(self) -> BridgeCall {
+        match self {
+            Self::Stats => BridgeCall::Stats,
+            Self::DrainState => BridgeCall::DrainState,
+            Self::DrainEnable => BridgeCall::DrainEnable,
+            Self::DrainDisable => BridgeCall::DrainDisable,
+            Self::Shutdown => BridgeCall::Shutdown,
+            Self::Health => BridgeCall::Health,
+        }
+    }
+}
+
+/// `/jvb/{id}/...` (or a bridge's own listener): as [`jibri`], an unknown or exited bridge is a
+/// dead process (reset here; refused at connect on its own listener), a fault applies first.
+async fn jvb(shared: &Arc<Shared>, method: &Method, rest: &[&str], body: &[u8]) -> Outcome {
+    let Some((&id, tail)) = rest.split_first() else {
+        return Outcome::Respond(text(StatusCode::NOT_FOUND, "not found"));
+    };
+    let endpoint = BridgeEndpoint::parse(tail).filter(|e| e.method() == *method);
+    let fault = {
+        let mut w = shared.world();
+        let Some(b) = w.bridge(id) else {
+            return Outcome::Reset;
+        };
+        let fault = b.fault();
+        if let Some(e) = endpoint {
+            w.record_bridge_call(id, e.call());
+        }
+        fault
+    };
+    let huge_tail = || match endpoint {
+        Some(BridgeEndpoint::Stats) => shared
+            .world()
+            .bridge_snapshot(id, now_ms())
+            .map(|s| render::colibri_stats(&s))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    if let Some(outcome) = apply_fault(fault, huge_tail).await {
+        return outcome;
+    }
+    let mut w = shared.world();
+    let shutdown_api = match w.bridge(id) {
+        Some(b) if !b.is_gone() => b.shutdown_api,
+        _ => return Outcome::Reset,
+    };
+    let json_body = |b: String| {
+        Outcome::Respond(respond(
+            StatusCode::OK,
+            Some("application/json"),
+            EmuBody::full(b),
+        ))
+    };
+    // JAX-RS `Response.ok().build()`: 200, no body.
+    let ok_empty = || Outcome::Respond(respond(StatusCode::OK, None, EmuBody::empty()));
+    match endpoint {
+        Some(BridgeEndpoint::Stats) => json_body(
+            w.bridge_snapshot(id, now_ms())
+                .map(|s| render::colibri_stats(&s))
+                .unwrap_or_default(),
+        ),
+        Some(BridgeEndpoint::DrainState) => {
+            json_body(render::colibri_drain(w.bridge(id).is_some_and(|b| b.drain)))
+        }
+        Some(e @ (BridgeEndpoint::DrainEnable | BridgeEndpoint::DrainDisable)) => {
+            let enable = e == BridgeEndpoint::DrainEnable;
+            let _ = w.set_drain(id, enable);
+            drop(w);
+            shared.log(|| format!("bridge {id}: drain {enable}"));
+            ok_empty()
+        }
+        // Disabled by default (`videobridge.rest.shutdown.enabled`): Jersey has no such resource.
+        Some(BridgeEndpoint::Shutdown) if !shutdown_api => {
+            Outcome::Respond(text(StatusCode::NOT_FOUND, "Not Found"))
+        }
+        Some(BridgeEndpoint::Shutdown) => {
+            // `ShutdownJson`: `graceful-shutdown` is required (Jackson: a bad body is a 400).
+            let graceful = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| match v.get("graceful-shutdown") {
+                    Some(serde_json::Value::Bool(b)) => Some(*b),
+                    Some(serde_json::Value::String(s)) => s.parse::<bool>().ok(),
+                    _ => None,
+                });
+            let Some(graceful) = graceful else {
+                return Outcome::Respond(text(StatusCode::BAD_REQUEST, "Bad Request"));
+            };
+            let fx = w.bridge_shutdown(id, graceful, now_ms());
+            drop(w);
+            shared.log(|| format!("bridge {id}: shutdown graceful={graceful}"));
+            if let Ok(fx) = fx {
+                shared.bridges_exited(&fx);
+            }
+            ok_empty()
+        }
+        Some(BridgeEndpoint::Health) => {
+            if w.bridge(id).is_some_and(|b| b.healthy) {
+                ok_empty()
+            } else {
+                Outcome::Respond(text(StatusCode::INTERNAL_SERVER_ERROR, "unhealthy"))
+            }
+        }
+        None if BridgeEndpoint::parse(tail).is_some() => {
+            Outcome::Respond(text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"))
+        }
+        None => Outcome::Respond(text(StatusCode::NOT_FOUND, "Not Found")),
     }
 }

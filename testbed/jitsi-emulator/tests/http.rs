@@ -1375,3 +1375,137 @@ async fn recorder_addresses_outside_loopback_are_refused() {
     }
     b.emu.shutdown().await;
 }
+
+/// A bridge at its own address serves JVB's private REST API: `/colibri/stats` in the
+/// fixture's shape with its conferences, the drain API, and a graceful shutdown (only with
+/// the shutdown API enabled) after which it exits with its last conference: refused at connect.
+#[tokio::test]
+async fn a_bridge_serves_colibri_stats_drains_and_exits_after_its_last_conference() {
+    use jitsi_emulator::{BridgeUpdate, ConferenceEnd, ConferenceRequest};
+    let b = bed().await;
+    let ip = "127.77.0.9";
+    b.emu
+        .set_bridge(
+            "i-jvb",
+            BridgeUpdate {
+                address: Some(ip.into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("{ip}:{}", b.emu.jibri_port()).parse().unwrap();
+    let stats = format!("http://{addr}/colibri/stats");
+    let c = b
+        .emu
+        .start_conference(
+            "default",
+            ConferenceRequest {
+                participants: 14,
+                duration_ms: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(c.bridge, "i-jvb");
+    let body = b
+        .http
+        .get(&stats)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let want: serde_json::Value = serde_json::from_str(&fixture("jvb-colibri-stats.json")).unwrap();
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&v), keys(&want));
+    assert_eq!(
+        (v["conferences"].as_u64(), v["endpoints"].as_u64()),
+        (Some(1), Some(14))
+    );
+    assert_eq!(v["stress_level"].as_f64(), Some(0.07));
+    assert_eq!(v["drain"], false);
+
+    // Drain: 200, empty; the bridge says so; Jicofo's stats see it.
+    let drain = format!("http://{addr}/colibri/drain");
+    let r = b.http.post(format!("{drain}/enable")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "");
+    assert_eq!(
+        b.http
+            .get(&drain)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        r#"{"drain":true}"#
+    );
+    let jicofo = format!("{}/stats", b.emu.jicofo_url("default"));
+    let j: serde_json::Value = b
+        .http
+        .get(&jicofo)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(j["conferences"], 1);
+    assert_eq!(j["bridge_selector"]["bridge_count"], 1);
+
+    // Graceful shutdown: 404 unless enabled; then the bridge exits after its conference.
+    let shutdown = format!("http://{addr}/colibri/shutdown");
+    let body = r#"{"graceful-shutdown": true}"#;
+    let r = b.http.post(&shutdown).body(body).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    b.emu
+        .set_bridge(
+            "i-jvb",
+            BridgeUpdate {
+                shutdown_api: Some(true),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let r = b.http.post(&shutdown).body(body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = b
+        .http
+        .get(&stats)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(v["graceful_shutdown"], true);
+    assert!(!b.emu.bridge("i-jvb").unwrap().gone);
+    b.emu.end_conference(&c.id).unwrap();
+    assert!(b.emu.bridge("i-jvb").unwrap().gone);
+    assert!(
+        connect_refused(addr).await,
+        "an exited bridge refuses at connect"
+    );
+    assert_eq!(b.emu.conferences()[0].end, ConferenceEnd::Ended);
+    let j: serde_json::Value = b
+        .http
+        .get(&jicofo)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        j["bridge_selector"]["lost_bridges"], 0,
+        "a graceful exit is not a loss"
+    );
+}
