@@ -258,28 +258,8 @@ where
         let mut sum = JicofoStats::default();
         while let Some(joined) = set.join_next().await {
             match joined {
-                Ok((_, Ok(s))) => {
-                    let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
-                        (None, None) => None,
-                        (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
-                    };
-                    // Counters from another service: summed saturating, never overflowing.
-                    sum.jibri_count = add(sum.jibri_count, s.jibri_count);
-                    sum.jibri_available = add(sum.jibri_available, s.jibri_available);
-                    sum.conferences = sum.conferences.saturating_add(s.conferences);
-                    sum.participants = sum.participants.saturating_add(s.participants);
-                    sum.recording_active = sum.recording_active.saturating_add(s.recording_active);
-                    sum.live_streaming_active = sum
-                        .live_streaming_active
-                        .saturating_add(s.live_streaming_active);
-                    sum.jibri_failures_total = sum
-                        .jibri_failures_total
-                        .saturating_add(s.jibri_failures_total);
-                    sum.bridges = match (sum.bridges, s.bridges) {
-                        (Some(a), Some(b)) => Some(a.saturating_add(b)),
-                        (a, b) => a.or(b),
-                    };
-                }
+                // Counters from another service: summed saturating (`add_shard`).
+                Ok((_, Ok(s))) => sum.add_shard(&s),
                 Ok((url, Err(e))) => {
                     tracing::warn!(url = %url, error = %e, "Jicofo stats unavailable: no scale-in this tick");
                     obs.shards_failed += 1;

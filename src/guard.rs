@@ -482,7 +482,7 @@ impl<A: AutoScaling, E: Ec2, R: Recorders> Guard<A, E, R> {
                 true
             }
             Err(f) => {
-                tracing::warn!(instance = %addr.id, failure = %f, "gracefulShutdown failed: a recording may still land on it; retried by the controller's sweep where a hook holds it");
+                tracing::warn!(instance = %addr.id, failure = %f, "drain request failed (a Jibri's gracefulShutdown, a bridge's /colibri/drain/enable): new work may still land on it; retried by the controller's sweep where a hook holds it");
                 false
             }
         }
