@@ -283,13 +283,7 @@ mod tests {
     use super::*;
     use crate::jitsi::parse_jicofo_stats;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../../tests/fixtures/jitsi/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::testkit::jitsi_fixture as fixture;
 
     #[test]
     fn the_colibri_stats_fixture_reads_stress_conferences_and_state() {

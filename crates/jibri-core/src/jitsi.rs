@@ -249,13 +249,7 @@ mod tests {
         );
     }
 
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../../tests/fixtures/jitsi/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::testkit::jitsi_fixture as fixture;
 
     #[test]
     fn jibri_fixtures_parse_to_their_states() {

@@ -84,3 +84,14 @@ pub fn observation(group: GroupObservation, instances: Vec<InstanceObservation>)
         config_drift: Vec::new(),
     }
 }
+
+/// A real Jitsi response body from `tests/fixtures/jitsi/` (this crate's tests: a panic
+/// names the missing file).
+#[cfg(test)]
+pub fn jitsi_fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../tests/fixtures/jitsi/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
