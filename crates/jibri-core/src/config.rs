@@ -43,7 +43,7 @@ pub const VARS: &[Var] = &[
     Var { name: "FORECAST_PRIOR", default: Some("workday"), doc: "What a new pool (or one whose state was lost) assumes before its own data: `workday` (office hours 08:00-18:00 UTC: an hour's starts bunch in its first minutes and after :30, and an office hour has ~3× the starts of 07:00/18:00 and ~10× a night hour, whose starts are spread evenly) or `flat` (every minute and hour alike). Until an hour of the day is learned, the last hour learned (or the current one, once 5 starts or more show it busier) stands in, carried by that shape. The minute prior counts as one day of starts (the day the pool expects; the plan prints it as `prior workday×N`), so the learned model replaces it as data arrives: every hour after one day, the minute shape to about a sixth after a week." },
     Var { name: "FORECAST_ALPHA", default: Some("0.3"), doc: "Weight of the newest week (hour-of-week bins; twice that for the hour-of-day fallback) in the learned demand." },
     Var { name: "LEADING_SIGNALS", default: Some("on"), doc: "`on`: new conferences in Jicofo (times the learned recordings per conference) count as starts about to come, and a refusal makes the last two minutes' start rate count over the boot latency." },
-    Var { name: "WARM_POOL_MODE", default: Some("off"), doc: "`off`: the controller never changes the warm pool (it still uses one that exists); `managed`: it sizes the group's warm pool every tick (`PutWarmPool`, MinSize = MaxGroupPreparedCapacity, reuse on scale-in)." },
+    Var { name: "WARM_POOL_MODE", default: Some("off"), doc: "`off`: the controller never changes the warm pool (it still uses one that exists); `managed`: it sizes the group's warm pool every tick (`PutWarmPool`, MinSize = MaxGroupPreparedCapacity, reuse on scale-in); Jibri pools only (refused with `POOL_KIND=jvb`)." },
     Var { name: "WARM_POOL_MIN", default: Some("0"), doc: "Managed warm pool: smallest size set." },
     Var { name: "WARM_POOL_MAX", default: Some("20"), doc: "Managed warm pool: largest size set." },
     Var { name: "WARM_POOL_HORIZON_S", default: Some("1800"), doc: "Managed warm pool: sized for the starts expected (forecast, at `SPARE_PROBABILITY`) over this many seconds." },
@@ -224,12 +224,20 @@ impl Config {
         if !(0.0..=1.0).contains(&unknown_max_share) {
             return Err(err("UNKNOWN_MAX_SHARE", "must be in [0, 1]"));
         }
+        let pool_kind = r.choice(
+            "POOL_KIND",
+            &[("jibri", PoolKind::Jibri), ("jvb", PoolKind::Jvb)],
+        )?;
+        if pool_kind == PoolKind::Jvb && warm_pool_managed {
+            // Silently ignored, an operator would expect a sized pool and get none.
+            return Err(err(
+                "WARM_POOL_MODE",
+                "managed sizes a Jibri pool's warm pool; a bridge pool (POOL_KIND=jvb) uses a warm pool that exists but does not size it: set off",
+            ));
+        }
         Ok(Config {
             groups,
-            pool_kind: r.choice(
-                "POOL_KIND",
-                &[("jibri", PoolKind::Jibri), ("jvb", PoolKind::Jvb)],
-            )?,
+            pool_kind,
             bridge: bridge_settings(&r)?,
             jicofo_stats_urls,
             jibri_health_url,
@@ -624,6 +632,10 @@ pub(crate) mod tests {
         assert_eq!((c.bridge.stress_low, c.bridge.stress_high), (0.3, 0.6));
         for (pairs, var) in [
             (&[("POOL_KIND", "jigasi")][..], "POOL_KIND"),
+            (
+                &[("POOL_KIND", "jvb"), ("WARM_POOL_MODE", "managed")][..],
+                "WARM_POOL_MODE",
+            ),
             (&[("JVB_STRESS_HIGH", "1.5")][..], "JVB_STRESS_HIGH"),
             (&[("JVB_STRESS_HIGH", "NaN")][..], "JVB_STRESS_HIGH"),
             (&[("JVB_STRESS_LOW", "-0.1")][..], "JVB_STRESS_LOW"),
