@@ -216,25 +216,8 @@ impl Config {
         let (warm_pool_managed, warm_pool_min, warm_pool_max) = warm_pool(&r)?;
         // RECORDINGS_PREFIX is only checked here (the uploader writes there).
         let (state_prefix, _) = prefixes(&r)?;
-        let forecast_alpha = r.float("FORECAST_ALPHA")?;
-        if !(forecast_alpha > 0.0 && forecast_alpha <= 1.0) {
-            return Err(err("FORECAST_ALPHA", "must be in (0, 1]"));
-        }
-        let unknown_max_share = r.float("UNKNOWN_MAX_SHARE")?;
-        if !(0.0..=1.0).contains(&unknown_max_share) {
-            return Err(err("UNKNOWN_MAX_SHARE", "must be in [0, 1]"));
-        }
-        let pool_kind = r.choice(
-            "POOL_KIND",
-            &[("jibri", PoolKind::Jibri), ("jvb", PoolKind::Jvb)],
-        )?;
-        if pool_kind == PoolKind::Jvb && warm_pool_managed {
-            // Silently ignored, an operator would expect a sized pool and get none.
-            return Err(err(
-                "WARM_POOL_MODE",
-                "managed sizes a Jibri pool's warm pool; a bridge pool (POOL_KIND=jvb) uses a warm pool that exists but does not size it: set off",
-            ));
-        }
+        let (forecast_alpha, unknown_max_share) = fractions(&r)?;
+        let pool_kind = pool_kind(&r, warm_pool_managed)?;
         Ok(Config {
             groups,
             pool_kind,
@@ -453,6 +436,38 @@ fn rate_windows<F: Fn(&str) -> Option<String>>(
         ));
     }
     Ok((short, long))
+}
+
+/// `FORECAST_ALPHA` in (0, 1] and `UNKNOWN_MAX_SHARE` in [0, 1].
+fn fractions<F: Fn(&str) -> Option<String>>(r: &Reader<'_, F>) -> Result<(f64, f64), ConfigError> {
+    let forecast_alpha = r.float("FORECAST_ALPHA")?;
+    if !(forecast_alpha > 0.0 && forecast_alpha <= 1.0) {
+        return Err(err("FORECAST_ALPHA", "must be in (0, 1]"));
+    }
+    let unknown_max_share = r.float("UNKNOWN_MAX_SHARE")?;
+    if !(0.0..=1.0).contains(&unknown_max_share) {
+        return Err(err("UNKNOWN_MAX_SHARE", "must be in [0, 1]"));
+    }
+    Ok((forecast_alpha, unknown_max_share))
+}
+
+/// `POOL_KIND`; a bridge pool refuses `WARM_POOL_MODE=managed` (the bridge planner does not
+/// size a warm pool: silently ignored, an operator would expect a sized pool and get none).
+fn pool_kind<F: Fn(&str) -> Option<String>>(
+    r: &Reader<'_, F>,
+    warm_pool_managed: bool,
+) -> Result<PoolKind, ConfigError> {
+    let kind = r.choice(
+        "POOL_KIND",
+        &[("jibri", PoolKind::Jibri), ("jvb", PoolKind::Jvb)],
+    )?;
+    if kind == PoolKind::Jvb && warm_pool_managed {
+        return Err(err(
+            "WARM_POOL_MODE",
+            "managed sizes a Jibri pool's warm pool; a bridge pool (POOL_KIND=jvb) uses a warm pool that exists but does not size it: set off",
+        ));
+    }
+    Ok(kind)
 }
 
 fn warm_pool<F: Fn(&str) -> Option<String>>(
