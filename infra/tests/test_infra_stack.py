@@ -51,9 +51,9 @@ def group_arn_re(group: str) -> str:
 
 
 def metric_names_in_code() -> set[str]:
-    """The metric names src/metrics.rs emits (`m("Name", ...)`)."""
+    """The metric names src/metrics.rs emits (`m("Name", ...)` or `name: "Name"`)."""
     text = (REPO / "src" / "metrics.rs").read_text()
-    return set(re.findall(r'\bm\(\s*"([A-Za-z]+)"', text))
+    return set(re.findall(r'(?:\bm\(\s*|\bname:\s*)"([A-Za-z]+)"', text))
 
 
 def statements(document: Any) -> dict[str, dict[str, Any]]:
@@ -784,11 +784,17 @@ def test_a_jvb_stack_deploys_opens_only_the_bridge_rest_port_and_may_untag_a_dra
     assert drain["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"] == ["jibri-autoscaler:drain-requested"]
     # The guard never undrains.
     assert "ec2:DeleteTags" not in all_actions(role_policy(aws, stack, "GuardRole"))
+    # An overloaded pool is an alarm, on a metric the controller emits for a bridge pool.
+    overloaded = stack.properties("BridgesOverloadedAlarm")
+    assert overloaded["MetricName"] in metric_names_in_code() and overloaded["MetricName"] == "MeanStress"
+    assert (float(overloaded["Threshold"]), int(overloaded["EvaluationPeriods"])) == (0.8, 10)
+    assert overloaded["Dimensions"] == [{"Name": "AutoScalingGroupName", "Value": "jvb-a"}]
 
 
 def test_a_jibri_stack_has_no_bridge_rule_and_no_tag_deletion(template: dict[str, Any]) -> None:
     stack = Stack(template, dict(MINIMAL_JIBRI), account="123456789012", region="eu-central-1", stack_name="s")
     assert not stack.exists("BridgeRestIngress")
+    assert not stack.exists("BridgesOverloadedAlarm")
     assert stack.exists("RecorderHealthIngress")
     assert "8080" not in [str(r["FromPort"]) for r in egress_rules(stack)]
     # The controller's drain-tag statement, evaluated: CreateTags only.
