@@ -2188,13 +2188,16 @@ async fn row_bridge_drain_fails(refused: bool) -> RowResult {
     w.finish(f, "").await
 }
 
-/// Row J3: `/colibri/stats` hangs past the probe timeout, or answers garbage, on every
-/// condition's bridge during a stress scale-in and forced terminations: unknown is busy.
+/// Row J3: `/colibri/stats` hangs past the probe timeout, or answers garbage, or (J3c) the
+/// private REST port refuses at connect (the emulator's `refused`: the bridge runs on, its
+/// conferences too, after the stress band drained it), on every condition's bridge during
+/// a stress scale-in and forced terminations: unknown is busy. A bridge never exits when
+/// drained, so unlike a Jibri's, its refusal is not an exit.
 async fn row_bridge_stats_fail(fault: FaultKind) -> RowResult {
-    let label = if fault == FaultKind::Hang {
-        "J3a bridges: /colibri/stats hangs (timeout) on busy, idle and unreachable bridges during scale-in and forced termination"
-    } else {
-        "J3b bridges: /colibri/stats answers garbage on busy, idle and unreachable bridges during scale-in and forced termination"
+    let label = match fault {
+        FaultKind::Hang => "J3a bridges: /colibri/stats hangs (timeout) on busy, idle and unreachable bridges during scale-in and forced termination",
+        FaultKind::Garbage => "J3b bridges: /colibri/stats answers garbage on busy, idle and unreachable bridges during scale-in and forced termination",
+        _ => "J3c bridges: the private REST port refuses at connect (bridge running, conferences on) after the stress band drained them, during scale-in and forced termination",
     };
     let mut w = World::new(group(5), &JVB_SCALE_IN, label).await;
     w.allowed_errors.push("gracefulShutdown(".into());
@@ -2487,6 +2490,7 @@ async fn fault_matrix_cuts_nothing_loses_nothing_completes_nothing_wrongly() {
         ("J2b", Box::pin(row_bridge_drain_fails(false))),
         ("J3a", Box::pin(row_bridge_stats_fail(FaultKind::Hang))),
         ("J3b", Box::pin(row_bridge_stats_fail(FaultKind::Garbage))),
+        ("J3c", Box::pin(row_bridge_stats_fail(FaultKind::Refused))),
         ("J4", Box::pin(row_bridge_forced_to_zero_jicofo_down())),
         ("J5", Box::pin(row_bridge_config_drift())),
     ];
