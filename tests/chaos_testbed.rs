@@ -39,6 +39,11 @@
 //! - the test bed's clock is compressed (`clock/advance`); a controller that stalls is a
 //!   clock advanced without a tick.
 //!
+//! Bridge pools (`POOL_KIND=jvb`, rows J1-J5) use the same worlds and counting: a busy
+//! bridge hosts a conference (placed by the emulator's Jicofo), an unreachable one too with
+//! its REST API hung; a **cut** is a conference the emulator recorded as broken, or a call
+//! to `/colibri/shutdown`; there is no upload, so no uploading condition and nothing lost.
+//!
 //! Not modelled (printed as such): Spot interruptions and host failures (the test bed has
 //! neither; the guard's Spot handling is proven on the fakes, `tests/guard_fakes.rs`, and the
 //! README lists what stays uncovered), and AWS throttling absorbed by the SDK's retries (the
