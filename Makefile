@@ -78,7 +78,7 @@ size: venv ## each Lambda's bootstrap size and cold start (cargo lambda build --
 .PHONY: chaos
 # --workspace, as `make test` builds: `-p jibri-autoscaler` alone resolves features differently
 # and rebuilds the AWS SDK.
-chaos: venv ## the fault matrix on the test bed: prints per row recordings cut, lost, wrong completions and the metric raised
+chaos: venv ## the fault matrix on the test bed: prints per row recordings (bridge pools: conferences) cut, lost, wrong completions and the metric raised
 	@trap 'scripts/testbed.sh down' EXIT; scripts/testbed.sh up --no-jitsi && \
 	set -a && source .testbed/env && set +a && \
 	cargo test --workspace --locked --test chaos_testbed -- --nocapture

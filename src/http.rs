@@ -32,6 +32,25 @@ enum Instances {
     Bridge { stats: String, drain: String },
 }
 
+impl Instances {
+    /// What a failure says for this kind. A refusal at connect is how an exited Jibri
+    /// looks after its `gracefulShutdown`, and the core reads it so. A bridge never exits
+    /// when drained: it keeps its conferences (`Videobridge.setDrainMode` only changes
+    /// Jicofo's selection), and its private REST server binds 127.0.0.1 by default, so a
+    /// refused `/colibri/stats` or drain says nothing of its conferences: unknown (busy),
+    /// never `Refused`. Found by the fault matrix (row J3c): a drained bridge hosting a
+    /// conference whose REST port then refused was taken as exited, and terminated.
+    fn failure(&self, f: ProbeFailure) -> ProbeFailure {
+        match (self, f) {
+            (Instances::Bridge { .. }, ProbeFailure::Refused) => ProbeFailure::Transport(
+                "connection refused (a bridge does not exit when drained: unknown, not gone)"
+                    .into(),
+            ),
+            (_, f) => f,
+        }
+    }
+}
+
 /// Jibri (or videobridges) and Jicofo over HTTP.
 #[derive(Clone)]
 pub struct JitsiHttp {
@@ -195,7 +214,7 @@ impl Recorders for JitsiHttp {
                 Ok(status) => Probe::Status(status),
                 Err(e) => Probe::Failed(ProbeFailure::Garbage(e)),
             },
-            Err(f) => Probe::Failed(f),
+            Err(f) => Probe::Failed(self.instances.failure(f)),
         }
     }
 
@@ -209,7 +228,9 @@ impl Recorders for JitsiHttp {
         };
         let base =
             fill_template(base, &r.id.0, r.private_ip.as_deref()).ok_or(ProbeFailure::NoAddress)?;
-        self.post(&base, leaf).await
+        self.post(&base, leaf)
+            .await
+            .map_err(|f| self.instances.failure(f))
     }
 
     /// A bridge back into service: `POST /colibri/drain/disable`. A Jibri cannot be undrained.
@@ -221,7 +242,9 @@ impl Recorders for JitsiHttp {
         };
         let base = fill_template(drain, &r.id.0, r.private_ip.as_deref())
             .ok_or(ProbeFailure::NoAddress)?;
-        self.post(&base, "disable").await
+        self.post(&base, "disable")
+            .await
+            .map_err(|f| self.instances.failure(f))
     }
 }
 
@@ -451,22 +474,28 @@ mod tests {
         }
     }
 
-    /// The same classification as for Jibri: a refusal at connect is refused (a bridge
-    /// process that exited), a reset mid-answer is unknown.
+    /// Unlike a Jibri's, a bridge's refusal at connect is unknown (busy), never an exited
+    /// process: a drained bridge keeps running its conferences, and its REST server binds
+    /// 127.0.0.1 by default (row J3c of the fault matrix; this test said `Refused` before).
+    /// A reset mid-answer is unknown too.
     #[tokio::test]
-    async fn a_bridge_refusing_at_connect_is_refused_and_a_reset_is_unknown() {
+    async fn a_bridge_refusing_at_connect_is_unknown_never_exited_and_so_is_a_reset() {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        assert_eq!(
-            bridges(port).probe(&recorder()).await,
-            Probe::Failed(ProbeFailure::Refused)
+        let http = bridges(port);
+        let p = http.probe(&recorder()).await;
+        assert!(
+            matches!(&p, Probe::Failed(ProbeFailure::Transport(m)) if m.contains("refused")),
+            "{p:?}"
         );
-        assert_eq!(
-            bridges(port).graceful_shutdown(&recorder()).await,
-            Err(ProbeFailure::Refused)
-        );
+        for r in [
+            http.graceful_shutdown(&recorder()).await,
+            http.undrain(&recorder()).await,
+        ] {
+            assert!(matches!(&r, Err(ProbeFailure::Transport(_))), "{r:?}");
+        }
         let port = one_answer(|s| {
             Box::pin(async move {
                 let _ = s.set_zero_linger();

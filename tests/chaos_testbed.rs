@@ -39,6 +39,11 @@
 //! - the test bed's clock is compressed (`clock/advance`); a controller that stalls is a
 //!   clock advanced without a tick.
 //!
+//! Bridge pools (`POOL_KIND=jvb`, rows J1-J5) use the same worlds and counting: a busy
+//! bridge hosts a conference (placed by the emulator's Jicofo), an unreachable one too with
+//! its REST API hung; a **cut** is a conference the emulator recorded as broken, or a call
+//! to `/colibri/shutdown`; there is no upload, so no uploading condition and nothing lost.
+//!
 //! Not modelled (printed as such): Spot interruptions and host failures (the test bed has
 //! neither; the guard's Spot handling is proven on the fakes, `tests/guard_fakes.rs`, and the
 //! README lists what stays uncovered), and AWS throttling absorbed by the SDK's retries (the
@@ -56,7 +61,8 @@ use common::*;
 use jibri_autoscaler::controller::TickReport;
 use jibri_autoscaler::domain::TAG_UPLOAD_PENDING;
 use jitsi_emulator::{
-    Emulator, EmulatorHandle, FaultKind, HealthStatus, Phase, RecorderCalls, RecorderUpdate,
+    BridgeUpdate, ConferenceEnd, ConferenceRequest, Emulator, EmulatorHandle, FaultKind,
+    HealthStatus, Phase, RecorderCalls, RecorderUpdate,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,11 +80,12 @@ const LONG_FINALIZE_MS: u64 = 3_600_000;
 
 #[derive(Clone, Debug, Default)]
 struct Truth {
-    /// The Jibri records or finalizes (and has not exited).
+    /// The Jibri records or finalizes (and has not exited); a bridge hosts a conference.
     recording: bool,
     /// The upload-pending tag is set (the test's model of the uploader).
     uploading: bool,
-    /// A live Jibri whose API has an injected fault: the product cannot know its state.
+    /// A live Jibri (or bridge) whose API has an injected fault: the product cannot know
+    /// its state.
     unknown: bool,
 }
 
@@ -204,14 +211,22 @@ impl Intercept for Wire {
         ) {
             let id = params.get("InstanceId").cloned().unwrap_or_default();
             let r = self.emu.recorder(&id);
-            let truth = Truth {
-                recording: r
-                    .as_ref()
-                    .is_some_and(|r| !r.gone && r.phase != Phase::Idle),
-                uploading: self.shared.upload.lock().unwrap().contains(&id),
-                unknown: r
-                    .as_ref()
-                    .is_some_and(|r| !r.gone && r.fault.kind != FaultKind::None),
+            let truth = if let Some(b) = self.emu.bridge(&id) {
+                Truth {
+                    recording: !b.gone && !b.conferences.is_empty(),
+                    uploading: false,
+                    unknown: !b.gone && b.fault.kind != FaultKind::None,
+                }
+            } else {
+                Truth {
+                    recording: r
+                        .as_ref()
+                        .is_some_and(|r| !r.gone && r.phase != Phase::Idle),
+                    uploading: self.shared.upload.lock().unwrap().contains(&id),
+                    unknown: r
+                        .as_ref()
+                        .is_some_and(|r| !r.gone && r.fault.kind != FaultKind::None),
+                }
             };
             self.shared.wire.lock().unwrap().push(WireCall {
                 action,
@@ -293,6 +308,11 @@ struct World {
     /// Tick/guard error substrings this row expects (besides an unreachable recorder's
     /// drain timeouts, which every row with a held unreachable recorder has).
     allowed_errors: Vec<String>,
+    /// A videobridge pool (`POOL_KIND=jvb`): bridges and conferences instead of Jibris
+    /// and recordings; no uploading condition.
+    bridges: bool,
+    /// Conferences the emulator recorded as broken that were already counted as cut.
+    broken_seen: BTreeSet<String>,
 }
 
 impl World {
@@ -304,6 +324,7 @@ impl World {
             ("EC2_TERMINATION_PROTECTION", "on"),
         ];
         all.extend_from_slice(vars);
+        let bridges = vars.contains(&("POOL_KIND", "jvb"));
         let mut bed = Bed::new(group, &all).await;
         let account = bed.control.account.clone();
         let shared = Shared::default();
@@ -343,7 +364,79 @@ impl World {
             reports: Vec::new(),
             unexpected: Vec::new(),
             allowed_errors: Vec::new(),
+            bridges,
+            broken_seen: BTreeSet::new(),
         }
+    }
+
+    /// The conditions this world plays (a bridge pool has no upload).
+    fn conds(&self) -> Vec<Cond> {
+        if self.bridges {
+            vec![Cond::Busy, Cond::Idle, Cond::Unreachable]
+        } else {
+            CONDS.to_vec()
+        }
+    }
+
+    /// A bridge pool's conditions: Jicofo puts a conference on the least stressed bridge,
+    /// which becomes the busy one; a second conference goes to another bridge, the
+    /// unreachable one (its `/colibri/stats` and drain API hang); the rest are idle.
+    /// With `answered_once`, one tick runs before the hang.
+    async fn assign_bridges(&mut self, answered_once: bool) {
+        let ids = self.ids().await;
+        assert!(ids.len() >= 3, "{}: {ids:?}", self.row);
+        let busy = self.start_conference(4);
+        let x = self.start_conference(3);
+        assert_ne!(busy, x, "{}", self.row);
+        for id in &ids {
+            self.cond.insert(id.clone(), Cond::Idle);
+        }
+        let idle = ids
+            .iter()
+            .find(|i| **i != busy && **i != x)
+            .unwrap()
+            .clone();
+        for (c, id) in [
+            (Cond::Busy, busy),
+            (Cond::Idle, idle),
+            (Cond::Unreachable, x),
+        ] {
+            self.cond.insert(id.clone(), c);
+            self.main.insert(c, id);
+        }
+        if answered_once {
+            self.tick().await;
+        }
+        let x = self.id(Cond::Unreachable);
+        self.emu().set_bridge_fault(&x, FaultKind::Hang).unwrap();
+    }
+
+    /// A conference through Jicofo (its bridge selection); the bridge it landed on.
+    fn start_conference(&self, participants: u32) -> String {
+        self.emu()
+            .start_conference(
+                "default",
+                ConferenceRequest {
+                    participants,
+                    duration_ms: None,
+                },
+            )
+            .unwrap_or_else(|e| panic!("{}: conference refused: {e}", self.row))
+            .bridge
+    }
+
+    /// Requests an instance's Jibri or bridge has received, on any path.
+    fn instance_calls(&self, id: &str) -> u64 {
+        if let Some(b) = self.emu().bridge(id) {
+            let c = b.calls;
+            return c.stats
+                + c.drain_state
+                + c.drain_enable
+                + c.drain_disable
+                + c.shutdown
+                + c.health;
+        }
+        recorder_calls(self.emu().calls(id).ok())
     }
 
     fn emu(&self) -> &EmulatorHandle {
@@ -475,6 +568,17 @@ impl World {
                 });
             }
         }
+        // Nor a bridge's `/colibri/shutdown` (irreversible; Jicofo moves participants off).
+        for b in self.emu().state().bridges {
+            let seen = self.shutdowns.entry(b.id.clone()).or_insert(0);
+            if b.calls.shutdown > *seen {
+                let n = b.calls.shutdown - *seen;
+                *seen = b.calls.shutdown;
+                self.note(&b.id, &format!("{n} call(s) to /colibri/shutdown"), |t| {
+                    t.cut += 1
+                });
+            }
+        }
         let group = instances(&self.asg, GROUP).await;
         for (id, state, _) in &group {
             if !self.cond.contains_key(id) {
@@ -484,11 +588,17 @@ impl World {
             if self.dead.contains(id) && (state == "InService" || state == "Pending:Wait") {
                 self.dead.remove(id);
             }
-            if !self.dead.contains(id)
-                && self.emu().recorder(id).is_none()
-                && (state == "InService" || state == "Pending:Wait")
-            {
-                self.bed.add_jibri(id).await;
+            if !self.dead.contains(id) && (state == "InService" || state == "Pending:Wait") {
+                if self.bridges && self.emu().bridge(id).is_none() {
+                    let address = common::bed::private_ip(&self.bed.harness_ec2, id).await;
+                    let b = BridgeUpdate {
+                        address: Some(address),
+                        ..Default::default()
+                    };
+                    self.emu().set_bridge(id, b).unwrap();
+                } else if !self.bridges && self.emu().recorder(id).is_none() {
+                    self.bed.add_jibri(id).await;
+                }
             }
         }
         let tracked: Vec<String> = self
@@ -535,9 +645,26 @@ impl World {
                 });
             }
         }
-        // Only then do their processes die (Jicofo may move a session to another Jibri).
+        // Only then do their processes die (Jicofo may move a session to another Jibri; a
+        // bridge's running conferences break, in the emulator's record).
         for id in ended {
             let _ = self.emu().delete_recorder(&id);
+            let _ = self.emu().delete_bridge(&id);
+        }
+        self.count_broken_conferences();
+    }
+
+    /// Every conference the emulator recorded as broken (its bridge went away under it)
+    /// is one cut, on its bridge's condition.
+    fn count_broken_conferences(&mut self) {
+        for c in self.emu().conferences() {
+            if c.end == ConferenceEnd::Broken && self.broken_seen.insert(c.id.clone()) {
+                let what = format!(
+                    "conference {} broken ({} participants)",
+                    c.id, c.participants
+                );
+                self.note(&c.bridge, &what, |t| t.cut += 1);
+            }
         }
     }
 
@@ -609,7 +736,7 @@ impl World {
     }
 
     async fn terminate_conditions(&mut self) {
-        for c in CONDS {
+        for c in self.conds() {
             let id = self.id(c);
             if state_of(&self.asg, &id).await == "InService" {
                 self.terminate(&id).await;
@@ -648,7 +775,7 @@ impl World {
         for e in events {
             let (id, token) = event_target(e);
             let live = self.live(&id, token.as_deref()).await;
-            let calls_before = self.emu().calls(&id).ok();
+            let calls_before = self.instance_calls(&id);
             let wire_before = self.shared.wire.lock().unwrap().len();
             let now = self.bed.control.now().await;
             let out = guard.handle_delivery(e, now).await;
@@ -672,18 +799,12 @@ impl World {
 
     /// What was done for an event whose action was not live: every request to its Jibri
     /// since `calls_before`, every completion for its instance since `wire_before`.
-    fn account_not_live(
-        &mut self,
-        id: &str,
-        calls_before: Option<RecorderCalls>,
-        wire_before: usize,
-    ) {
-        let after = self.emu().calls(id).ok();
-        let n = recorder_calls(after).saturating_sub(recorder_calls(calls_before));
+    fn account_not_live(&mut self, id: &str, calls_before: u64, wire_before: usize) {
+        let n = self.instance_calls(id).saturating_sub(calls_before);
         if n > 0 {
             self.note(
                 id,
-                &format!("{n} request(s) to its Jibri for an action that is not live"),
+                &format!("{n} request(s) to its Jibri/bridge for an action that is not live"),
                 |t| t.wrong += 1,
             );
         }
@@ -734,6 +855,14 @@ impl World {
             .cloned()
             .collect();
         for id in &alive {
+            if let Some(b) = self.emu().bridge(id) {
+                if b.fault.kind != FaultKind::None {
+                    self.emu().set_bridge_fault(id, FaultKind::None).unwrap();
+                }
+                for c in b.conferences {
+                    self.emu().end_conference(&c).unwrap();
+                }
+            }
             if let Some(r) = self.emu().recorder(id) {
                 if r.fault.kind != FaultKind::None {
                     self.emu().set_recorder_fault(id, FaultKind::None).unwrap();
@@ -815,7 +944,7 @@ impl World {
             raised.push(raised_extra.to_string());
         }
         let mut cells = BTreeMap::new();
-        for c in CONDS {
+        for c in self.conds() {
             let id = self.id(c);
             let end = state_of(&self.asg, &id).await;
             let mut seen: Vec<String> = Vec::new();
@@ -1895,17 +2024,386 @@ async fn row_heartbeats_fail() -> RowResult {
     w.finish(f, "").await
 }
 
+// ---------------------------------------------------------------------------------------
+// Videobridge pools (`POOL_KIND=jvb`): the same worlds and counting, with bridges hosting
+// conferences (Jicofo's selection on the emulator) instead of Jibris recording. A cut is a
+// conference the emulator recorded as broken (its bridge went away under it).
+
+/// A bridge pool (the stress band's default scale-in window).
+const JVB: [(&str, &str); 1] = [("POOL_KIND", "jvb")];
+/// A bridge pool whose stress band scales in at once (no window): scale-in pressure.
+const JVB_SCALE_IN: [(&str, &str); 2] = [("POOL_KIND", "jvb"), ("JVB_SCALE_IN_WINDOW_S", "0")];
+
+/// Row J1: replayed and duplicate terminate events for bridges: the samples naming an
+/// InService bridge, then each real event twice at once and twice more, then with an
+/// old (not active) token.
+async fn row_bridge_replayed_events() -> RowResult {
+    let mut w = World::new(
+        group(4),
+        &JVB,
+        "J1 bridges: replayed samples for an InService bridge, real terminate events delivered 2× at once + 2× more, an old token",
+    )
+    .await;
+    w.assign_bridges(true).await;
+    let mut f = Vec::new();
+    for c in w.conds() {
+        let id = w.id(c);
+        let events: Vec<Value> = ["terminate", "terminate-no-origin", "terminate-sqs"]
+            .iter()
+            .map(|s| sample(s, &id))
+            .collect();
+        w.deliver(&events).await;
+        let outs = w.outcomes.get(&id).cloned().unwrap_or_default();
+        expect(
+            &mut f,
+            outs.iter().all(|o| o == "ignored"),
+            format!("{}: every replay ignored: {outs:?}", c.name()),
+        );
+        let drained = w.emu().bridge(&id).is_some_and(|b| b.drain);
+        expect(
+            &mut f,
+            !drained,
+            format!("{}: drained by a replay", c.name()),
+        );
+    }
+    w.terminate_conditions().await;
+    let events = w.new_events().await;
+    expect(
+        &mut f,
+        events.len() == 3,
+        format!("3 events: {}", events.len()),
+    );
+    w.deliver_concurrently(&events).await;
+    w.deliver(&events).await;
+    w.deliver(&events).await;
+    let stale: Vec<Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| with_token(e, &format!("00000000-0000-4000-8000-{i:012}")))
+        .collect();
+    w.deliver(&stale).await;
+    w.tick().await;
+    w.advance(300.0).await;
+    w.tick().await;
+    for c in [Cond::Busy, Cond::Unreachable] {
+        let s = state_of(&w.asg, &w.id(c)).await;
+        expect(
+            &mut f,
+            s == "Terminating:Wait",
+            format!("{}: held: {s}", c.name()),
+        );
+    }
+    w.resolve().await;
+    let settled = w.settle().await;
+    expect(&mut f, settled, "every hold released once the threat ended");
+    w.finish(f, "").await
+}
+
+/// Row J2: the drain API fails while `/colibri/stats` answers, during a stress scale-in
+/// and forced terminations: refused at connect (videobridge's private REST server bound
+/// to 127.0.0.1 for the drain: a loopback port nothing listens on), or the drain endpoint
+/// disabled (`videobridge.rest.drain.enabled = false`: 404). Never released without a
+/// confirmed drain; DrainFailed.
+async fn row_bridge_drain_fails(refused: bool) -> RowResult {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (drain, label) = if refused {
+        (
+            format!("http://{{private_ip}}:{closed}/colibri/drain"),
+            "J2a bridges: drain API refused at connect (bound to 127.0.0.1) while /colibri/stats answers, during scale-in and forced termination",
+        )
+    } else {
+        (
+            "http://{private_ip}:PORT/colibri/drain-disabled".to_string(),
+            "J2b bridges: drain endpoint disabled (404) while /colibri/stats answers, during scale-in and forced termination",
+        )
+    };
+    let mut w = World::new(group(5), &JVB_SCALE_IN, label).await;
+    let drain = drain.replace("PORT", &w.emu().jibri_port().to_string());
+    w.bed.vars.insert("JVB_DRAIN_URL".into(), drain);
+    w.allowed_errors.push("gracefulShutdown(".into());
+    w.allowed_errors.push("drain".into());
+    w.assign_bridges(true).await;
+    // Quiet pool: the stress band wants fewer bridges.
+    for _ in 0..2 {
+        w.advance(60.0).await;
+        w.tick().await;
+    }
+    w.terminate_conditions().await;
+    let events = w.new_events().await;
+    w.deliver(&events).await;
+    w.tick().await;
+    w.advance(300.0).await;
+    w.tick().await;
+    // The conferences end, the stats heal: still no confirmed drain.
+    w.resolve().await;
+    w.tick().await;
+    let mut f = Vec::new();
+    for c in w.conds() {
+        let s = state_of(&w.asg, &w.id(c)).await;
+        expect(
+            &mut f,
+            s == "Terminating:Wait",
+            format!("{}: held while the drain fails: {s}", c.name()),
+        );
+    }
+    expect(
+        &mut f,
+        w.metric_max("DrainFailed") >= 1.0,
+        "DrainFailed raised",
+    );
+    expect(
+        &mut f,
+        w.reports.iter().any(|r| !r.plan.drain.is_empty()),
+        "the stress band asked for drains (the row is not vacuous)",
+    );
+    let drained: Vec<String> = w
+        .emu()
+        .state()
+        .bridges
+        .into_iter()
+        .filter(|b| b.drain)
+        .map(|b| b.id)
+        .collect();
+    expect(
+        &mut f,
+        drained.is_empty(),
+        format!("drained through a broken drain API: {drained:?}"),
+    );
+    let released = w
+        .shared
+        .wire
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.params.get("LifecycleActionResult").map(String::as_str) == Some("CONTINUE"))
+        .count();
+    expect(
+        &mut f,
+        released == 0,
+        format!("{released} CONTINUE without a confirmed drain"),
+    );
+    // Fixed (the drain API reachable): released.
+    let fixed = w.bed.vars["JVB_STATS_URL"].replace("/stats", "/drain");
+    w.bed.vars.insert("JVB_DRAIN_URL".into(), fixed);
+    let settled = w.settle().await;
+    expect(&mut f, settled, "released once the drain works");
+    w.finish(f, "").await
+}
+
+/// Row J3: `/colibri/stats` hangs past the probe timeout, or answers garbage, or (J3c) the
+/// private REST port refuses at connect (the emulator's `refused`: the bridge runs on, its
+/// conferences too, after the stress band drained it), on every condition's bridge during
+/// a stress scale-in and forced terminations: unknown is busy. A bridge never exits when
+/// drained, so unlike a Jibri's, its refusal is not an exit.
+async fn row_bridge_stats_fail(fault: FaultKind) -> RowResult {
+    let label = match fault {
+        FaultKind::Hang => "J3a bridges: /colibri/stats hangs (timeout) on busy, idle and unreachable bridges during scale-in and forced termination",
+        FaultKind::Garbage => "J3b bridges: /colibri/stats answers garbage on busy, idle and unreachable bridges during scale-in and forced termination",
+        _ => "J3c bridges: the private REST port refuses at connect (bridge running, conferences on) after the stress band drained them, during scale-in and forced termination",
+    };
+    let mut w = World::new(group(5), &JVB_SCALE_IN, label).await;
+    w.allowed_errors.push("gracefulShutdown(".into());
+    w.allowed_errors.push("drain".into());
+    w.assign_bridges(true).await;
+    // The fault on every condition: the unreachable one keeps its conference, the busy
+    // one too, the idle one is empty underneath. Two idle extras answer (scale-in pressure).
+    for c in w.conds() {
+        let id = w.id(c);
+        w.emu().set_bridge_fault(&id, fault).unwrap();
+    }
+    let mut f = Vec::new();
+    for _ in 0..2 {
+        w.advance(60.0).await;
+        let r = w.tick().await;
+        let faulted: Vec<String> = w.conds().iter().map(|c| w.id(*c)).collect();
+        expect(
+            &mut f,
+            !r.plan.victims.iter().any(|v| faulted.contains(&v.0)),
+            format!(
+                "an unknown bridge chosen for scale-in: {}",
+                r.plan.summary()
+            ),
+        );
+    }
+    w.terminate_conditions().await;
+    let events = w.new_events().await;
+    w.deliver(&events).await;
+    for _ in 0..2 {
+        w.advance(300.0).await;
+        w.tick().await;
+    }
+    for c in w.conds() {
+        let s = state_of(&w.asg, &w.id(c)).await;
+        expect(
+            &mut f,
+            s == "Terminating:Wait",
+            format!("{}: held while unknown: {s}", c.name()),
+        );
+    }
+    expect(
+        &mut f,
+        w.metric_max("Unknown") >= 3.0,
+        "Unknown raised (3 bridges)",
+    );
+    w.resolve().await;
+    let settled = w.settle().await;
+    expect(&mut f, settled, "every hold released once the threat ended");
+    w.finish(f, "").await
+}
+
+/// Row J4: the bridge group forced to 0 (min = max = desired = 0) while Jicofo's `/stats`
+/// is down (refused).
+async fn row_bridge_forced_to_zero_jicofo_down() -> RowResult {
+    let mut w = World::new(
+        GroupSpec {
+            desired: 4,
+            protect_new: false,
+            min: 0,
+            ..GroupSpec::default()
+        },
+        &JVB,
+        "J4 bridges: group forced to 0 while Jicofo's /stats is down",
+    )
+    .await;
+    // Forced before any tick protects them (protected instances would stay in service).
+    w.assign_bridges(false).await;
+    w.emu()
+        .set_jicofo_fault("default", FaultKind::Refused)
+        .unwrap();
+    w.asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name(GROUP)
+        .min_size(0)
+        .max_size(0)
+        .desired_capacity(0)
+        .send()
+        .await
+        .expect("UpdateAutoScalingGroup");
+    w.check().await;
+    let events = w.new_events().await;
+    let mut f = Vec::new();
+    expect(
+        &mut f,
+        events.len() == 4,
+        format!("4 events: {}", events.len()),
+    );
+    w.deliver(&events).await;
+    for _ in 0..3 {
+        w.advance(300.0).await;
+        w.tick().await;
+    }
+    for c in [Cond::Busy, Cond::Unreachable] {
+        let s = state_of(&w.asg, &w.id(c)).await;
+        expect(
+            &mut f,
+            s == "Terminating:Wait",
+            format!("{}: held: {s}", c.name()),
+        );
+    }
+    expect(
+        &mut f,
+        w.metric_max("StatsUnavailable") >= 1.0,
+        "StatsUnavailable raised",
+    );
+    w.resolve().await;
+    let settled = w.settle().await;
+    expect(
+        &mut f,
+        settled,
+        "every hold released once the conferences ended",
+    );
+    w.emu()
+        .set_jicofo_fault("default", FaultKind::None)
+        .unwrap();
+    w.finish(f, "").await
+}
+
+/// Row J5: configuration drift on a bridge pool (the terminate hook's DefaultResult
+/// CONTINUE), a quiet pool below the stress band, then forced terminations.
+async fn row_bridge_config_drift() -> RowResult {
+    let mut w = World::new(
+        group(5),
+        &JVB_SCALE_IN,
+        "J5 bridges: drift (terminate hook DefaultResult CONTINUE) under scale-in pressure, then forced termination",
+    )
+    .await;
+    w.asg
+        .put_lifecycle_hook()
+        .auto_scaling_group_name(GROUP)
+        .lifecycle_hook_name(TERMINATE_HOOK)
+        .lifecycle_transition(TERMINATING)
+        .heartbeat_timeout(900)
+        .default_result("CONTINUE")
+        .send()
+        .await
+        .expect("PutLifecycleHook");
+    w.assign_bridges(true).await;
+    let mut f = Vec::new();
+    for _ in 0..2 {
+        w.advance(60.0).await;
+        w.tick().await;
+    }
+    for r in &w.reports {
+        expect(
+            &mut f,
+            r.plan.victims.is_empty() && r.plan.drain.is_empty(),
+            format!("no scale-in under drift: {}", r.plan.summary()),
+        );
+    }
+    w.terminate_conditions().await;
+    let events = w.new_events().await;
+    w.deliver(&events).await;
+    for _ in 0..3 {
+        w.advance(300.0).await;
+        let r = w.tick().await;
+        expect(
+            &mut f,
+            r.plan.victims.is_empty(),
+            format!("no scale-in under drift: {}", r.plan.summary()),
+        );
+    }
+    expect(
+        &mut f,
+        w.metric_max("ConfigDrift") >= 1.0,
+        "ConfigDrift raised",
+    );
+    for c in [Cond::Busy, Cond::Unreachable] {
+        let s = state_of(&w.asg, &w.id(c)).await;
+        expect(
+            &mut f,
+            s == "Terminating:Wait",
+            format!("{}: still held: {s}", c.name()),
+        );
+    }
+    w.resolve().await;
+    let settled = w.settle().await;
+    expect(&mut f, settled, "every hold released once the threat ended");
+    w.finish(f, "").await
+}
+
 /// The counting must be able to fail (issue 14, item 13): the same world and the same
 /// accounting, with a naive actor in place of the product's guard, which CONTINUEs every
 /// terminate action without looking and drains the recorder a replayed sample names.
-/// Every unsafe thing it does must be counted.
-async fn harness_self_check() -> (BTreeMap<Cond, Tally>, Vec<String>) {
+/// Every unsafe thing it does must be counted. `bridges`: the same on a bridge pool, where
+/// the naive actor breaks the busy and the unreachable bridge's conferences and drains
+/// the InService bridge a replayed sample names.
+async fn harness_self_check(bridges: bool) -> (BTreeMap<Cond, Tally>, Vec<String>) {
     use jibri_autoscaler::domain::InstanceId;
     use jibri_autoscaler::ports::{
         ActionRef, AutoScaling, LifecycleResult, RecorderAddress, Recorders,
     };
-    let mut w = World::new(group(5), &[("SPARE_FIXED", "2")], "0 self-check").await;
-    w.assign(true).await;
+    let mut w = if bridges {
+        let mut w = World::new(group(4), &JVB, "J0 self-check").await;
+        w.assign_bridges(true).await;
+        w
+    } else {
+        let mut w = World::new(group(5), &[("SPARE_FIXED", "2")], "0 self-check").await;
+        w.assign(true).await;
+        w
+    };
     let ids = w.ids().await;
     let extra = ids
         .iter()
@@ -1927,7 +2425,7 @@ async fn harness_self_check() -> (BTreeMap<Cond, Tally>, Vec<String>) {
     }
     w.check().await;
     // A replayed sample naming the in-service extra, "handled" by draining its Jibri.
-    let calls_before = w.emu().calls(&extra).ok();
+    let calls_before = w.instance_calls(&extra);
     let wire_before = w.shared.wire.lock().unwrap().len();
     let jitsi = jibri_autoscaler::http::JitsiHttp::new(&w.bed.cfg()).unwrap();
     let _ = jitsi
@@ -1945,7 +2443,7 @@ async fn harness_self_check() -> (BTreeMap<Cond, Tally>, Vec<String>) {
         Cond::Uploading => (0, 1, 1),
         Cond::Idle => (0, 0, 1),
     };
-    for c in CONDS {
+    for c in w.conds() {
         let t = &tally[&c];
         if (t.cut, t.lost, t.wrong) != want(c) {
             f.push(format!(
@@ -1992,6 +2490,14 @@ async fn fault_matrix_cuts_nothing_loses_nothing_completes_nothing_wrongly() {
         ("13", Box::pin(row_return_to_warm_pool())),
         ("14", Box::pin(row_direct_terminate())),
         ("15", Box::pin(row_heartbeats_fail())),
+        ("J1", Box::pin(row_bridge_replayed_events())),
+        ("J2a", Box::pin(row_bridge_drain_fails(true))),
+        ("J2b", Box::pin(row_bridge_drain_fails(false))),
+        ("J3a", Box::pin(row_bridge_stats_fail(FaultKind::Hang))),
+        ("J3b", Box::pin(row_bridge_stats_fail(FaultKind::Garbage))),
+        ("J3c", Box::pin(row_bridge_stats_fail(FaultKind::Refused))),
+        ("J4", Box::pin(row_bridge_forced_to_zero_jicofo_down())),
+        ("J5", Box::pin(row_bridge_config_drift())),
     ];
     // Rows run a few at a time: each is its own world.
     let limit = Arc::new(tokio::sync::Semaphore::new(
@@ -2013,7 +2519,10 @@ async fn fault_matrix_cuts_nothing_loses_nothing_completes_nothing_wrongly() {
             }),
         ));
     }
-    let self_check = tokio::spawn(harness_self_check());
+    let self_checks = [
+        ("recorder", tokio::spawn(harness_self_check(false))),
+        ("bridge", tokio::spawn(harness_self_check(true))),
+    ];
     let mut results = Vec::new();
     for (name, h) in handles {
         match h.await {
@@ -2095,23 +2604,26 @@ async fn fault_matrix_cuts_nothing_loses_nothing_completes_nothing_wrongly() {
         }
     }
     println!("\n{table}");
-    match self_check.await {
-        Ok((tally, problems)) => {
-            let counted: Vec<String> = CONDS
-                .iter()
-                .map(|c| {
-                    let t = &tally[c];
-                    format!("{} {}/{}/{}", c.name(), t.cut, t.lost, t.wrong)
-                })
-                .collect();
-            println!(
-                "harness self-check (a naive guard that CONTINUEs every action and drains a replayed InService recorder), cut/lost/wrong: {}{}",
-                counted.join(", "),
-                if problems.is_empty() { " (all caught)" } else { " (MISSED)" }
-            );
-            failures.extend(problems);
+    for (kind, self_check) in self_checks {
+        match self_check.await {
+            Ok((tally, problems)) => {
+                let counted: Vec<String> = CONDS
+                    .iter()
+                    .filter(|c| kind == "recorder" || **c != Cond::Uploading)
+                    .map(|c| {
+                        let t = &tally[c];
+                        format!("{} {}/{}/{}", c.name(), t.cut, t.lost, t.wrong)
+                    })
+                    .collect();
+                println!(
+                    "harness self-check (a naive guard that CONTINUEs every action and drains a replayed InService {kind}), cut/lost/wrong: {}{}",
+                    counted.join(", "),
+                    if problems.is_empty() { " (all caught)" } else { " (MISSED)" }
+                );
+                failures.extend(problems);
+            }
+            Err(e) => failures.push(format!("harness self-check ({kind}) panicked: {e}")),
         }
-        Err(e) => failures.push(format!("harness self-check panicked: {e}")),
     }
     for (r, took) in &results {
         if let Some(t) = took {
