@@ -745,6 +745,28 @@ impl World {
     }
 
     /// The lifecycle events the test bed emitted since the last call.
+    /// The group forced to 0 (min = max = desired = 0) before any tick protects its
+    /// instances, its four terminate events delivered, then three ticks 300 s apart.
+    async fn force_to_zero(&mut self, f: &mut Vec<String>) {
+        self.asg
+            .update_auto_scaling_group()
+            .auto_scaling_group_name(GROUP)
+            .min_size(0)
+            .max_size(0)
+            .desired_capacity(0)
+            .send()
+            .await
+            .expect("UpdateAutoScalingGroup");
+        self.check().await;
+        let events = self.new_events().await;
+        expect(f, events.len() == 4, format!("4 events: {}", events.len()));
+        self.deliver(&events).await;
+        for _ in 0..3 {
+            self.advance(300.0).await;
+            self.tick().await;
+        }
+    }
+
     async fn new_events(&mut self) -> Vec<Value> {
         let all = self.bed.control.events().await;
         let out = all[self.events_seen..]
@@ -1549,28 +1571,8 @@ async fn row_forced_to_zero() -> RowResult {
     .await;
     // Forced before any tick protects them (protected instances would stay in service).
     w.assign(false).await;
-    w.asg
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(GROUP)
-        .min_size(0)
-        .max_size(0)
-        .desired_capacity(0)
-        .send()
-        .await
-        .expect("UpdateAutoScalingGroup");
-    w.check().await;
-    let events = w.new_events().await;
     let mut f = Vec::new();
-    expect(
-        &mut f,
-        events.len() == 4,
-        format!("4 events: {}", events.len()),
-    );
-    w.deliver(&events).await;
-    for _ in 0..3 {
-        w.advance(300.0).await;
-        w.tick().await;
-    }
+    w.force_to_zero(&mut f).await;
     // One by one: the busy recording ends (finalize), the upload lands, the network heals.
     let b = w.id(Cond::Busy);
     w.emu().stop_recording(&b).unwrap();
@@ -2273,28 +2275,8 @@ async fn row_bridge_forced_to_zero_jicofo_down() -> RowResult {
     w.emu()
         .set_jicofo_fault("default", FaultKind::Refused)
         .unwrap();
-    w.asg
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(GROUP)
-        .min_size(0)
-        .max_size(0)
-        .desired_capacity(0)
-        .send()
-        .await
-        .expect("UpdateAutoScalingGroup");
-    w.check().await;
-    let events = w.new_events().await;
     let mut f = Vec::new();
-    expect(
-        &mut f,
-        events.len() == 4,
-        format!("4 events: {}", events.len()),
-    );
-    w.deliver(&events).await;
-    for _ in 0..3 {
-        w.advance(300.0).await;
-        w.tick().await;
-    }
+    w.force_to_zero(&mut f).await;
     for c in [Cond::Busy, Cond::Unreachable] {
         let s = state_of(&w.asg, &w.id(c)).await;
         expect(
