@@ -2,15 +2,12 @@
 //! drains, undrains (and their tag), and the re-probe of a victim bridge.
 
 use crate::act::*;
-use crate::bridge::BridgeStats;
 use crate::config::tests::config_with;
 use crate::domain::*;
 use crate::plan::plan;
-use crate::state::{PoolState, Seen};
+use crate::plan_bridges_tests::{bridge, state as settled, NOW};
 use crate::testkit::*;
 use std::sync::Mutex;
-
-const NOW: EpochSecs = 1_800_000_000;
 
 /// Records every call; probes answer from a table; undrain may be made to fail.
 #[derive(Default)]
@@ -119,54 +116,6 @@ impl Effects for JibriOnly {
     }
 }
 
-fn bridge_probe(stress_milli: u32, conferences: u32, drain: bool) -> Probe {
-    let participants = conferences * 3;
-    Probe::Status(
-        BridgeStats {
-            stress_level: f64::from(stress_milli) / 1000.0,
-            conferences,
-            participants,
-            local_endpoints: None,
-            drain,
-            graceful_shutdown: false,
-            shutting_down: false,
-            healthy: Some(true),
-        }
-        .status(),
-    )
-}
-
-fn bridge(id: &str, stress_milli: u32, conferences: u32, drain: bool) -> InstanceObservation {
-    InstanceObservation {
-        drain_requested: drain,
-        drain_requested_at: drain.then_some(NOW - 900),
-        probe: bridge_probe(stress_milli, conferences, drain),
-        ..svc(id, "idle")
-    }
-}
-
-fn settled(obs: &Observation, low_since: Option<EpochSecs>) -> PoolState {
-    let mut s = PoolState {
-        initialized: true,
-        stress_low_since: low_since,
-        ..PoolState::default()
-    };
-    for i in &obs.instances {
-        if i.probe.is_busy() {
-            s.api_protected.insert(i.id.clone());
-        }
-        s.idle_since.insert(i.id.clone(), NOW - 3600);
-        s.in_service.insert(
-            i.id.clone(),
-            Seen {
-                since: NOW - 3600,
-                answered: true,
-            },
-        );
-    }
-    s
-}
-
 fn act_on(fx: &impl Effects, obs: &Observation, low_since: Option<EpochSecs>) -> ActReport {
     let cfg = config_with(&[("POOL_KIND", "jvb"), ("FORECAST", "off")]).unwrap();
     let (p, _) = plan(obs, &settled(obs, low_since), &cfg, NOW);
@@ -270,7 +219,7 @@ fn a_victim_bridge_that_took_a_conference_since_the_plan_is_kept() {
     fx.probes
         .lock()
         .unwrap()
-        .push((InstanceId::from("i-b"), bridge_probe(30, 1, true)));
+        .push((InstanceId::from("i-b"), bridge("i-b", 30, 1, true).probe));
     let r = act_on(&fx, &obs, None);
     assert!(
         r.notes
@@ -288,7 +237,7 @@ fn a_victim_bridge_that_took_a_conference_since_the_plan_is_kept() {
     fx.probes
         .lock()
         .unwrap()
-        .push((InstanceId::from("i-b"), bridge_probe(0, 0, true)));
+        .push((InstanceId::from("i-b"), bridge("i-b", 0, 0, true).probe));
     act_on(&fx, &obs, None);
     let calls = fx.calls();
     let at = |f: &dyn Fn(&String) -> bool| {

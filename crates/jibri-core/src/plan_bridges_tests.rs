@@ -10,7 +10,7 @@ use crate::state::{PoolState, Seen};
 use crate::testkit::*;
 use proptest::prelude::*;
 
-const NOW: EpochSecs = 1_800_000_000;
+pub(crate) const NOW: EpochSecs = 1_800_000_000;
 
 fn jvb(extra: &[(&str, &str)]) -> Config {
     let mut pairs = vec![
@@ -27,7 +27,12 @@ fn jvb(extra: &[(&str, &str)]) -> Config {
 
 /// An in-service bridge: stress in thousandths (endpoints = stress / 10), conferences,
 /// drained or not.
-fn bridge(id: &str, stress_milli: u32, conferences: u32, drain: bool) -> InstanceObservation {
+pub(crate) fn bridge(
+    id: &str,
+    stress_milli: u32,
+    conferences: u32,
+    drain: bool,
+) -> InstanceObservation {
     let participants = if conferences == 0 {
         0
     } else {
@@ -53,7 +58,7 @@ fn bridge(id: &str, stress_milli: u32, conferences: u32, drain: bool) -> Instanc
 
 /// Running for an hour: every bridge answered, the empty ones empty for an hour; the
 /// mean stress low since `low_since`.
-fn state(obs: &Observation, low_since: Option<EpochSecs>) -> PoolState {
+pub(crate) fn state(obs: &Observation, low_since: Option<EpochSecs>) -> PoolState {
     let mut s = PoolState {
         initialized: true,
         stress_low_since: low_since,
