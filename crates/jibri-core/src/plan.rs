@@ -274,7 +274,7 @@ impl Plan {
             self.spare.rate_per_min,
             self.spare.forecast.map(|f| format!("{f:.1}")).unwrap_or_else(|| "-".into()),
             serde_json::to_value(self.forecast_prior).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-            // The prior's weight, in starts (one day of this pool): `prior workday×20`.
+            // The prior's weight, in starts (one day of this pool, fading after it): `prior workday×20`.
             self.spare.prior_weight.map(|w| format!("×{w:.0}")).unwrap_or_default(),
             self.spare.lead,
             self.spare.floor,

@@ -58,8 +58,9 @@ pub struct SpareTarget {
     /// a new pool's stand-in level carried up to a busier hour counts at its plausible most
     /// ([`crate::forecast::Demand::expected_plausible`]).
     pub forecast: Option<f64>,
-    /// How many starts the prior's minute profile counts as (one day of this pool, see
-    /// [`crate::forecast::Demand::prior_weight`]); `None` with the forecast off.
+    /// How many starts the prior's minute profile counts as (one day of this pool, fading
+    /// once more is counted: [`crate::forecast::Demand::minute_prior_weight`]); `None`
+    /// with the forecast off.
     pub prior_weight: Option<f64>,
     /// Starts expected from conferences that just appeared.
     pub lead: f64,
@@ -147,7 +148,7 @@ pub fn spare_target(cfg: &Config, i: SpareInputs<'_>) -> SpareTarget {
         rate_per_min: rate * 60.0,
         floor,
         forecast,
-        prior_weight: i.demand.map(|d| d.prior_weight(cfg.forecast_prior)),
+        prior_weight: i.demand.map(|d| d.minute_prior_weight(cfg.forecast_prior)),
         lead: i.lead,
         horizon_s,
         reactive: reactive.max(floor),
