@@ -251,30 +251,22 @@ impl BridgeSelectorStats {
 
 /// Reads `bridge_selector` from Jicofo's `/stats` root: `None` when absent.
 pub(crate) fn parse_bridge_selector(v: &Value) -> Result<Option<BridgeSelectorStats>, WireError> {
-    let s = match v.get("bridge_selector") {
+    match v.get("bridge_selector") {
         None | Some(Value::Null) => return Ok(None),
-        Some(s) if s.is_object() => s,
+        Some(s) if s.is_object() => {}
         Some(_) => {
             return Err(WireError::Field {
                 field: "bridge_selector",
                 expected: "an object",
             })
         }
-    };
-    let n = |field: &'static str| -> Result<u64, WireError> {
-        match s.get(field) {
-            None | Some(Value::Null) => Ok(0),
-            Some(x) => x.as_u64().ok_or(WireError::Field {
-                field,
-                expected: "a non-negative integer",
-            }),
-        }
-    };
+    }
+    let n = |pointer: &'static str| crate::jitsi::count_at(v, pointer);
     Ok(Some(BridgeSelectorStats {
-        bridge_count: n("bridge_count")?,
-        operational_bridge_count: n("operational_bridge_count")?,
-        in_shutdown_bridge_count: n("in_shutdown_bridge_count")?,
-        lost_bridges: n("lost_bridges")?,
+        bridge_count: n("/bridge_selector/bridge_count")?,
+        operational_bridge_count: n("/bridge_selector/operational_bridge_count")?,
+        in_shutdown_bridge_count: n("/bridge_selector/in_shutdown_bridge_count")?,
+        lost_bridges: n("/bridge_selector/lost_bridges")?,
     }))
 }
 

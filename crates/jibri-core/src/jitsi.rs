@@ -165,6 +165,18 @@ impl JicofoStats {
     }
 }
 
+/// A counter of a Jitsi stats body at a JSON pointer: absent or `null` reads 0 (Jicofo
+/// versions differ), anything but a non-negative integer is an error naming the pointer.
+pub(crate) fn count_at(v: &Value, pointer: &'static str) -> Result<u64, WireError> {
+    match v.pointer(pointer) {
+        None | Some(Value::Null) => Ok(0),
+        Some(x) => x.as_u64().ok_or(WireError::Field {
+            field: pointer,
+            expected: "a non-negative integer",
+        }),
+    }
+}
+
 /// Parses Jicofo's `/stats`. Lenient where Jicofo versions differ (absent
 /// `jibri_detector`, `null` for `"NaN"`), strict about the fields it reads.
 pub fn parse_jicofo_stats(body: &[u8]) -> Result<JicofoStats, WireError> {
@@ -175,15 +187,7 @@ pub fn parse_jicofo_stats(body: &[u8]) -> Result<JicofoStats, WireError> {
             expected: "an object",
         });
     }
-    let count_at = |pointer: &'static str| -> Result<u64, WireError> {
-        match v.pointer(pointer) {
-            None | Some(Value::Null) => Ok(0),
-            Some(x) => x.as_u64().ok_or(WireError::Field {
-                field: pointer,
-                expected: "a non-negative integer",
-            }),
-        }
-    };
+    let count_at = |pointer: &'static str| count_at(&v, pointer);
     let (jibri_count, jibri_available) = match v.get("jibri_detector") {
         None | Some(Value::Null) => (None, None),
         Some(d) => {

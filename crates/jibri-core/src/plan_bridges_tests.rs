@@ -59,25 +59,10 @@ pub(crate) fn bridge(
 /// Running for an hour: every bridge answered, the empty ones empty for an hour; the
 /// mean stress low since `low_since`.
 pub(crate) fn state(obs: &Observation, low_since: Option<EpochSecs>) -> PoolState {
-    let mut s = PoolState {
-        initialized: true,
+    PoolState {
         stress_low_since: low_since,
-        ..PoolState::default()
-    };
-    for i in &obs.instances {
-        if i.probe.is_busy() {
-            s.api_protected.insert(i.id.clone());
-        }
-        s.idle_since.insert(i.id.clone(), NOW - 3600);
-        s.in_service.insert(
-            i.id.clone(),
-            Seen {
-                since: NOW - 3600,
-                answered: true,
-            },
-        );
+        ..crate::plan_tests::long_idle(obs)
     }
-    s
 }
 
 fn pool(desired: u32, instances: Vec<InstanceObservation>) -> Observation {

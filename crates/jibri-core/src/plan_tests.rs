@@ -23,7 +23,7 @@ fn fixed(spare: u32) -> Config {
 }
 
 /// A pool running for an hour: every recorder answered before, idle ones idle for an hour.
-fn long_idle(obs: &Observation) -> PoolState {
+pub(crate) fn long_idle(obs: &Observation) -> PoolState {
     let mut s = PoolState {
         initialized: true,
         ..PoolState::default()
