@@ -55,7 +55,8 @@ pub struct SpareTarget {
     pub rate_per_min: f64,
     pub floor: u32,
     /// Starts the learned demand expects over the horizon (`None`: nothing learned / off);
-    /// a new pool's stand-in level carried up to a busier hour counts at its plausible most
+    /// a new pool's stand-in level carried to an hour the prior weighs differently counts at
+    /// its plausible most
     /// ([`crate::forecast::Demand::expected_plausible`]).
     pub forecast: Option<f64>,
     /// How many starts the prior's minute profile counts as (one day of this pool, fading

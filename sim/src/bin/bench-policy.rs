@@ -360,6 +360,10 @@ fn main() -> anyhow::Result<()> {
             .iter()
             .map(|c| serde_json::json!({"trace": c.workload, "bound": c.bound, "rows": report::rows(c)}))
             .collect();
+        // `make pictures` writes under target/, which a CARGO_TARGET_DIR elsewhere never made.
+        if let Some(dir) = j.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         std::fs::write(j, serde_json::to_string_pretty(&summary)?)
             .with_context(|| format!("writing {}", j.display()))?;
         println!("json: {}", j.display());
