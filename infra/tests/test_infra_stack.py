@@ -583,9 +583,9 @@ def test_no_jicofo_no_stats_alarm(template: dict[str, Any]) -> None:
     assert [str(r["FromPort"]) for r in rules] == ["2222", "3333", "443"]
 
 
-def test_dashboard_shows_the_pool(aws: Aws, new_group_stack: Stack) -> None:
-    body = json.loads(aws.cw.get_dashboard(DashboardName="pool-a-jibri-pool")["DashboardBody"])
-    emitted = metric_names_in_code()
+def dashboard_metrics(aws: Aws, name: str) -> tuple[dict[str, Any], set[str]]:
+    """A deployed dashboard's body and the product's metrics it plots."""
+    body = json.loads(aws.cw.get_dashboard(DashboardName=name)["DashboardBody"])
     shown = set()
     for widget in body["widgets"]:
         namespace = None
@@ -594,8 +594,14 @@ def test_dashboard_shows_the_pool(aws: Aws, new_group_stack: Stack) -> None:
                 namespace = row[0]
             if namespace == "JibriAutoscaler" and row[1] != ".":
                 shown.add(row[1])
-    assert shown <= emitted
+    return body, shown
+
+
+def test_dashboard_shows_the_pool(aws: Aws, new_group_stack: Stack) -> None:
+    _, shown = dashboard_metrics(aws, "pool-a-jibri-pool")
+    assert shown <= metric_names_in_code()
     assert {"Idle", "Busy", "Launching", "HeldHooks", "Retained", "RequestsRefused", "SpareTarget"} <= shown
+    assert not new_group_stack.exists("BridgeDashboard")
 
 
 # --- warm pool ---------------------------------------------------------------------------------
@@ -789,6 +795,15 @@ def test_a_jvb_stack_deploys_opens_only_the_bridge_rest_port_and_may_untag_a_dra
     assert overloaded["MetricName"] in metric_names_in_code() and overloaded["MetricName"] == "MeanStress"
     assert (float(overloaded["Threshold"]), int(overloaded["EvaluationPeriods"])) == (0.8, 10)
     assert overloaded["Dimensions"] == [{"Name": "AutoScalingGroupName", "Value": "jvb-a"}]
+    # Its own dashboard: the stress against this stack's band and the alarm's mark, the
+    # bridges by state and Jicofo's counters, all metrics the code emits.
+    body, shown = dashboard_metrics(aws, "jvb-pool-bridges")
+    assert shown <= metric_names_in_code()
+    assert {"MeanStress", "Draining", "BridgesOperational", "BridgesLost", "DrainFailed"} <= shown
+    [stress] = [w for w in body["widgets"] if w["properties"]["metrics"][0][1] == "MeanStress"]
+    marks = sorted(a["value"] for a in stress["properties"]["annotations"]["horizontal"])
+    assert marks == [0.3, 0.6, 0.8]
+    assert "jvb-pool-bridges" in stack.outputs["BridgeDashboardUrl"]  # type: ignore[attr-defined]
 
 
 def test_a_jibri_stack_has_no_bridge_rule_and_no_tag_deletion(template: dict[str, Any]) -> None:
