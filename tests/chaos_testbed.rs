@@ -748,15 +748,7 @@ impl World {
     /// The group forced to 0 (min = max = desired = 0) before any tick protects its
     /// instances, its four terminate events delivered, then three ticks 300 s apart.
     async fn force_to_zero(&mut self, f: &mut Vec<String>) {
-        self.asg
-            .update_auto_scaling_group()
-            .auto_scaling_group_name(GROUP)
-            .min_size(0)
-            .max_size(0)
-            .desired_capacity(0)
-            .send()
-            .await
-            .expect("UpdateAutoScalingGroup");
+        force_to_zero(&self.asg, GROUP).await;
         self.check().await;
         let events = self.new_events().await;
         expect(f, events.len() == 4, format!("4 events: {}", events.len()));

@@ -28,6 +28,33 @@ fn conference(participants: u32) -> ConferenceRequest {
     }
 }
 
+/// No conference the emulator has seen ended broken (its bridge gone under it).
+fn assert_no_conference_broken(bed: &Bed) {
+    let record = bed.emu.conferences();
+    assert!(
+        record.iter().all(|c| c.end != ConferenceEnd::Broken),
+        "{record:?}"
+    );
+}
+
+/// A pool of three bridges (at least one) that drains at once below the band, one bridge
+/// a tick.
+async fn quiet_bridge_pool() -> Bed {
+    Bed::new(
+        GroupSpec {
+            desired: 3,
+            min: 1,
+            ..GroupSpec::default()
+        },
+        &[
+            ("POOL_KIND", "jvb"),
+            ("JVB_SCALE_IN_WINDOW_S", "0"),
+            ("SCALE_IN_MAX_PER_TICK", "1"),
+        ],
+    )
+    .await
+}
+
 /// The running conferences of a bridge.
 fn running_on(bed: &Bed, bridge: &str) -> Vec<String> {
     bed.emu
@@ -82,15 +109,7 @@ async fn forcing_a_bridge_group_to_zero_breaks_no_conference() {
         .await
         .unwrap();
     let from = bed.event_count().await;
-    bed.asg
-        .update_auto_scaling_group()
-        .auto_scaling_group_name(GROUP)
-        .min_size(0)
-        .max_size(0)
-        .desired_capacity(0)
-        .send()
-        .await
-        .unwrap();
+    force_to_zero(&bed.asg, GROUP).await;
     let out = bed.deliver_events(from).await;
     assert_eq!(out.len(), 3, "{out:?}");
     assert!(
@@ -151,11 +170,7 @@ async fn forcing_a_bridge_group_to_zero_breaks_no_conference() {
             c.id
         );
     }
-    let actions = bed.control.call("GET", "actions", None).await;
-    assert!(
-        actions["actions"].as_array().is_none_or(|a| a.is_empty()),
-        "{actions}"
-    );
+    bed.assert_no_action_left().await;
 }
 
 /// The guard on one terminating bridge that hosts a conference: drained (a new conference
@@ -204,11 +219,7 @@ async fn a_terminating_bridge_with_a_conference_is_drained_held_then_released() 
     let _ = bed.tick_ok().await;
     assert_eq!(bed.state_of(&victim).await, "gone");
     assert_eq!(ec2_state(&bed.ec2, &victim).await, "terminated");
-    let record = bed.emu.conferences();
-    assert!(
-        record.iter().all(|c| c.end != ConferenceEnd::Broken),
-        "{record:?}"
-    );
+    assert_no_conference_broken(&bed);
     assert_eq!(bed.state_of(&other).await, "InService");
 }
 
@@ -257,11 +268,7 @@ async fn a_terminating_bridge_whose_stats_answer_garbage_is_held_never_released(
         assert_eq!(bed.state_of(&victim).await, "Terminating:Wait");
     }
     assert!(bed.emu.bridge(&victim).is_some_and(|b| !b.gone));
-    assert!(bed
-        .emu
-        .conferences()
-        .iter()
-        .all(|c| c.end != ConferenceEnd::Broken));
+    assert_no_conference_broken(&bed);
 }
 
 /// The stress band on the real adapters: a quiet pool drains its least-loaded bridge
@@ -269,19 +276,7 @@ async fn a_terminating_bridge_whose_stats_answer_garbage_is_held_never_released(
 /// and the guard, never the bridge hosting the conference.
 #[tokio::test]
 async fn a_quiet_bridge_pool_drains_then_removes_an_empty_bridge_never_the_busy_one() {
-    let bed = Bed::new(
-        GroupSpec {
-            desired: 3,
-            min: 1,
-            ..GroupSpec::default()
-        },
-        &[
-            ("POOL_KIND", "jvb"),
-            ("JVB_SCALE_IN_WINDOW_S", "0"),
-            ("SCALE_IN_MAX_PER_TICK", "1"),
-        ],
-    )
-    .await;
+    let bed = quiet_bridge_pool().await;
     let c = bed.emu.start_conference("default", conference(4)).unwrap();
     let host = c.bridge.clone();
     // The mean stress (0.02 / 3) is below the band: one empty bridge is drained.
@@ -321,30 +316,14 @@ async fn a_quiet_bridge_pool_drains_then_removes_an_empty_bridge_never_the_busy_
     assert!(removed, "the drained empty bridge was never removed");
     assert_eq!(bed.state_of(&host).await, "InService");
     assert_eq!(running_on(&bed, &host), vec![c.id.clone()]);
-    assert!(bed
-        .emu
-        .conferences()
-        .iter()
-        .all(|c| c.end != ConferenceEnd::Broken));
+    assert_no_conference_broken(&bed);
 }
 
 /// When stress rises past the band, a drained bridge is undrained (`/colibri/drain/disable`)
 /// and its drain tag deleted (EC2 `DeleteTags` on the test bed) before anything is launched.
 #[tokio::test]
 async fn a_drained_bridge_is_undrained_when_stress_rises() {
-    let bed = Bed::new(
-        GroupSpec {
-            desired: 3,
-            min: 1,
-            ..GroupSpec::default()
-        },
-        &[
-            ("POOL_KIND", "jvb"),
-            ("JVB_SCALE_IN_WINDOW_S", "0"),
-            ("SCALE_IN_MAX_PER_TICK", "1"),
-        ],
-    )
-    .await;
+    let bed = quiet_bridge_pool().await;
     let r = bed.tick_ok().await;
     assert_eq!(r.plan.drain.len(), 1, "{}", r.plan.summary());
     let drained = r.plan.drain[0].0.clone();

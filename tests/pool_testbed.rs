@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::bed::Bed;
+use common::bed::{Bed, GROUP};
 use common::*;
 use jibri_autoscaler::controller::{Outcome, TickReport};
 use jibri_autoscaler::events::parse_lifecycle;
@@ -576,15 +576,7 @@ async fn forcing_the_group_to_zero_cuts_no_recording() {
     }
     let failures_before = bed.emu.shard("default").unwrap();
     let from = bed.event_count().await;
-    bed.asg
-        .update_auto_scaling_group()
-        .auto_scaling_group_name("jibri-pool")
-        .min_size(0)
-        .max_size(0)
-        .desired_capacity(0)
-        .send()
-        .await
-        .unwrap();
+    force_to_zero(&bed.asg, GROUP).await;
     let out = bed.deliver_events(from).await;
     assert_eq!(out.len(), 4);
     assert!(
@@ -641,11 +633,7 @@ async fn forcing_the_group_to_zero_cuts_no_recording() {
         after.no_instance_failures,
         failures_before.no_instance_failures
     );
-    let actions = bed.control.call("GET", "actions", None).await;
-    assert!(
-        actions["actions"].as_array().is_none_or(|a| a.is_empty()),
-        "{actions}"
-    );
+    bed.assert_no_action_left().await;
 }
 
 /// A launch hook, if configured, is completed CONTINUE once the recorder reports healthy

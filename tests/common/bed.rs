@@ -280,6 +280,16 @@ impl Bed {
             .unwrap();
     }
 
+    /// No lifecycle action is left pending on the test bed (none timed out into the
+    /// default result, none forgotten).
+    pub async fn assert_no_action_left(&self) {
+        let actions = self.control.call("GET", "actions", None).await;
+        assert!(
+            actions["actions"].as_array().is_none_or(|a| a.is_empty()),
+            "{actions}"
+        );
+    }
+
     pub async fn ids(&self) -> Vec<String> {
         instances(&self.asg, GROUP)
             .await

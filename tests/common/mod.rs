@@ -292,6 +292,18 @@ pub async fn instances(
     v
 }
 
+/// The group forced to 0: min = max = desired = 0 (every instance terminates).
+pub async fn force_to_zero(asg: &aws_sdk_autoscaling::Client, group: &str) {
+    asg.update_auto_scaling_group()
+        .auto_scaling_group_name(group)
+        .min_size(0)
+        .max_size(0)
+        .desired_capacity(0)
+        .send()
+        .await
+        .expect("UpdateAutoScalingGroup");
+}
+
 pub async fn desired(asg: &aws_sdk_autoscaling::Client, group: &str) -> i32 {
     let out = asg
         .describe_auto_scaling_groups()

@@ -1347,17 +1347,8 @@ impl hyper::body::Body for EmuBody {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum BridgeEndpoint {
-    Stats,
-    DrainState,
-    DrainEnable,
-    DrainDisable,
-    Shutdown,
-    Health,
-}
-
-impl BridgeEndpoint {
+/// The bridge endpoints as the server routes them (the same [`BridgeCall`] the world counts).
+impl BridgeCall {
     /// JVB's private REST paths (`rest/root/colibri/{stats,drain,shutdown}`, `/about/health`).
     fn parse(rest: &[&str]) -> Option<Self> {
         match rest {
@@ -1376,16 +1367,6 @@ impl BridgeEndpoint {
             Self::DrainEnable | Self::DrainDisable | Self::Shutdown => Method::POST,
         }
     }
-    fn call(self) -> BridgeCall {
-        match self {
-            Self::Stats => BridgeCall::Stats,
-            Self::DrainState => BridgeCall::DrainState,
-            Self::DrainEnable => BridgeCall::DrainEnable,
-            Self::DrainDisable => BridgeCall::DrainDisable,
-            Self::Shutdown => BridgeCall::Shutdown,
-            Self::Health => BridgeCall::Health,
-        }
-    }
 }
 
 /// `/jvb/{id}/...` (or a bridge's own listener): as [`jibri`], an unknown or exited bridge is a
@@ -1394,7 +1375,7 @@ async fn jvb(shared: &Arc<Shared>, method: &Method, rest: &[&str], body: &[u8]) 
     let Some((&id, tail)) = rest.split_first() else {
         return Outcome::Respond(text(StatusCode::NOT_FOUND, "not found"));
     };
-    let endpoint = BridgeEndpoint::parse(tail).filter(|e| e.method() == *method);
+    let endpoint = BridgeCall::parse(tail).filter(|e| e.method() == *method);
     let fault = {
         let mut w = shared.world();
         let Some(b) = w.bridge(id) else {
@@ -1402,12 +1383,12 @@ async fn jvb(shared: &Arc<Shared>, method: &Method, rest: &[&str], body: &[u8]) 
         };
         let fault = b.fault();
         if let Some(e) = endpoint {
-            w.record_bridge_call(id, e.call());
+            w.record_bridge_call(id, e);
         }
         fault
     };
     let huge_tail = || match endpoint {
-        Some(BridgeEndpoint::Stats) => shared
+        Some(BridgeCall::Stats) => shared
             .world()
             .bridge_snapshot(id, now_ms())
             .map(|s| render::colibri_stats(&s))
@@ -1432,26 +1413,26 @@ async fn jvb(shared: &Arc<Shared>, method: &Method, rest: &[&str], body: &[u8]) 
     // JAX-RS `Response.ok().build()`: 200, no body.
     let ok_empty = || Outcome::Respond(respond(StatusCode::OK, None, EmuBody::empty()));
     match endpoint {
-        Some(BridgeEndpoint::Stats) => json_body(
+        Some(BridgeCall::Stats) => json_body(
             w.bridge_snapshot(id, now_ms())
                 .map(|s| render::colibri_stats(&s))
                 .unwrap_or_default(),
         ),
-        Some(BridgeEndpoint::DrainState) => {
+        Some(BridgeCall::DrainState) => {
             json_body(render::colibri_drain(w.bridge(id).is_some_and(|b| b.drain)))
         }
-        Some(e @ (BridgeEndpoint::DrainEnable | BridgeEndpoint::DrainDisable)) => {
-            let enable = e == BridgeEndpoint::DrainEnable;
+        Some(e @ (BridgeCall::DrainEnable | BridgeCall::DrainDisable)) => {
+            let enable = e == BridgeCall::DrainEnable;
             let _ = w.set_drain(id, enable);
             drop(w);
             shared.log(|| format!("bridge {id}: drain {enable}"));
             ok_empty()
         }
         // Disabled by default (`videobridge.rest.shutdown.enabled`): Jersey has no such resource.
-        Some(BridgeEndpoint::Shutdown) if !shutdown_api => {
+        Some(BridgeCall::Shutdown) if !shutdown_api => {
             Outcome::Respond(text(StatusCode::NOT_FOUND, "Not Found"))
         }
-        Some(BridgeEndpoint::Shutdown) => {
+        Some(BridgeCall::Shutdown) => {
             // `ShutdownJson`: `graceful-shutdown` is required (Jackson: a bad body is a 400).
             let graceful = serde_json::from_slice::<serde_json::Value>(body)
                 .ok()
@@ -1471,14 +1452,14 @@ async fn jvb(shared: &Arc<Shared>, method: &Method, rest: &[&str], body: &[u8]) 
             }
             ok_empty()
         }
-        Some(BridgeEndpoint::Health) => {
+        Some(BridgeCall::Health) => {
             if w.bridge(id).is_some_and(|b| b.healthy) {
                 ok_empty()
             } else {
                 Outcome::Respond(text(StatusCode::INTERNAL_SERVER_ERROR, "unhealthy"))
             }
         }
-        None if BridgeEndpoint::parse(tail).is_some() => {
+        None if BridgeCall::parse(tail).is_some() => {
             Outcome::Respond(text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"))
         }
         None => Outcome::Respond(text(StatusCode::NOT_FOUND, "Not Found")),
