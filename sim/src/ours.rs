@@ -102,6 +102,9 @@ pub struct Ours {
     pub offset: u64,
     /// Jicofo's conference count per world second, when the workload is known.
     conferences: Vec<u32>,
+    /// The settings `cfg` was made from (over the defaults), so that `--set` can add to
+    /// them ([`Policy::set_overrides`]).
+    pub overrides: Vec<(String, String)>,
 }
 
 /// A prototype of a suggestion for `spare_target()`, applied from outside without touching
@@ -180,7 +183,15 @@ impl Ours {
             history_source: crate::history::HistorySource::default(),
             offset: 0,
             conferences: Vec::new(),
+            overrides: Vec::new(),
         }
+    }
+
+    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
     }
 
     /// The defaults with configuration overrides (a lever off, or on).
@@ -191,9 +202,8 @@ impl Ours {
         );
         o.launch_hook = true;
         o.history = true;
-        o.warm_pool = overrides
-            .iter()
-            .any(|(k, v)| *k == "WARM_POOL_MODE" && *v == "managed");
+        o.warm_pool = o.cfg.warm_pool_managed;
+        o.overrides = Self::owned(overrides);
         o
     }
 
@@ -234,6 +244,7 @@ impl Ours {
             config(&refs).unwrap_or_else(|e| panic!("calendar config: {e}")),
         );
         o.launch_hook = true;
+        o.overrides = Self::owned(&refs);
         o
     }
 
@@ -316,6 +327,21 @@ impl Policy for Ours {
 
     fn set_history(&mut self, h: &crate::history::HistorySource) {
         self.history_source = h.clone();
+    }
+
+    fn set_overrides(&mut self, extra: &[(String, String)]) -> anyhow::Result<()> {
+        if extra.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<(&str, &str)> = self
+            .overrides
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.cfg = config(&refs).map_err(|e| anyhow::anyhow!("--set for {}: {e}", self.label))?;
+        self.warm_pool = self.cfg.warm_pool_managed;
+        Ok(())
     }
 
     fn prepare(&mut self, p: &ModelParams, w: &Workload) {

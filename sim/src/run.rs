@@ -11,6 +11,11 @@ pub trait Policy {
     fn prepare(&mut self, _p: &ModelParams, _w: &Workload) {}
     /// Which history a learning policy lives before a trace; ignored by the others.
     fn set_history(&mut self, _h: &crate::history::HistorySource) {}
+    /// Settings applied on top of a configuration of ours (`bench-policy --set`), after
+    /// its own; ignored by the baselines.
+    fn set_overrides(&mut self, _extra: &[(String, String)]) -> anyhow::Result<()> {
+        Ok(())
+    }
     fn setup(&self, p: &ModelParams, w: &Workload) -> GroupSetup;
     /// Called every second, after Jicofo served that second's requests and before the
     /// Auto Scaling group acts.

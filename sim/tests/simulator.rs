@@ -418,3 +418,48 @@ fn a_new_pools_first_workday_and_a_quiet_weekend_meet_issue_15s_goals() {
         }
     }
 }
+
+/// `bench-policy --set` puts a setting on top of each configuration of ours without
+/// losing the row's own (a lever stays off, a warm pool stays managed, the calendar keeps
+/// its floors); a later `--set` wins; the baselines have no configuration to change; a
+/// setting the product would refuse is an error, not a row run on something else.
+#[test]
+fn set_overrides_adds_to_each_configuration_of_ours() {
+    use jibri_core::config::SpareMode;
+    let set = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    };
+    let probability = |o: &Ours| match o.cfg.spare {
+        SpareMode::Adaptive { probability, .. } => probability,
+        SpareMode::Fixed(_) => panic!("{}: fixed spare", o.label),
+    };
+    let mut lever = Ours::with("ours − forecast", &[("FORECAST", "off")]);
+    let mut warm = Ours::with("ours + warm pool", &[("WARM_POOL_MODE", "managed")]);
+    let mut calendar = Ours::workday_calendar();
+    let floors = calendar.cfg.spare_floors.len();
+    for o in [&mut lever, &mut warm, &mut calendar] {
+        assert!((probability(o) - 0.99).abs() < 1e-12, "{}", o.label);
+        o.set_overrides(&set(&[
+            ("SPARE_PROBABILITY", "0.98"),
+            ("SPARE_PROBABILITY", "0.995"),
+        ]))
+        .unwrap();
+        assert!((probability(o) - 0.995).abs() < 1e-12, "{}", o.label);
+    }
+    assert!(!lever.cfg.forecast);
+    assert!(warm.warm_pool && warm.cfg.warm_pool_managed);
+    assert_eq!(calendar.cfg.spare_floors.len(), floors);
+    assert!(floors > 0);
+
+    let mut d = Ours::default_config();
+    let err = d
+        .set_overrides(&set(&[("SPARE_PROBABILITY", "1.5")]))
+        .unwrap_err();
+    assert!(err.to_string().contains("SPARE_PROBABILITY"), "{err}");
+    assert!(StaticPool { headroom: 0 }
+        .set_overrides(&set(&[("SPARE_PROBABILITY", "0.5")]))
+        .is_ok());
+}

@@ -2,9 +2,11 @@
 //! goals, and writes one SVG chart per trace to `target/sim/`.
 //!
 //! ```text
-//! bench-policy [--traces DIR] [--out DIR] [--seed N] [--variant "LABEL:KEY=VAL;KEY=VAL"]... [--json FILE]
+//! bench-policy [--traces DIR] [--out DIR] [--seed N] [--variant "LABEL:KEY=VAL;KEY=VAL"]... [--set "KEY=VAL;..."]... [--json FILE]
 //! ```
-//! A `--variant` adds a run of our plan() with those configuration overrides.
+//! A `--variant` adds a run of our plan() with those configuration overrides; `--set`
+//! applies settings to every configuration of ours in the recorders' tables (each lever's
+//! row at another service level, say), after the row's own.
 
 use anyhow::{bail, Context};
 use jibri_sim::history::HistorySource;
@@ -28,6 +30,20 @@ struct Args {
     log: Option<(String, u64, u64)>,
     /// `--history none|FILE`: what our policies live before each trace.
     history: HistorySource,
+    /// `--set KEY=VAL;...`: settings on top of every configuration of ours.
+    set: Vec<(String, String)>,
+}
+
+/// `KEY=VAL;KEY=VAL` (blank entries skipped, keys and values trimmed).
+fn parse_pairs(kvs: &str) -> anyhow::Result<Vec<(String, String)>> {
+    kvs.split(';')
+        .filter(|s| !s.trim().is_empty())
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .with_context(|| format!("{kv:?} is not KEY=VAL"))
+        })
+        .collect()
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -43,6 +59,7 @@ fn parse_args() -> anyhow::Result<Args> {
         json: None,
         log: None,
         history: HistorySource::Bundled,
+        set: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -76,21 +93,14 @@ fn parse_args() -> anyhow::Result<Args> {
                     b0.parse().context("--log to")?,
                 ));
             }
+            "--set" => a.set.extend(parse_pairs(&val("--set")?)?),
             "--variant" | "--burst-variant" => {
                 let burst = arg == "--burst-variant";
                 let v = val("--variant")?;
                 let (label, kvs) = v
                     .split_once(':')
                     .context("--variant is LABEL:KEY=VAL;KEY=VAL")?;
-                let pairs = kvs
-                    .split(';')
-                    .filter(|s| !s.is_empty())
-                    .map(|kv| {
-                        kv.split_once('=')
-                            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                            .context("KEY=VAL")
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let pairs = parse_pairs(kvs)?;
                 if burst {
                     a.burst_variants.push((label.to_string(), pairs));
                 } else {
@@ -98,7 +108,7 @@ fn parse_args() -> anyhow::Result<Args> {
                 }
             }
             "-h" | "--help" => {
-                println!("usage: bench-policy [--traces DIR] [--out DIR] [--seed N] [--variant \"LABEL:KEY=VAL;...\"]... [--json FILE] [--log TRACE:FROM_H-TO_H] [--history none|FILE]");
+                println!("usage: bench-policy [--traces DIR] [--out DIR] [--seed N] [--variant \"LABEL:KEY=VAL;...\"]... [--set \"KEY=VAL;...\"]... [--json FILE] [--log TRACE:FROM_H-TO_H] [--history none|FILE]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (see --help)"),
@@ -121,6 +131,7 @@ fn policies(args: &Args) -> anyhow::Result<Vec<Box<dyn Policy>>> {
                 .collect();
             let cfg = ours::config(&refs).with_context(|| format!("variant {label}"))?;
             let mut o = Ours::new(format!("ours ({label})"), cfg);
+            o.overrides = pairs.iter().filter(|(k, _)| !sim_key(k)).cloned().collect();
             o.launch_hook = pairs.iter().any(|(k, v)| k == "LAUNCH_HOOK" && v == "true");
             o.warm_pool = o.cfg.warm_pool_managed;
             if burst {
@@ -142,6 +153,7 @@ fn policies(args: &Args) -> anyhow::Result<Vec<Box<dyn Policy>>> {
     }
     for p in &mut v {
         p.set_history(&args.history);
+        p.set_overrides(&args.set)?;
     }
     Ok(v)
 }
@@ -327,8 +339,9 @@ fn main() -> anyhow::Result<()> {
                 }
                 None => Ours::default_config(),
             };
-            // The log's run lives the same history as the table's rows (`--history`).
+            // The log's run lives the same history and settings as the table's rows.
             o.set_history(&args.history);
+            o.set_overrides(&args.set)?;
             o.log = Some(Vec::new());
             jibri_sim::run::run(&mut o, &work, &p);
             for line in o.log.unwrap_or_default() {
@@ -365,6 +378,10 @@ fn main() -> anyhow::Result<()> {
                 other => other.describe(),
             }
         );
+        if !args.set.is_empty() {
+            let set: Vec<String> = args.set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("{name}: every row of ours with --set {}", set.join(";"));
+        }
         for r in &c.runs {
             if !r.counters.violations.is_empty() {
                 bail!(
@@ -505,6 +522,21 @@ mod tests {
             max_recovery_s: None,
             scale_actions: 0,
         }
+    }
+
+    /// `--set` and `--variant` read `KEY=VAL;KEY=VAL`: blanks and spaces forgiven, a
+    /// pair without `=` refused.
+    #[test]
+    fn settings_are_key_value_pairs() {
+        assert_eq!(
+            parse_pairs(" SPARE_PROBABILITY = 0.995 ;; FORECAST=off;").unwrap(),
+            vec![
+                ("SPARE_PROBABILITY".to_string(), "0.995".to_string()),
+                ("FORECAST".to_string(), "off".to_string())
+            ]
+        );
+        assert!(parse_pairs("SPARE_PROBABILITY").is_err());
+        assert!(parse_pairs("").unwrap().is_empty());
     }
 
     /// The issue-15 clauses `make bench-policy-seeds` greps: the first-day limits are both
