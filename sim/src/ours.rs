@@ -187,23 +187,24 @@ impl Ours {
         }
     }
 
-    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
+    /// Our plan() on the defaults with these settings over them, kept beside the
+    /// configuration they made (what `--set` adds to); no launch hook, no history, a warm
+    /// pool when `WARM_POOL_MODE=managed`.
+    pub fn configured(label: &str, overrides: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        let mut o = Self::new(label, config(overrides)?);
+        o.warm_pool = o.cfg.warm_pool_managed;
+        o.overrides = overrides
             .iter()
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect()
+            .collect();
+        Ok(o)
     }
 
     /// The defaults with configuration overrides (a lever off, or on).
     pub fn with(label: &str, overrides: &[(&str, &str)]) -> Self {
-        let mut o = Self::new(
-            label,
-            config(overrides).unwrap_or_else(|e| panic!("{label}: {e}")),
-        );
+        let mut o = Self::configured(label, overrides).unwrap_or_else(|e| panic!("{label}: {e}"));
         o.launch_hook = true;
         o.history = true;
-        o.warm_pool = o.cfg.warm_pool_managed;
-        o.overrides = Self::owned(overrides);
         o
     }
 
@@ -239,12 +240,12 @@ impl Ours {
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut refs = refs;
         refs.extend([("FORECAST", "off"), ("LEADING_SIGNALS", "off")]);
-        let mut o = Self::new(
+        let mut o = Self::configured(
             "ours, workday calendar (hand-fitted floors, no forecast)",
-            config(&refs).unwrap_or_else(|e| panic!("calendar config: {e}")),
-        );
+            &refs,
+        )
+        .unwrap_or_else(|e| panic!("calendar config: {e}"));
         o.launch_hook = true;
-        o.overrides = Self::owned(&refs);
         o
     }
 

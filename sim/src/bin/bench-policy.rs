@@ -129,11 +129,9 @@ fn policies(args: &Args) -> anyhow::Result<Vec<Box<dyn Policy>>> {
                 .filter(|(k, _)| !sim_key(k))
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
-            let cfg = ours::config(&refs).with_context(|| format!("variant {label}"))?;
-            let mut o = Ours::new(format!("ours ({label})"), cfg);
-            o.overrides = pairs.iter().filter(|(k, _)| !sim_key(k)).cloned().collect();
+            let mut o = Ours::configured(&format!("ours ({label})"), &refs)
+                .with_context(|| format!("variant {label}"))?;
             o.launch_hook = pairs.iter().any(|(k, v)| k == "LAUNCH_HOOK" && v == "true");
-            o.warm_pool = o.cfg.warm_pool_managed;
             if burst {
                 let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
                 let window = get("BURST_WINDOW_S")
