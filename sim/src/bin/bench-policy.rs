@@ -553,11 +553,8 @@ mod tests {
             );
             issue_15_goals("heldout-workday-12", &o, &[])
         };
-        assert!(
-            first(1.0, 1.40).ends_with("bound met"),
-            "{}",
-            first(1.0, 1.40)
-        );
+        let at_both_limits = first(1.0, 1.40);
+        assert!(at_both_limits.ends_with("bound met"), "{at_both_limits}");
         assert!(first(1.2, 1.37).ends_with("NOT met"));
         assert!(first(0.0, 1.41).ends_with("NOT met"));
         assert_eq!(
@@ -579,10 +576,10 @@ mod tests {
             let o = row(t, "ours (defaults)", refused, 0.0, hours, 2.7);
             issue_15_goals(t, &o, &of)
         };
+        let just_cheaper = ours(0, 23.9);
         assert!(
-            ours(0, 23.9).ends_with("static (peak) 24.0 h: met"),
-            "{}",
-            ours(0, 23.9)
+            just_cheaper.ends_with("static (peak) 24.0 h: met"),
+            "{just_cheaper}"
         );
         assert!(ours(0, 26.8).ends_with("NOT met"));
         assert!(ours(1, 20.0).ends_with("NOT met"));
