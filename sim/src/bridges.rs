@@ -31,7 +31,6 @@ use jibri_core::guard::{decide, GuardDecision, HookLimits};
 use jibri_core::jitsi::{parse_colibri_stats, BridgeSelectorStats, JicofoStats};
 use jibri_core::plan::{plan, HookTransition};
 use jibri_core::state::PoolState;
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 /// Endpoints at which a bridge's stress is 1.0.
@@ -462,17 +461,7 @@ pub fn lower_bound_s(trace: &ConferenceTrace) -> u64 {
 pub const GROUP: &str = "jvb-pool";
 
 pub fn config(overrides: &[(&str, &str)]) -> Result<Config, jibri_core::config::ConfigError> {
-    let mut m: BTreeMap<String, String> = BTreeMap::new();
-    m.insert("ASG_NAMES".into(), GROUP.into());
-    m.insert("POOL_KIND".into(), "jvb".into());
-    m.insert(
-        "JICOFO_STATS_URLS".into(),
-        "http://jicofo.sim:8888/stats".into(),
-    );
-    for (k, v) in overrides {
-        m.insert((*k).to_string(), (*v).to_string());
-    }
-    Config::from_map(&m)
+    crate::ours::deployment_config(&[("ASG_NAMES", GROUP), ("POOL_KIND", "jvb")], overrides)
 }
 
 pub struct OursBridges {

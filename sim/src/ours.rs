@@ -50,13 +50,32 @@ pub const GROUP: &str = "jibri-pool";
 
 /// The configuration of a deployment: the README's defaults plus `overrides`.
 pub fn config(overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    deployment_config(&[("ASG_NAMES", GROUP)], overrides)
+}
+
+/// A simulated deployment's configuration: its `base` (the group, the pool kind), a Jicofo
+/// the simulator answers for, then `overrides`, later keys winning. A key that is none of
+/// the product's variables (`jibri_core::config::VARS`) is an error. The product ignores
+/// other names in its environment, so a misspelt `--set`/`--variant` setting would
+/// otherwise run a row on the defaults under a label that says it did not.
+pub fn deployment_config(
+    base: &[(&str, &str)],
+    overrides: &[(&str, &str)],
+) -> Result<Config, ConfigError> {
     let mut m: BTreeMap<String, String> = BTreeMap::new();
-    m.insert("ASG_NAMES".into(), GROUP.into());
     m.insert(
         "JICOFO_STATS_URLS".into(),
         "http://jicofo.sim:8888/stats".into(),
     );
-    for (k, v) in overrides {
+    for (k, v) in base.iter().chain(overrides) {
+        if !jibri_core::config::VARS.iter().any(|var| var.name == *k) {
+            return Err(ConfigError {
+                var: "setting",
+                message: format!(
+                    "{k} is not one of the product's variables (the README's configuration table)"
+                ),
+            });
+        }
         m.insert((*k).to_string(), (*v).to_string());
     }
     Config::from_map(&m)

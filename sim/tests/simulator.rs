@@ -422,7 +422,8 @@ fn a_new_pools_first_workday_and_a_quiet_weekend_meet_issue_15s_goals() {
 /// `bench-policy --set` puts a setting on top of each configuration of ours without
 /// losing the row's own (a lever stays off, a warm pool stays managed, the calendar keeps
 /// its floors); a later `--set` wins; the baselines have no configuration to change; a
-/// setting the product would refuse is an error, not a row run on something else.
+/// setting the product would refuse, or a name it does not read, is an error, not a row
+/// run on something else.
 #[test]
 fn set_overrides_adds_to_each_configuration_of_ours() {
     use jibri_core::config::SpareMode;
@@ -459,6 +460,13 @@ fn set_overrides_adds_to_each_configuration_of_ours() {
         .set_overrides(&set(&[("SPARE_PROBABILITY", "1.5")]))
         .unwrap_err();
     assert!(err.to_string().contains("SPARE_PROBABILITY"), "{err}");
+    // A misspelt setting is an error, not a row on the defaults labelled as set (the
+    // product ignores names it does not read, so the simulator checks them).
+    let err = d
+        .set_overrides(&set(&[("SPARE_PROBABILTY", "0.995")]))
+        .unwrap_err();
+    assert!(err.to_string().contains("SPARE_PROBABILTY"), "{err}");
+    assert!(Ours::configured("typo", &[("FORCAST", "off")]).is_err());
     assert!(StaticPool { headroom: 0 }
         .set_overrides(&set(&[("SPARE_PROBABILITY", "0.5")]))
         .is_ok());
